@@ -1,0 +1,188 @@
+package capture
+
+import "io"
+
+// source reads one or more inputs as one capture: a k-way merge on timestamps. Each input is
+// read ahead by one TCP segment (its head); Next hands out the earliest head and refills it.
+// The merge is stable: on equal timestamps the earlier file goes first, and within a file the
+// file's own order is kept even if its time goes backwards.
+type source struct {
+	inputs []*input
+	heap   []*input // inputs with a pending head, a min-heap on (head.Time, index)
+	primed bool
+	closed bool
+	dec    decoder
+	filter *bpfFilter
+	stats  Stats
+	errs   []*ReadError
+}
+
+func (s *source) Next(seg *Segment) bool {
+	if s.closed {
+		return false
+	}
+	if !s.primed {
+		s.primed = true
+		for _, in := range s.inputs {
+			if s.advance(in) {
+				s.heap = append(s.heap, in)
+				s.up(len(s.heap) - 1)
+			}
+		}
+	}
+	if len(s.heap) == 0 {
+		return false
+	}
+	in := s.heap[0]
+	*seg = in.head
+	s.stats.TCP++
+	if !s.advance(in) {
+		last := len(s.heap) - 1
+		s.heap[0] = s.heap[last]
+		s.heap[last] = nil
+		s.heap = s.heap[:last]
+	}
+	if len(s.heap) > 1 {
+		s.down(0)
+	}
+	return true
+}
+
+// advance reads in up to its next TCP segment, into in.head. It reports false when the input
+// has ended, cleanly or not.
+func (s *source) advance(in *input) bool {
+	if in.done {
+		return false
+	}
+	for {
+		data, ci, link, err := in.read()
+		if err != nil {
+			if err != io.EOF {
+				s.errs = append(s.errs, &ReadError{File: in.name, Packet: in.records + 1, Offset: in.recOff, Err: err})
+			}
+			in.close()
+			return false
+		}
+		in.records++
+		s.stats.Packets++
+		if s.filter != nil {
+			if link == linkNull || link == linkLoop {
+				normalizeLoopback(link, data)
+			}
+			if !s.filter.match(link, data, ci.Length) {
+				s.stats.Filtered++
+				continue
+			}
+		}
+		switch s.dec.decode(link, data, ci.Length, &in.head) {
+		case isTCP:
+			h := &in.head
+			h.Time = ci.Timestamp
+			h.File = uint16(in.index)
+			h.Packet = in.records
+			h.Offset = in.recOff
+			if h.Truncated {
+				s.stats.Truncated++
+			}
+			return true
+		case isFragment:
+			s.stats.Fragments++
+		case truncatedTCP:
+			s.stats.Truncated++
+			s.stats.NonTCP++
+		default:
+			s.stats.NonTCP++
+		}
+	}
+}
+
+// normalizeLoopback rewrites the 4-byte address family of a BSD loopback frame, in place, into
+// the byte order libpcap's compiled filters expect: network order for LOOP, and for NULL the
+// order of the machine compiling (ours), whatever the writer's was. Without this, "ip6" or
+// "tcp" would silently match nothing in a DLT_NULL file written on a machine of the other
+// byte order.
+func normalizeLoopback(link uint16, data []byte) {
+	if len(data) < 4 {
+		return
+	}
+	le := uint32(data[0]) | uint32(data[1])<<8 | uint32(data[2])<<16 | uint32(data[3])<<24
+	be := uint32(data[3]) | uint32(data[2])<<8 | uint32(data[1])<<16 | uint32(data[0])<<24
+	var af uint32
+	switch {
+	case le <= 0xffff:
+		af = le
+	case be <= 0xffff:
+		af = be
+	default:
+		return
+	}
+	bigEndian := link == linkLoop || nativeBigEndian()
+	for i := 0; i < 4; i++ {
+		shift := uint(8 * i)
+		if bigEndian {
+			shift = uint(8 * (3 - i))
+		}
+		data[i] = byte(af >> shift)
+	}
+}
+
+// less orders inputs by their heads: time, then file order.
+func (s *source) less(i, j int) bool {
+	a, b := s.heap[i], s.heap[j]
+	if !a.head.Time.Equal(b.head.Time) {
+		return a.head.Time.Before(b.head.Time)
+	}
+	return a.index < b.index
+}
+
+func (s *source) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			return
+		}
+		s.heap[i], s.heap[p] = s.heap[p], s.heap[i]
+		i = p
+	}
+}
+
+func (s *source) down(i int) {
+	n := len(s.heap)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && s.less(r, l) {
+			m = r
+		}
+		if !s.less(m, i) {
+			return
+		}
+		s.heap[i], s.heap[m] = s.heap[m], s.heap[i]
+		i = m
+	}
+}
+
+func (s *source) Errs() []*ReadError { return s.errs }
+
+func (s *source) Stats() Stats {
+	st := s.stats
+	for _, in := range s.inputs {
+		st.Bytes += in.progress()
+	}
+	return st
+}
+
+func (s *source) Close() error {
+	var first error
+	for _, in := range s.inputs {
+		if err := in.close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.closed = true
+	s.heap = nil
+	return first
+}

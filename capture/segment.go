@@ -1,0 +1,130 @@
+// Package capture turns captured bytes (pcap and pcapng files, live interfaces) into Segments:
+// small value types holding just what TCP state tracking needs. Nothing downstream of this
+// package imports gopacket.
+package capture
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Flags are the TCP header flags, bit for bit as on the wire (FIN is bit 0 ... CWR bit 7).
+type Flags uint8
+
+const (
+	FIN Flags = 1 << iota
+	SYN
+	RST
+	PSH
+	ACK
+	URG
+	ECE
+	CWR
+)
+
+// Has reports whether every flag in f2 is set in f.
+func (f Flags) Has(f2 Flags) bool { return f&f2 == f2 }
+
+// String writes the flags the way tcpdump does: S, F, R, P, U, E, W, and "." for ACK.
+func (f Flags) String() string {
+	var b strings.Builder
+	for _, x := range []struct {
+		f Flags
+		c byte
+	}{{SYN, 'S'}, {FIN, 'F'}, {RST, 'R'}, {PSH, 'P'}, {URG, 'U'}, {ECE, 'E'}, {CWR, 'W'}, {ACK, '.'}} {
+		if f&x.f != 0 {
+			b.WriteByte(x.c)
+		}
+	}
+	if b.Len() == 0 {
+		return "none"
+	}
+	return b.String()
+}
+
+// Tunnel kinds a segment may have been carried in (0 means none).
+type TunnelKind uint8
+
+const (
+	TunnelNone TunnelKind = iota
+	TunnelIPIP
+	TunnelGRE
+	TunnelVXLAN
+	TunnelGeneve
+	TunnelTeredo
+	TunnelGTPU
+	TunnelMPLS
+)
+
+// Segment is one TCP segment as seen on the wire. It is a plain value: copy it, compare it,
+// keep it; it holds no reference to the packet buffer.
+type Segment struct {
+	Time time.Time
+	Src  netip.AddrPort
+	Dst  netip.AddrPort
+
+	Seq, Ack uint32
+	Flags    Flags
+	Window   uint16 // raw, unscaled header value
+
+	// PayloadLen is the TCP payload length the IP header claims (not what the snaplen kept).
+	PayloadLen uint32
+	// IPLen is the IP datagram length from the IP header (Zeek's ip_bytes).
+	IPLen uint32
+
+	// Options that matter to state tracking. Absent options are zero with their Has bit clear.
+	Opts Options
+
+	// Where the segment came from: index of the input file (0 for the first -r or live) and
+	// 1-based packet number within that input, plus the byte offset of its record.
+	File   uint16
+	Packet uint64
+	Offset int64
+
+	// Truncated is set when the snaplen cut the TCP header or options short; the fixed 20-byte
+	// header is always complete in a Segment.
+	Truncated bool
+	// BadChecksum is set when a checksum could be verified and was wrong (only when the whole
+	// packet was captured).
+	BadChecksum bool
+
+	// Tunnel is the outermost encapsulation, if any, and its outer endpoints.
+	Tunnel         TunnelKind
+	TunnelSrc      netip.Addr
+	TunnelDst      netip.Addr
+	TunnelVNI      uint32 // VXLAN/Geneve VNI, GTP TEID, GRE key, MPLS label
+}
+
+// Options are the TCP options that change how a stack treats a connection.
+type Options struct {
+	Has      OptionBits
+	MSS      uint16
+	WScale   uint8
+	TSVal    uint32
+	TSEcr    uint32
+	FastOpen bool // a TFO option (kind 34 or experimental 254/0xF989) was present
+}
+
+// OptionBits records which options were present.
+type OptionBits uint8
+
+const (
+	HasMSS OptionBits = 1 << iota
+	HasWScale
+	HasSACKPerm
+	HasSACK
+	HasTimestamps
+)
+
+// End is the sequence number just past this segment: SYN and FIN each take one number.
+func (s *Segment) End() uint32 {
+	n := s.Seq + s.PayloadLen
+	if s.Flags&SYN != 0 {
+		n++
+	}
+	if s.Flags&FIN != 0 {
+		n++
+	}
+	return n
+}

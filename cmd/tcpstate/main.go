@@ -1,0 +1,323 @@
+// Command tcpstate reconstructs, from packets alone, the TCP socket state of each endpoint of
+// every connection in a capture: the ss/netstat view of both hosts, seen from the wire.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/report"
+	"github.com/tcpstate/tcpstate/tracker"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+const usageHead = `tcpstate: the TCP state of each endpoint of every connection, from packets alone.
+
+Examples:
+  tcpstate -r capture.pcap                        ss-like table, problems first
+  tcpstate -r capture.pcap 'port 443'             only what a tcpdump filter selects
+  tcpstate -r capture.pcap -o json                one JSON object per connection
+  tcpstate -r capture.pcap -o events              every state change and the packet behind it
+  tcpstate -r capture.pcap --names linux          states as Linux 'ss' prints them
+  tcpstate -r capture.pcap --at 12.5              states as they stood 12.5 s into the capture
+  tcpstate -r capture.pcap --fail-on half-closed,reset    exit 1 if any connection has one
+  tcpstate -r a.pcap -r b.pcapng.gz               several files, merged in time order
+
+Usage:
+  tcpstate -r FILE [-r FILE ...] [flags] [BPF filter expression]
+  tcpstate -i IFACE [flags] [BPF filter expression]
+
+Flags:
+`
+
+const usageTail = `
+States: LISTEN SYN_SENT SYN_RECEIVED ESTABLISHED FIN_WAIT_1 FIN_WAIT_2 CLOSE_WAIT CLOSING
+        LAST_ACK TIME_WAIT CLOSED, as of the last packet (or --at), after timers.
+        A '?' after a state in the table means inferred: the wire did not show it directly
+        (-v says on what evidence).
+Diagnoses: syn-unanswered refused handshake-incomplete half-closed fin-unacknowledged reset
+        rst-ignored zero-window midstream port-reused capture-gap idle
+Exit codes: 0 success; 1 a --fail-on/--expect check failed; 2 usage error or unreadable input
+        (a damaged file: everything before the damage is still reported).
+`
+
+type options struct {
+	files    []string
+	iface    string
+	write    string
+	snaplen  int
+	output   string
+	html     string
+	names    string
+	osName   string
+	at       string
+	failOn   string
+	expect   string
+	quiet    bool
+	verbose  bool
+	version  bool
+	maxFlows int
+	shard    string
+	filter   string
+}
+
+// exitError carries an exit code with its message.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func usageErr(format string, a ...any) error {
+	return &exitError{2, fmt.Sprintf(format, a...) + "\nRun 'tcpstate -h' for examples."}
+}
+
+func main() {
+	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if err == nil {
+		return
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(os.Stderr, "tcpstate: "+ee.msg)
+		}
+		os.Exit(ee.code)
+	}
+	fmt.Fprintln(os.Stderr, "tcpstate: "+err.Error())
+	os.Exit(2)
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := pflag.NewFlagSet("tcpstate", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	fs.StringArrayVarP(&o.files, "read", "r", nil, "read packets from `FILE` (pcap or pcapng, .gz ok, - for stdin); repeatable")
+	fs.StringVarP(&o.iface, "interface", "i", "", "capture live on `IFACE`")
+	fs.StringVarP(&o.write, "write", "w", "", "with -i, also save the captured packets to `FILE`")
+	fs.IntVarP(&o.snaplen, "snaplen", "s", 262144, "with -i, bytes to capture per packet")
+	fs.StringVarP(&o.output, "output", "o", "", "output format: table, json, events, zeek, zeek-json (default table on a terminal, json otherwise)")
+	fs.StringVar(&o.html, "html", "", "also write a self-contained visual report to `FILE`")
+	fs.StringVar(&o.names, "names", "rfc", "state names as printed by: rfc, linux (ss), windows or bsd (netstat)")
+	fs.StringVar(&o.osName, "os", "linux", "timer profile that ages states: linux, windows or bsd")
+	fs.StringVar(&o.at, "at", "", "report states as they stood at `TIME` (RFC 3339, or seconds into the capture)")
+	fs.StringVar(&o.failOn, "fail-on", "", "exit 1 if any connection has one of these diagnoses (`LIST`, comma separated, or 'any')")
+	fs.StringVar(&o.expect, "expect", "", "check connections against the expectations in `FILE` (YAML or JSON)")
+	fs.IntVar(&o.maxFlows, "max-flows", 0, "cap the connection table at `N` entries (0: no cap)")
+	fs.StringVar(&o.shard, "shard", "", "analyse only shard `I/N` of the 4-tuple hash space")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no summary or progress, just the output")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "explain each state: since when, timers, evidence for inferred states")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	help := fs.BoolP("help", "h", false, "show this help")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageHead)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, usageTail)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, usageErr("%v", err)
+	}
+	if *help {
+		fs.SetOutput(os.Stdout)
+		fmt.Fprint(os.Stdout, usageHead)
+		fs.PrintDefaults()
+		fmt.Fprint(os.Stdout, usageTail)
+		return nil, &exitError{0, ""}
+	}
+	o.filter = strings.Join(fs.Args(), " ")
+	return o, nil
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if o.version {
+		fmt.Fprintln(stdout, "tcpstate", version)
+		return nil
+	}
+	names, err := tracker.ParseNaming(o.names)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	prof, err := tracker.LookupProfile(o.osName)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if o.output == "" {
+		o.output = "json"
+		if f, ok := stdout.(*os.File); ok && isTerminal(f) {
+			o.output = "table"
+		}
+	}
+	switch o.output {
+	case "table", "json", "events", "zeek", "zeek-json":
+	default:
+		return usageErr("unknown output format %q: use table, json, events, zeek or zeek-json", o.output)
+	}
+	failOn, err := parseFailOn(o.failOn)
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.iface != "" && len(o.files) > 0:
+		return usageErr("give either -r FILE or -i IFACE, not both")
+	case o.iface != "":
+		return usageErr("live capture (-i) is not available in this build yet; record with 'tcpdump -i %s -w cap.pcap' and run 'tcpstate -r cap.pcap'", o.iface)
+	case len(o.files) == 0:
+		return usageErr("nothing to read: give a capture with -r FILE (e.g. tcpstate -r capture.pcap)")
+	}
+	if o.expect != "" || o.html != "" || o.maxFlows != 0 || o.shard != "" {
+		return usageErr("--expect, --html, --max-flows and --shard are not available in this build yet")
+	}
+
+	src, err := capture.OpenFiles(o.files, capture.Config{Filter: o.filter})
+	if err != nil {
+		return &exitError{2, err.Error()}
+	}
+	defer src.Close()
+
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	defer out.Flush()
+	ropts := &report.Options{Names: names, Verbose: o.verbose, Profile: prof}
+	cfg := tracker.Config{Profile: prof}
+	if o.output == "events" {
+		cfg.OnEvent = func(e tracker.Event) { report.WriteEvent(out, &e, ropts) }
+	}
+	tr := tracker.New(cfg)
+
+	var at time.Time
+	atRelative := -1.0
+	if o.at != "" {
+		if at, atRelative, err = parseAt(o.at); err != nil {
+			return err
+		}
+	}
+	var seg capture.Segment
+	var first time.Time
+	for src.Next(&seg) {
+		if first.IsZero() {
+			first = seg.Time
+			if atRelative >= 0 {
+				at = first.Add(time.Duration(atRelative * float64(time.Second)))
+			}
+		}
+		if !at.IsZero() && seg.Time.After(at) {
+			break
+		}
+		tr.Add(&seg)
+	}
+	now := tr.Now
+	if !at.IsZero() {
+		now = at
+	}
+	tr.Finish(now)
+	ropts.Now = now
+	conns := tr.Conns()
+
+	switch o.output {
+	case "table":
+		err = report.WriteTable(out, conns, ropts)
+	case "json":
+		err = report.WriteJSON(out, conns, ropts)
+	case "zeek":
+		err = report.WriteZeek(out, conns)
+	case "zeek-json":
+		err = report.WriteZeekJSON(out, conns)
+	}
+	if err != nil {
+		return &exitError{2, "writing output: " + err.Error()}
+	}
+	out.Flush()
+
+	st := src.Stats()
+	if o.verbose && !o.quiet {
+		fmt.Fprintf(stderr, "tcpstate: %d packets read, %d TCP, %d not TCP, %d filtered out, %d duplicates ignored\n",
+			st.Packets, st.TCP, st.NonTCP, st.Filtered, tr.Stats().Duplicates)
+	}
+	if errs := src.Errs(); len(errs) > 0 {
+		var msgs []string
+		for _, e := range errs {
+			msgs = append(msgs, e.Error())
+		}
+		return &exitError{2, strings.Join(msgs, "\ntcpstate: ")}
+	}
+	if failOn != nil {
+		return checkFailOn(conns, failOn, stderr)
+	}
+	return nil
+}
+
+// parseAt reads --at: RFC 3339 (absolute) or a number of seconds into the capture.
+func parseAt(s string) (time.Time, float64, error) {
+	if secs, err := strconv.ParseFloat(s, 64); err == nil && secs >= 0 {
+		return time.Time{}, secs, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, -1, nil
+		}
+	}
+	return time.Time{}, -1, usageErr("--at %q: give RFC 3339 (2026-11-24T18:47:47Z) or seconds into the capture (12.5)", s)
+}
+
+func parseFailOn(s string) (map[string]bool, error) {
+	if s == "" {
+		return nil, nil
+	}
+	set := map[string]bool{}
+	for _, id := range strings.Split(s, ",") {
+		id = strings.TrimSpace(id)
+		if id == "" {
+			continue
+		}
+		if id != "any" && !knownDiagnosis(id) {
+			return nil, usageErr("--fail-on: unknown diagnosis %q; known: any, %s", id, strings.Join(tracker.AllDiagnoses, ", "))
+		}
+		set[id] = true
+	}
+	return set, nil
+}
+
+func knownDiagnosis(id string) bool {
+	for _, d := range tracker.AllDiagnoses {
+		if d == id {
+			return true
+		}
+	}
+	return false
+}
+
+func checkFailOn(conns []*tracker.Conn, set map[string]bool, stderr io.Writer) error {
+	var offenders []string
+	for _, c := range conns {
+		for _, d := range c.Diagnoses {
+			if set["any"] || set[d.ID] {
+				offenders = append(offenders, fmt.Sprintf("  #%d %s -> %s: %s (%s): %s", c.ID,
+					report.AddrPort(c.Client.Addr), report.AddrPort(c.Server.Addr), d.ID, d.Side, d.Detail))
+			}
+		}
+	}
+	if len(offenders) == 0 {
+		return nil
+	}
+	return &exitError{1, fmt.Sprintf("--fail-on: %d finding(s):\n%s", len(offenders), strings.Join(offenders, "\n"))}
+}

@@ -1,0 +1,251 @@
+package kernellab
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// A minimal nfnetlink_queue client (include/uapi/linux/netfilter/nfnetlink_queue.h), used to
+// hold packets in the router: netem is not available on every kernel, NFQUEUE usually is.
+const (
+	nfnlSubsysQueue  = 3
+	nfqnlMsgPacket   = 0
+	nfqnlMsgVerdict  = 1
+	nfqnlMsgConfig   = 2
+	nfqaCfgCmd       = 1
+	nfqaCfgParams    = 2
+	nfqaPacketHdr    = 1
+	nfqaVerdictHdr   = 2
+	nfqnlCfgCmdBind  = 1
+	nfqnlCfgCmdUnbnd = 2
+	nfqnlCopyMeta    = 1
+	nfAccept         = 1
+)
+
+var ne = binary.NativeEndian
+
+func nlAttr(typ uint16, data []byte) []byte {
+	l := 4 + len(data)
+	b := make([]byte, (l+3)&^3)
+	ne.PutUint16(b[0:], uint16(l))
+	ne.PutUint16(b[2:], typ)
+	copy(b[4:], data)
+	return b
+}
+
+func nfqMsg(msgType uint16, flags uint16, seq uint32, queue uint16, attrs ...[]byte) []byte {
+	body := []byte{syscall.AF_UNSPEC, 0, byte(queue >> 8), byte(queue)} // nfgenmsg, res_id big endian
+	for _, a := range attrs {
+		body = append(body, a...)
+	}
+	b := make([]byte, 16, 16+len(body))
+	ne.PutUint32(b[0:], uint32(16+len(body)))
+	ne.PutUint16(b[4:], nfnlSubsysQueue<<8|msgType)
+	ne.PutUint16(b[6:], flags)
+	ne.PutUint32(b[8:], seq)
+	return append(b, body...)
+}
+
+// Holder holds the packets that an iptables NFQUEUE rule sends to its queue until Count of
+// them are held (or MaxHold passed since the first), then releases them all at once and lets
+// every later packet through. Used to make FINs cross in the router.
+type Holder struct {
+	fd      int
+	queue   uint16
+	count   int
+	maxHold time.Duration
+
+	mu       sync.Mutex
+	held     []uint32
+	first    time.Time
+	released bool
+	events   []string
+	stop     chan struct{}
+	done     chan struct{}
+	err      error
+}
+
+// StartHolder binds queue number queue in the namespace and starts holding packets.
+func (n Netns) StartHolder(queue uint16, count int, maxHold time.Duration) (*Holder, error) {
+	h := &Holder{queue: queue, count: count, maxHold: maxHold, stop: make(chan struct{}), done: make(chan struct{})}
+	err := n.Do(func() error {
+		fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.NETLINK_NETFILTER)
+		if err != nil {
+			return fmt.Errorf("netlink socket: %w", err)
+		}
+		h.fd = fd
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Holder, error) { syscall.Close(h.fd); return nil, err }
+	if err := syscall.Bind(h.fd, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
+		return fail(fmt.Errorf("netlink bind: %w", err))
+	}
+	if err := syscall.SetsockoptTimeval(h.fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &syscall.Timeval{Usec: 20000}); err != nil {
+		return fail(err)
+	}
+	cmd := nlAttr(nfqaCfgCmd, []byte{nfqnlCfgCmdBind, 0, 0, syscall.AF_INET})
+	params := make([]byte, 5)
+	binary.BigEndian.PutUint32(params, 0xffff)
+	params[4] = nfqnlCopyMeta
+	for seq, m := range [][]byte{
+		nfqMsg(nfqnlMsgConfig, syscall.NLM_F_REQUEST|syscall.NLM_F_ACK, 1, queue, cmd),
+		nfqMsg(nfqnlMsgConfig, syscall.NLM_F_REQUEST|syscall.NLM_F_ACK, 2, queue, nlAttr(nfqaCfgParams, params)),
+	} {
+		if err := syscall.Sendto(h.fd, m, 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
+			return fail(fmt.Errorf("nfqueue config: %w", err))
+		}
+		if err := h.readAck(uint32(seq + 1)); err != nil {
+			return fail(fmt.Errorf("nfqueue config (is NFQUEUE supported?): %w", err))
+		}
+	}
+	go h.loop()
+	return h, nil
+}
+
+func (h *Holder) readAck(seq uint32) error {
+	buf := make([]byte, 8192)
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		n, _, err := syscall.Recvfrom(h.fd, buf, 0)
+		if err == syscall.EAGAIN || err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if m.Header.Type == syscall.NLMSG_ERROR && m.Header.Seq == seq && len(m.Data) >= 4 {
+				if code := int32(ne.Uint32(m.Data)); code != 0 {
+					return syscall.Errno(-code)
+				}
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no netlink ack")
+}
+
+func (h *Holder) verdict(id uint32) error {
+	v := make([]byte, 8)
+	binary.BigEndian.PutUint32(v[0:], nfAccept)
+	binary.BigEndian.PutUint32(v[4:], id)
+	return syscall.Sendto(h.fd, nfqMsg(nfqnlMsgVerdict, syscall.NLM_F_REQUEST, 0, h.queue, nlAttr(nfqaVerdictHdr, v)), 0,
+		&syscall.SockaddrNetlink{Family: syscall.AF_NETLINK})
+}
+
+func (h *Holder) releaseLocked(why string) {
+	for _, id := range h.held {
+		if err := h.verdict(id); err != nil && h.err == nil {
+			h.err = err
+		}
+	}
+	h.events = append(h.events, fmt.Sprintf("%s released %d held packet(s) (%s)", time.Now().Format(time.RFC3339Nano), len(h.held), why))
+	h.held = nil
+	h.released = true
+}
+
+func (h *Holder) loop() {
+	defer close(h.done)
+	buf := make([]byte, 65536)
+	for {
+		select {
+		case <-h.stop:
+			h.mu.Lock()
+			if len(h.held) > 0 {
+				h.releaseLocked("stop")
+			}
+			h.mu.Unlock()
+			return
+		default:
+		}
+		n, _, err := syscall.Recvfrom(h.fd, buf, 0)
+		h.mu.Lock()
+		if err == nil {
+			msgs, _ := syscall.ParseNetlinkMessage(buf[:n])
+			for _, m := range msgs {
+				if m.Header.Type != nfnlSubsysQueue<<8|nfqnlMsgPacket || len(m.Data) < 4 {
+					continue
+				}
+				id, ok := packetID(m.Data[4:])
+				if !ok {
+					continue
+				}
+				if h.released {
+					if err := h.verdict(id); err != nil && h.err == nil {
+						h.err = err
+					}
+					continue
+				}
+				if len(h.held) == 0 {
+					h.first = time.Now()
+				}
+				h.held = append(h.held, id)
+				h.events = append(h.events, fmt.Sprintf("%s holding packet %d", time.Now().Format(time.RFC3339Nano), id))
+				if len(h.held) >= h.count {
+					h.releaseLocked("all expected packets held")
+				}
+			}
+		}
+		if !h.released && len(h.held) > 0 && time.Since(h.first) > h.maxHold {
+			h.releaseLocked("max hold time")
+		}
+		h.mu.Unlock()
+	}
+}
+
+func packetID(attrs []byte) (uint32, bool) {
+	for len(attrs) >= 4 {
+		l := int(ne.Uint16(attrs[0:]))
+		t := ne.Uint16(attrs[2:]) & 0x3fff
+		if l < 4 || l > len(attrs) {
+			return 0, false
+		}
+		if t == nfqaPacketHdr && l >= 8 {
+			return binary.BigEndian.Uint32(attrs[4:]), true
+		}
+		attrs = attrs[min((l+3)&^3, len(attrs)):]
+	}
+	return 0, false
+}
+
+// Events returns what the holder did, with timestamps.
+func (h *Holder) Events() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.events...)
+}
+
+// Released reports whether the held packets were let go together.
+func (h *Holder) Released() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.released
+}
+
+// Stop releases anything still held, unbinds and closes the queue socket.
+func (h *Holder) Stop() error {
+	if h == nil {
+		return nil
+	}
+	select {
+	case <-h.stop:
+		return h.err
+	default:
+	}
+	close(h.stop)
+	<-h.done
+	_ = syscall.Sendto(h.fd, nfqMsg(nfqnlMsgConfig, syscall.NLM_F_REQUEST, 3, h.queue,
+		nlAttr(nfqaCfgCmd, []byte{nfqnlCfgCmdUnbnd, 0, 0, syscall.AF_INET})), 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK})
+	syscall.Close(h.fd)
+	return h.err
+}

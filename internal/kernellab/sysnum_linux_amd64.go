@@ -1,0 +1,3 @@
+package kernellab
+
+const sysSetns = 308

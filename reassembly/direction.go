@@ -1,0 +1,313 @@
+package reassembly
+
+import (
+	"time"
+
+	"github.com/tcpstate/tcpstate/capture"
+)
+
+// Kind says what a segment is within its direction's sequence space.
+type Kind uint8
+
+const (
+	// AckOnly takes no sequence space (a pure ACK, a window update, a RST).
+	AckOnly Kind = iota
+	// New carries sequence space (data, SYN, FIN) seen here for the first time, in order.
+	New
+	// Retransmission carries only sequence space that was already seen.
+	Retransmission
+	// OutOfOrder fills a hole left by an earlier gap: first seen now, but below the highest.
+	OutOfOrder
+	// Gap starts beyond everything seen so far: the bytes before it were not captured (yet).
+	Gap
+	// Keepalive is a probe one byte below the next sequence number with no new data.
+	Keepalive
+	// WindowProbe is a probe sent while the peer advertises a zero window.
+	WindowProbe
+	// Duplicate is a copy of the previous segment of this direction (a SPAN port or a
+	// capture on two interfaces sends packets twice); count it once.
+	Duplicate
+)
+
+var kindNames = [...]string{"ack", "new", "retransmission", "out-of-order", "gap", "keepalive", "window-probe", "duplicate"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// maxHoles bounds the holes remembered per direction, so hostile traffic cannot grow memory.
+const maxHoles = 8
+
+// implausibleJump: an ACK further than this beyond anything seen is not believed (crafted or
+// from another connection) and does not move the sequence space.
+const implausibleJump = 1 << 26
+
+// duplicateWindow: a copy of the previous segment arriving within this time is a capture
+// duplicate, not a retransmission (no stack retransmits within 200µs).
+const duplicateWindow = 200 * time.Microsecond
+
+type hole struct{ from, to Seq } // [from, to)
+
+// Direction is the sequence state of one direction of a connection: what its sender sent and
+// what the receiver acknowledged.
+type Direction struct {
+	Started bool // at least one segment seen, or its sequence space inferred from the peer's ACKs
+	SynSeen bool // ISN is from a real SYN (else inferred from the first segment)
+	ISN     Seq
+	Next    Seq // one past the highest sequence number seen sent
+	// Acked is the highest acknowledgment the peer sent for this direction.
+	Acked    Seq
+	AckedSet bool
+	FinSeen  bool
+	FinSeq   Seq // sequence number of the FIN (it ends at FinSeq+1)
+
+	// Window is what this direction's sender last advertised it can receive (scaled).
+	Window     uint32
+	ZeroWindow bool // the last advertisement was a zero window
+	wsOffered  bool
+	wsShift    uint8
+	scaled     bool // window scaling was negotiated on both SYNs
+
+	// Counters.
+	Segments, Bytes                       uint64 // all segments; new payload bytes
+	Retransmits, OutOfOrders, Keepalives  uint32
+	WindowProbes, Duplicates, ZeroWindows uint32
+	// MissedBytes counts sequence space the peer acknowledged that the capture never showed.
+	MissedBytes uint64
+
+	holes  [maxHoles]hole
+	nholes int
+	last   fingerprint
+}
+
+type fingerprint struct {
+	t          time.Time
+	seq, ack   uint32
+	length     uint32
+	window     uint16
+	flags      capture.Flags
+	tsval      uint32
+	set        bool
+}
+
+// Observe classifies seg, sent by the sender of d, and applies its acknowledgment to peer (the
+// opposite direction). It returns the segment's kind.
+func (d *Direction) Observe(seg *capture.Segment, peer *Direction) Kind {
+	fp := fingerprint{seg.Time, seg.Seq, seg.Ack, seg.PayloadLen, seg.Window, seg.Flags, seg.Opts.TSVal, true}
+	if d.last.set && fp.seq == d.last.seq && fp.ack == d.last.ack && fp.length == d.last.length &&
+		fp.flags == d.last.flags && fp.window == d.last.window && fp.tsval == d.last.tsval &&
+		fp.t.Sub(d.last.t) < duplicateWindow && fp.t.Sub(d.last.t) >= 0 {
+		d.Duplicates++
+		d.last.t = fp.t
+		return Duplicate
+	}
+	d.last = fp
+	d.Segments++
+
+	f := seg.Flags
+	if f&capture.SYN != 0 {
+		d.wsOffered = seg.Opts.Has&capture.HasWScale != 0
+		d.wsShift = min(seg.Opts.WScale, 14)
+		if peer.SynSeen {
+			d.scaled = d.wsOffered && peer.wsOffered
+			peer.scaled = d.scaled
+		}
+	}
+	kind := d.classify(seg, peer)
+	if f&capture.ACK != 0 {
+		peer.acknowledge(Seq(seg.Ack))
+	}
+	if f&(capture.RST|capture.SYN) == 0 {
+		w := uint32(seg.Window)
+		if d.scaled {
+			w <<= d.wsShift
+		}
+		d.Window = w
+		zero := w == 0
+		if zero && !d.ZeroWindow {
+			d.ZeroWindows++
+		}
+		d.ZeroWindow = zero
+	} else if f&capture.SYN != 0 {
+		d.Window = uint32(seg.Window)
+	}
+	return kind
+}
+
+func (d *Direction) classify(seg *capture.Segment, peer *Direction) Kind {
+	f := seg.Flags
+	seq := Seq(seg.Seq)
+	if f&capture.RST != 0 {
+		if !d.Started {
+			d.Started, d.ISN, d.Next = true, seq-1, seq
+		}
+		return AckOnly
+	}
+	end := Seq(seg.End())
+	if f&capture.SYN != 0 {
+		if d.SynSeen && seq == d.ISN {
+			d.Retransmits++
+			if f&capture.FIN != 0 {
+				d.noteFin(end)
+			}
+			return Retransmission
+		}
+		d.Started, d.SynSeen, d.ISN, d.Next = true, true, seq, end
+		d.nholes = 0
+		d.Bytes += uint64(seg.PayloadLen)
+		if f&capture.FIN != 0 {
+			d.noteFin(end)
+		}
+		return New
+	}
+	if !d.Started {
+		d.Started, d.ISN, d.Next = true, seq-1, seq
+	}
+	if end == seq { // no sequence space: a pure ACK, or a zero-length keepalive/probe
+		if seq == d.Next-1 && (d.AckedSet && d.Acked == d.Next || !d.AckedSet) {
+			return d.probe(peer)
+		}
+		return AckOnly
+	}
+	if f&capture.FIN != 0 {
+		d.noteFin(end)
+	}
+	if seg.PayloadLen <= 1 && f&capture.FIN == 0 && seq == d.Next-1 && d.AckedSet && d.Acked == d.Next {
+		return d.probe(peer) // a keepalive carrying one garbage byte (Windows, BSD)
+	}
+	switch {
+	case end.LEQ(d.Next):
+		if d.fillHole(seq, end) {
+			d.OutOfOrders++
+			return OutOfOrder
+		}
+		d.Retransmits++
+		return Retransmission
+	case seq.GT(d.Next):
+		if seq.Sub(d.Next) < implausibleJump {
+			d.addHole(d.Next, seq)
+		}
+		d.Bytes += uint64(seg.PayloadLen)
+		d.Next = end
+		return Gap
+	default:
+		d.Bytes += uint64(end.Sub(d.Next))
+		if f&capture.FIN != 0 {
+			d.Bytes--
+		}
+		d.Next = end
+		if peer.ZeroWindow && seg.PayloadLen == 1 {
+			d.WindowProbes++
+			return WindowProbe
+		}
+		return New
+	}
+}
+
+func (d *Direction) probe(peer *Direction) Kind {
+	if peer.ZeroWindow {
+		d.WindowProbes++
+		return WindowProbe
+	}
+	d.Keepalives++
+	return Keepalive
+}
+
+func (d *Direction) noteFin(end Seq) {
+	if !d.FinSeen || end-1 != d.FinSeq {
+		d.FinSeen, d.FinSeq = true, end-1
+	}
+}
+
+// acknowledge applies an ACK from the peer covering this direction.
+func (d *Direction) acknowledge(ack Seq) {
+	if !d.Started {
+		// One-sided capture: this direction was never seen; anchor it at the ACK.
+		d.Started, d.ISN, d.Next = true, ack-1, ack
+	}
+	if ack.GT(d.Next) {
+		jump := ack.Sub(d.Next)
+		if jump >= implausibleJump {
+			return
+		}
+		// The peer acknowledged sequence space the capture never showed.
+		d.MissedBytes += uint64(jump)
+		d.Next = ack
+	}
+	for i := 0; i < d.nholes; {
+		h := d.holes[i]
+		if h.from.LT(ack) {
+			to := h.to
+			if ack.LT(to) {
+				to = ack
+			}
+			d.MissedBytes += uint64(to.Sub(h.from))
+			if ack.LT(h.to) {
+				d.holes[i].from = ack
+				i++
+				continue
+			}
+			d.removeHole(i)
+			continue
+		}
+		i++
+	}
+	if !d.AckedSet || ack.GT(d.Acked) {
+		d.Acked, d.AckedSet = ack, true
+	}
+}
+
+func (d *Direction) addHole(from, to Seq) {
+	if d.nholes == maxHoles {
+		d.removeHole(0) // forget the oldest: a segment filling it will look like a retransmission
+	}
+	d.holes[d.nholes] = hole{from, to}
+	d.nholes++
+}
+
+func (d *Direction) removeHole(i int) {
+	copy(d.holes[i:], d.holes[i+1:d.nholes])
+	d.nholes--
+}
+
+// fillHole reports whether [from, to) overlaps a hole, and shrinks the holes it covers.
+func (d *Direction) fillHole(from, to Seq) bool {
+	hit := false
+	for i := 0; i < d.nholes; {
+		h := d.holes[i]
+		if !(from.LT(h.to) && h.from.LT(to)) {
+			i++
+			continue
+		}
+		hit = true
+		switch {
+		case from.LEQ(h.from) && h.to.LEQ(to):
+			d.removeHole(i)
+			continue
+		case from.LEQ(h.from):
+			d.holes[i].from = to
+		case h.to.LEQ(to):
+			d.holes[i].to = from
+		default: // splits the hole in two
+			d.holes[i].to = from
+			if d.nholes < maxHoles {
+				d.holes[d.nholes] = hole{to, h.to}
+				d.nholes++
+			}
+		}
+		i++
+	}
+	return hit
+}
+
+// Holes is how many gaps in this direction are still unfilled and unacknowledged.
+func (d *Direction) Holes() int { return d.nholes }
+
+// FinAckedBy reports whether ack covers this direction's FIN.
+func (d *Direction) FinAckedBy(ack Seq) bool { return d.FinSeen && ack.GT(d.FinSeq) }
+
+// SynAckedBy reports whether ack covers this direction's SYN.
+func (d *Direction) SynAckedBy(ack Seq) bool { return d.SynSeen && ack.GT(d.ISN) }

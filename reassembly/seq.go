@@ -1,0 +1,39 @@
+// Package reassembly does per-direction sequence analysis: for one direction of a TCP
+// connection it says what each segment is (new, retransmission, out of order, keepalive, window
+// probe, beyond a gap) and tracks what the peer has acknowledged. It knows nothing of socket
+// states and keeps no payload bytes.
+package reassembly
+
+// Seq is a TCP sequence number. Comparisons are modular (RFC 1982 serial-number arithmetic):
+// a is before b when the signed 32-bit distance from b to a is negative, so they stay right
+// across the 2^32 wrap.
+type Seq uint32
+
+// LT reports a < b in sequence space.
+func (a Seq) LT(b Seq) bool { return int32(a-b) < 0 }
+
+// LEQ reports a <= b in sequence space.
+func (a Seq) LEQ(b Seq) bool { return int32(a-b) <= 0 }
+
+// GT reports a > b in sequence space.
+func (a Seq) GT(b Seq) bool { return int32(a-b) > 0 }
+
+// GEQ reports a >= b in sequence space.
+func (a Seq) GEQ(b Seq) bool { return int32(a-b) >= 0 }
+
+// Add advances a by n.
+func (a Seq) Add(n uint32) Seq { return a + Seq(n) }
+
+// Sub is the signed distance a - b.
+func (a Seq) Sub(b Seq) int64 { return int64(int32(a - b)) }
+
+// InWindow reports whether a lies in [lo, lo+size).
+func (a Seq) InWindow(lo Seq, size uint32) bool { return uint32(a-lo) < size }
+
+// Max returns the later of a and b.
+func Max(a, b Seq) Seq {
+	if a.LT(b) {
+		return b
+	}
+	return a
+}

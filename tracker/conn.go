@@ -1,0 +1,299 @@
+package tracker
+
+import (
+	"time"
+
+	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/reassembly"
+)
+
+// Side names one endpoint of a connection.
+type Side uint8
+
+const (
+	ClientSide Side = iota
+	ServerSide
+	BothSides
+)
+
+func (s Side) String() string {
+	switch s {
+	case ClientSide:
+		return "client"
+	case ServerSide:
+		return "server"
+	}
+	return "both"
+}
+
+// Conn is one connection instance: a 4-tuple from a SYN (or its first packet) to its end. A
+// 4-tuple reused after a close is a new Conn.
+type Conn struct {
+	ID     uint64
+	Client Endpoint // sent the first SYN (or guessed: RoleInferred)
+	Server Endpoint
+
+	FirstSeen, LastSeen time.Time
+	Packets             uint64 // both directions, duplicates excluded
+	Bytes               uint64 // TCP payload bytes, both directions, each byte counted once
+	DirPackets          [2]uint64
+	DirIPBytes          [2]uint64
+	Duplicates          uint64
+
+	// Midstream: the handshake was not captured. RoleInferred: client and server were guessed.
+	Midstream    bool
+	RoleInferred bool
+	// Reuses is the ID of the instance this one replaced on the same 4-tuple (0: none).
+	Reuses     uint64
+	ReusedBy   uint64
+	Diagnoses  []Diagnosis
+	Dir        [2]reassembly.Direction // [0] client→server, [1] server→client
+	Zeek       ZeekView
+	Tunnel     capture.TunnelKind
+	TunnelSrc  string
+	TunnelDst  string
+	EndedBy    string // a short account of how it ended ("FIN both ways", "RST from server", ...)
+
+	rtt      [2]time.Duration // tap↔endpoint round trip, measured on the handshake
+	synTime  [2]time.Time
+	rstNotes []rstNote
+	zwSince  [2]time.Time // when each side's zero window began (zero: none now)
+	zwLong   [2]time.Duration
+	lastData time.Time
+	done     bool
+}
+
+type rstNote struct {
+	from     Side
+	accepted bool
+	verdict  string
+	t        time.Time
+	packet   uint64
+}
+
+// endpoint returns the endpoint on side s.
+func (c *Conn) endpoint(s Side) *Endpoint {
+	if s == ClientSide {
+		return &c.Client
+	}
+	return &c.Server
+}
+
+// sideOf says which endpoint sent seg.
+func (c *Conn) sideOf(seg *capture.Segment) Side {
+	if seg.Src == c.Client.Addr {
+		return ClientSide
+	}
+	return ServerSide
+}
+
+// slack is how long after an ACK towards side s that side's own retransmission still proves
+// nothing: the ACK may have crossed it on the way (the tap-to-endpoint round trip).
+func (c *Conn) slack(s Side) time.Duration {
+	return c.rtt[s] + time.Millisecond
+}
+
+// apply feeds one segment into the connection's evidence. It returns the segment's kind.
+func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
+	from := c.sideOf(seg)
+	to := 1 - from
+	s, r := c.endpoint(from), c.endpoint(to)
+	sd, rd := &c.Dir[from], &c.Dir[to]
+	kind := sd.Observe(seg, rd)
+	if kind == reassembly.Duplicate {
+		c.Duplicates++
+		return kind
+	}
+	t := seg.Time
+	c.LastSeen = t
+	c.Packets++
+	c.DirPackets[from]++
+	c.DirIPBytes[from] += uint64(seg.IPLen)
+	if kind == reassembly.New || kind == reassembly.Gap || kind == reassembly.OutOfOrder {
+		c.Bytes += uint64(seg.PayloadLen)
+	}
+	if seg.PayloadLen > 0 && kind != reassembly.Keepalive && kind != reassembly.WindowProbe {
+		c.lastData = t
+	}
+	c.Zeek.observe(c, seg, from, kind)
+	f := seg.Flags
+	ack := reassembly.Seq(seg.Ack)
+
+	// Round trips between the tap and each endpoint, from the handshake.
+	if f.Has(capture.SYN) && !f.Has(capture.ACK) && c.synTime[from].IsZero() {
+		c.synTime[from] = t
+	}
+	if f.Has(capture.SYN|capture.ACK) && c.rtt[from] == 0 && !c.synTime[to].IsZero() {
+		c.rtt[from] = t.Sub(c.synTime[to])
+		c.synTime[from] = t
+	}
+	if !f.Has(capture.SYN) && f.Has(capture.ACK) && c.rtt[from] == 0 && !c.synTime[to].IsZero() && rd.SynAckedBy(ack) {
+		c.rtt[from] = t.Sub(c.synTime[to])
+	}
+
+	if f.Has(capture.RST) {
+		c.applyRST(seg, from)
+		return kind
+	}
+
+	// A live packet from an endpoint that supposedly accepted a RST: the RST never took.
+	if s.ev.gotRST && t.Sub(s.ev.tReset) > c.slack(from) {
+		s.ev.gotRST = false
+		c.noteRSTIgnored(from, t)
+	}
+
+	// What the sender proves it received: its ACK covers the peer's SYN and FIN.
+	if f.Has(capture.ACK) {
+		if rd.SynAckedBy(ack) && !s.ev.gotSYN {
+			s.ev.gotSYN = true
+			if s.ev.sentSYN && !f.Has(capture.SYN) {
+				// An active opener acknowledging the SYN-ACK got it, and with it the ACK of its SYN.
+				s.ev.synAcked, s.ev.tSynAcked = true, t
+			}
+		}
+		if rd.FinAckedBy(ack) && !s.ev.gotFIN {
+			s.ev.gotFIN, s.ev.tGotFIN = true, t
+		}
+		// What the receiver is taken to have received: this ACK of its SYN and FIN.
+		if rd.SynAckedBy(ack) && (r.ev.sentSYN || r.ev.sentSYNACK) && !r.ev.synAcked {
+			r.ev.synAcked, r.ev.tSynAcked = true, t
+		}
+		if rd.FinAckedBy(ack) && !r.ev.finAcked {
+			r.ev.finAcked, r.ev.tFinAcked = true, t
+		}
+	}
+
+	// What the sender sent.
+	if f.Has(capture.SYN) {
+		c.applySYN(seg, from, kind)
+	}
+	if f.Has(capture.FIN) {
+		if !s.ev.sentFIN {
+			s.ev.sentFIN, s.ev.tSentFIN = true, t
+			s.ev.finPassive = s.ev.gotFIN
+			if !s.ev.gotSYN && !s.ev.midstream && s.ev.sentSYN {
+				// FIN before the SYN-ACK arrived (an application closing in SYN_SENT sends no
+				// FIN on Linux, but other stacks and crafted traffic do): treat as synchronized.
+				s.ev.gotSYN = true
+			}
+		} else if kind == reassembly.Retransmission && s.ev.finAcked && t.Sub(s.ev.tFinAcked) > c.slack(from) {
+			// FIN retransmitted after the peer's ACK of it: that ACK never arrived.
+			s.ev.finAcked = false
+		}
+	}
+	return kind
+}
+
+func (c *Conn) applySYN(seg *capture.Segment, from Side, kind reassembly.Kind) {
+	s := c.endpoint(from)
+	t := seg.Time
+	if seg.Flags.Has(capture.ACK) {
+		s.ev.sentSYNACK = true
+		s.ev.gotSYN = true
+	} else {
+		s.ev.sentSYN = true
+	}
+	if kind == reassembly.Retransmission {
+		s.ev.nSYN++
+		s.ev.prevSYNGap = t.Sub(s.ev.lastSYN)
+		s.ev.lastSYN = t
+		if s.ev.synAcked && !s.ev.tSynAcked.IsZero() && t.Sub(s.ev.tSynAcked) > c.slack(from) && !s.ev.midstream {
+			// SYN or SYN-ACK sent again after the peer acknowledged it: that ACK was lost.
+			s.ev.synAcked = false
+			if seg.Flags.Has(capture.ACK) == false {
+				s.ev.gotSYN = false
+			}
+		}
+		return
+	}
+	if s.ev.firstSYN.IsZero() {
+		s.ev.firstSYN = t
+	}
+	s.ev.lastSYN = t
+	s.ev.nSYN = 1
+}
+
+// applyRST decides what a RST did: the sender is gone; the receiver accepted it only if its
+// sequence number would pass the receiving stack's checks (RFC 5961 as Linux applies it).
+func (c *Conn) applyRST(seg *capture.Segment, from Side) {
+	to := 1 - from
+	s, r := c.endpoint(from), c.endpoint(to)
+	sd, rd := &c.Dir[from], &c.Dir[to]
+	t := seg.Time
+	seq := reassembly.Seq(seg.Seq)
+
+	// The sender. A stack in SYN_SENT answering an unacceptable SYN-ACK sends a RST with
+	// seq = that SYN-ACK's ACK and stays in SYN_SENT.
+	inSynSent := s.ev.sentSYN && !s.ev.gotSYN && !s.ev.midstream
+	if !(inSynSent && sd.SynSeen && seq != sd.ISN+1) && !s.ev.sentRST {
+		s.ev.sentRST, s.ev.tReset = true, t
+	}
+
+	// The receiver.
+	state := r.ev.derive()
+	accepted, verdict := false, ""
+	switch {
+	case state == Closed && !r.ev.midstream && !(r.ev.sentSYN || r.ev.sentSYNACK):
+		// Nothing there to reset (e.g. the receiver never spoke): the sender's side is all.
+		accepted, verdict = true, "no socket"
+	case state == SynSent:
+		accepted = seg.Flags.Has(capture.ACK) && reassembly.Seq(seg.Ack) == rd.ISN+1
+		verdict = "ACK does not match the SYN"
+		if accepted {
+			verdict = "answers the SYN"
+		}
+	case state == Closed:
+		accepted, verdict = true, "already closed"
+	case !sd.Started || sd.Segments <= 1 && !sd.SynSeen:
+		// The sender's sequence space is unknown (its RST is the first we see of it).
+		accepted, verdict = true, "sequence unknown, taken as accepted"
+	default:
+		accepted, verdict = c.rstInWindow(seq, from, state)
+	}
+	c.rstNotes = append(c.rstNotes[:min(len(c.rstNotes), 7)], rstNote{from: from, accepted: accepted, verdict: verdict, t: t, packet: seg.Packet})
+	if accepted && !r.ev.gotRST {
+		r.ev.gotRST, r.ev.tReset = true, t
+	}
+}
+
+// rstInWindow applies the receiver's sequence check to a RST from side from.
+func (c *Conn) rstInWindow(seq reassembly.Seq, from Side, state State) (bool, string) {
+	sd := &c.Dir[from]     // what the RST sender sent: the receiver's rcv_nxt is its Next
+	rd := &c.Dir[1-from]   // the receiver's own direction: its advertised window
+	rcvNxt := sd.Next
+	if seq == rcvNxt || (sd.AckedSet && seq == sd.Acked) {
+		return true, "exact sequence number"
+	}
+	if (state == CloseWait || state == LastAck || state == Closing) && seq == rcvNxt-1 {
+		return true, "sequence number one below (after FIN)"
+	}
+	if state == TimeWait {
+		return false, "TIME_WAIT accepts only the exact sequence number"
+	}
+	lo := rcvNxt
+	if sd.AckedSet && sd.Acked.LT(lo) {
+		lo = sd.Acked
+	}
+	win := rd.Window
+	if state == SynReceived {
+		if seq.InWindow(sd.ISN+1, max(win, 1)) {
+			return true, "in window of a half-open connection"
+		}
+		return false, "out of window"
+	}
+	if win > 0 && seq.InWindow(lo, win) {
+		return false, "in window but not exact: draws a challenge ACK (RFC 5961)"
+	}
+	return false, "out of window"
+}
+
+func (c *Conn) noteRSTIgnored(side Side, t time.Time) {
+	for i := len(c.rstNotes) - 1; i >= 0; i-- {
+		n := &c.rstNotes[i]
+		if n.from != side && n.accepted {
+			n.accepted = false
+			n.verdict = "lost or ignored: the receiver kept sending"
+			return
+		}
+	}
+}

@@ -1,0 +1,260 @@
+package tracker
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/reassembly"
+)
+
+// Diagnosis identifiers (SPEC: stable, scripts depend on them).
+const (
+	DiagSynUnanswered       = "syn-unanswered"
+	DiagRefused             = "refused"
+	DiagHandshakeIncomplete = "handshake-incomplete"
+	DiagHalfClosed          = "half-closed"
+	DiagFinUnacknowledged   = "fin-unacknowledged"
+	DiagReset               = "reset"
+	DiagRstIgnored          = "rst-ignored"
+	DiagZeroWindow          = "zero-window"
+	DiagMidstream           = "midstream"
+	DiagPortReused          = "port-reused"
+	DiagCaptureGap          = "capture-gap"
+	DiagIdle                = "idle"
+)
+
+// AllDiagnoses lists every identifier, most serious first (the order of the table's summary).
+var AllDiagnoses = []string{DiagRefused, DiagSynUnanswered, DiagHandshakeIncomplete, DiagReset,
+	DiagHalfClosed, DiagFinUnacknowledged, DiagZeroWindow, DiagRstIgnored, DiagCaptureGap,
+	DiagIdle, DiagPortReused, DiagMidstream}
+
+// Problem reports whether a diagnosis is something wrong (rather than a note about the capture).
+func Problem(id string) bool {
+	switch id {
+	case DiagMidstream, DiagPortReused, DiagCaptureGap, DiagIdle:
+		return false
+	}
+	return true
+}
+
+// Diagnosis is one thing wrong with a connection, and whom it concerns.
+type Diagnosis struct {
+	ID     string
+	Side   Side   // the endpoint it concerns
+	Detail string // one line for a human
+}
+
+// idleAfter: an open connection silent (no data) this long before the end is idle.
+const idleAfter = 60 * time.Second
+
+func (c *Conn) addDiag(d Diagnosis) {
+	for _, x := range c.Diagnoses {
+		if x.ID == d.ID {
+			return
+		}
+	}
+	c.Diagnoses = append(c.Diagnoses, d)
+}
+
+// HasDiagnosis reports whether the connection carries diagnosis id.
+func (c *Conn) HasDiagnosis(id string) bool {
+	for _, x := range c.Diagnoses {
+		if x.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// diagnose names what is wrong with the connection as of now. Diagnoses from the flow's start
+// (midstream, port-reused) are kept; the rest are recomputed.
+func (c *Conn) diagnose(now time.Time, p *Profile) {
+	keep := c.Diagnoses[:0]
+	for _, d := range c.Diagnoses {
+		if d.ID == DiagMidstream || d.ID == DiagPortReused {
+			keep = append(keep, d)
+		}
+	}
+	c.Diagnoses = keep
+	cl, sv := &c.Client, &c.Server
+	ce, se := &cl.ev, &sv.ev
+
+	refused := false
+	for _, n := range c.rstNotes {
+		if n.from == ServerSide && n.accepted && ce.sentSYN && !ce.gotSYN && !se.sentSYNACK {
+			refused = true
+			c.addDiag(Diagnosis{ID: DiagRefused, Side: ServerSide,
+				Detail: fmt.Sprintf("%s answered the SYN with RST: nothing listens on port %d", sv.Addr.Addr(), sv.Addr.Port())})
+		}
+	}
+	switch {
+	case refused:
+	case ce.sentSYN && !se.sentSYNACK && !c.RoleInferred && !c.Midstream && !se.sentRST && c.DirPackets[ServerSide] == 0:
+		c.addDiag(Diagnosis{ID: DiagSynUnanswered, Side: ServerSide,
+			Detail: fmt.Sprintf("%d SYN(s) to %s never answered (filtered, or host down)", max(ce.nSYN, 1), sv.Addr)})
+	case se.sentSYNACK && !(se.synAcked && ce.gotSYN) && !se.sentRST && !ce.sentRST && !se.gotRST:
+		who, what := ServerSide, "the server sent SYN-ACK but never got the final ACK"
+		if se.synAcked {
+			who, what = ClientSide, "the client never acknowledged the SYN-ACK"
+		}
+		if sv.State == SynReceived || cl.State == SynSent || c.Dir[0].Segments <= 1 {
+			c.addDiag(Diagnosis{ID: DiagHandshakeIncomplete, Side: who, Detail: what})
+		}
+	}
+
+	for _, s := range []Side{ClientSide, ServerSide} {
+		ep, peer := c.endpoint(s), c.endpoint(1-s)
+		switch ep.State {
+		case CloseWait:
+			c.addDiag(Diagnosis{ID: DiagHalfClosed, Side: s,
+				Detail: fmt.Sprintf("%s %s got the peer's FIN but its application never closed (CLOSE_WAIT %s)", s, ep.Addr, age(now, ep.Since))})
+		case FinWait2:
+			if peer.State != CloseWait {
+				c.addDiag(Diagnosis{ID: DiagHalfClosed, Side: 1 - s,
+					Detail: fmt.Sprintf("%s %s closed its side; %s never sent its FIN (FIN_WAIT_2 %s)", s, ep.Addr, 1-s, age(now, ep.Since))})
+			}
+		case FinWait1, Closing, LastAck:
+			c.addDiag(Diagnosis{ID: DiagFinUnacknowledged, Side: s,
+				Detail: fmt.Sprintf("%s's FIN was never acknowledged (%s %s)", s, ep.State, age(now, ep.Since))})
+		}
+	}
+
+	for _, n := range c.rstNotes {
+		if n.accepted && !refused {
+			c.addDiag(Diagnosis{ID: DiagReset, Side: n.from,
+				Detail: fmt.Sprintf("%s %s reset the connection (packet %d)", n.from, c.endpoint(n.from).Addr, n.packet)})
+		}
+	}
+	if !refused && !c.HasDiagnosis(DiagReset) && (ce.sentRST || se.sentRST) {
+		side := ClientSide
+		if se.sentRST {
+			side = ServerSide
+		}
+		c.addDiag(Diagnosis{ID: DiagReset, Side: side,
+			Detail: fmt.Sprintf("%s %s sent a RST", side, c.endpoint(side).Addr)})
+	}
+	for _, n := range c.rstNotes {
+		if !n.accepted {
+			c.addDiag(Diagnosis{ID: DiagRstIgnored, Side: 1 - n.from,
+				Detail: fmt.Sprintf("RST from %s (packet %d) not accepted by %s: %s", n.from, n.packet, 1-n.from, n.verdict)})
+		}
+	}
+
+	for _, s := range []Side{ClientSide, ServerSide} {
+		d := &c.Dir[s]
+		if d.ZeroWindows > 0 {
+			state := "reopened later"
+			if d.ZeroWindow {
+				state = "still zero at the end"
+			}
+			c.addDiag(Diagnosis{ID: DiagZeroWindow, Side: s,
+				Detail: fmt.Sprintf("%s %s advertised a zero window %d time(s), %s: its application is not reading",
+					s, c.endpoint(s).Addr, d.ZeroWindows, state)})
+		}
+	}
+	for _, s := range []Side{ClientSide, ServerSide} {
+		if m := c.Dir[s].MissedBytes; m > 0 {
+			c.addDiag(Diagnosis{ID: DiagCaptureGap, Side: s,
+				Detail: fmt.Sprintf("%d byte(s) sent by the %s were acknowledged but never captured", m, s)})
+		}
+	}
+	if cl.State.Open() && sv.State.Open() && cl.State != SynSent {
+		last := c.lastData
+		if last.IsZero() {
+			last = c.FirstSeen
+		}
+		if now.Sub(last) >= idleAfter {
+			c.addDiag(Diagnosis{ID: DiagIdle, Side: BothSides,
+				Detail: fmt.Sprintf("no data for %s before the end of the capture", age(now, last))})
+		}
+	}
+	c.EndedBy = c.ending()
+}
+
+func (c *Conn) ending() string {
+	ce, se := &c.Client.ev, &c.Server.ev
+	switch {
+	case ce.sentRST && se.sentRST:
+		return "RST both ways"
+	case ce.sentRST:
+		return "RST from client"
+	case se.sentRST:
+		return "RST from server"
+	case ce.sentFIN && se.sentFIN:
+		return "FIN both ways"
+	case ce.sentFIN:
+		return "FIN from client"
+	case se.sentFIN:
+		return "FIN from server"
+	}
+	return ""
+}
+
+func age(now, since time.Time) string {
+	if since.IsZero() || now.Before(since) {
+		return "for an unknown time"
+	}
+	d := now.Sub(since)
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("for %dµs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("for %dms", d.Milliseconds())
+	}
+	return "for " + d.Round(time.Second/10).String()
+}
+
+// inference says whether an endpoint's state is inferred rather than shown by the wire, and on
+// what evidence.
+func (c *Conn) inference(side Side, s State, viaTimer bool) (bool, string) {
+	ep := c.endpoint(side)
+	switch {
+	case viaTimer:
+		return true, "timer expired since the last packet (" + timerReason(ep.State) + ")"
+	case ep.ev.midstream:
+		return true, "handshake not captured: assumed synchronized from mid-connection traffic"
+	case c.RoleInferred && side == ClientSide && !ep.ev.gotSYN:
+		return true, "client SYN not captured"
+	case c.Dir[1-side].MissedBytes > 0:
+		return true, "the peer's packets were partly not captured (acknowledged but never seen)"
+	case ep.ev.gotRST && !ep.ev.sentRST:
+		return true, "RST towards it assumed delivered (exact sequence number, nothing after it)"
+	}
+	return false, ""
+}
+
+// reason explains, for the events output, why seg moved side from old to new.
+func (c *Conn) reason(seg *capture.Segment, side Side, old, new State) string {
+	from := c.sideOf(seg)
+	f := seg.Flags
+	if from == side {
+		switch {
+		case f.Has(capture.RST):
+			return "sent RST"
+		case f.Has(capture.SYN | capture.ACK):
+			return "sent SYN-ACK"
+		case f.Has(capture.SYN):
+			return "sent SYN"
+		case f.Has(capture.FIN) && (new == FinWait1 || new == LastAck || new == Closing):
+			return "sent FIN"
+		case new == Established && old == SynSent:
+			return fmt.Sprintf("ACK %d acknowledges the SYN-ACK", seg.Ack)
+		case new == CloseWait || new == TimeWait || new == Closing || new == Closed:
+			return fmt.Sprintf("its ACK %d covers the peer's FIN", seg.Ack)
+		case new == SynSent || new == SynReceived || new == FinWait1 || new == LastAck:
+			return "retransmitted what the peer had acknowledged: that ACK was lost"
+		}
+		return "sent " + f.String()
+	}
+	pd := &c.Dir[side]
+	switch {
+	case f.Has(capture.RST):
+		return "accepted RST"
+	case new == Established:
+		return fmt.Sprintf("ACK %d acknowledges its SYN", seg.Ack)
+	case pd.FinAckedBy(reassembly.Seq(seg.Ack)):
+		return fmt.Sprintf("ACK %d covers its FIN (FIN at %d)", seg.Ack, pd.FinSeq)
+	}
+	return "received " + f.String()
+}

@@ -1,0 +1,168 @@
+package tracker
+
+import (
+	"net/netip"
+	"time"
+)
+
+// An endpoint's state is not followed flag by flag: a capture point is not the endpoint, and a
+// packet the tap saw may never have reached its host. Instead each endpoint keeps the evidence
+// the wire gave about what it sent and what it received, and its state is a function of that
+// evidence (the table in derive). Evidence that later packets contradict (a FIN retransmitted
+// after the peer's ACK of it: that ACK was lost) is withdrawn, and the state follows.
+
+// evidence is what the wire showed about one endpoint.
+type evidence struct {
+	// What the endpoint sent: certain, the tap saw it leave.
+	sentSYN    bool // active open: a SYN without ACK
+	sentSYNACK bool // answered a SYN
+	sentFIN    bool
+	// finPassive: its first FIN acknowledged the peer's FIN, so it closed second (CLOSE_WAIT →
+	// LAST_ACK) rather than first or simultaneously (FIN_WAIT_1 → CLOSING/FIN_WAIT_2).
+	finPassive bool
+	sentRST    bool
+
+	// What the endpoint received. gotSYN and gotFIN are certain (its own ACK covers them);
+	// synAcked, finAcked and gotRST are assumed delivered when the tap saw them go towards it,
+	// unless its later packets say otherwise.
+	gotSYN   bool
+	synAcked bool
+	finAcked bool
+	gotFIN   bool
+	gotRST   bool
+
+	// midstream: the handshake was not captured; the endpoint is taken as synchronized.
+	midstream bool
+
+	// Times, from packet timestamps.
+	firstSYN   time.Time // first SYN (or SYN-ACK) it sent
+	lastSYN    time.Time // latest (re)transmission of it
+	nSYN       int       // SYNs (or SYN-ACKs) sent with the same ISN
+	tSynAcked  time.Time
+	tFinAcked  time.Time
+	tGotFIN    time.Time
+	tSentFIN   time.Time
+	tReset     time.Time
+	prevSYNGap time.Duration // gap between its last two SYN transmissions (retry backoff)
+}
+
+// Endpoint is one side of a connection.
+type Endpoint struct {
+	Addr netip.AddrPort
+	// State as of the last evaluation (end of input, --at, or the latest packet).
+	State State
+	// Since is when it entered State (the packet, or the timer, that moved it).
+	Since time.Time
+	// Inferred is set when the wire did not show the state directly; Evidence says why.
+	Inferred bool
+	Evidence string
+	// Deadline is when the current state's timer fires (zero: no timer runs).
+	Deadline time.Time
+	ev       evidence
+}
+
+// derive is the endpoint state machine, written as one table: the first row whose condition
+// holds gives the state. Conditions read the evidence only, so withdrawing evidence moves the
+// state back by itself. Timers are applied afterwards by age.
+func (e *evidence) derive() State {
+	opened := e.sentSYN || e.sentSYNACK || e.midstream
+	synced := e.midstream || (e.gotSYN && e.synAcked) || (e.gotSYN && e.sentFIN)
+	switch {
+	case e.sentRST || e.gotRST: // aborted, or accepted the peer's abort
+		return Closed
+	case !opened:
+		return Closed
+	case !synced && e.sentSYN && !e.gotSYN: // connect() waiting for SYN-ACK
+		return SynSent
+	case !synced: // answered a SYN (or SYNs crossed), waiting for the ACK of its own SYN
+		return SynReceived
+	case !e.sentFIN && !e.gotFIN:
+		return Established
+	case !e.sentFIN && e.gotFIN: // peer closed, application has not
+		return CloseWait
+	case !e.finAcked && !e.gotFIN:
+		return FinWait1
+	case e.finAcked && !e.gotFIN:
+		return FinWait2
+	case !e.finAcked && e.finPassive: // closed second, waiting for the ACK of its FIN
+		return LastAck
+	case !e.finAcked: // FINs crossed
+		return Closing
+	case e.finPassive: // LAST_ACK got its ACK
+		return Closed
+	default: // closed first (or simultaneously), both FINs done
+		return TimeWait
+	}
+}
+
+// enteredAt is when the evidence behind state s was complete: the time the state began.
+func (e *evidence) enteredAt(s State, fallback time.Time) time.Time {
+	switch s {
+	case TimeWait:
+		return later(e.tFinAcked, e.tGotFIN)
+	case Closed:
+		if e.sentRST || e.gotRST {
+			return e.tReset
+		}
+		if e.finPassive {
+			return e.tFinAcked
+		}
+	case SynSent, SynReceived:
+		return e.firstSYN
+	case FinWait1, LastAck:
+		if s == LastAck {
+			return e.tSentFIN
+		}
+		return e.tSentFIN
+	case FinWait2:
+		return e.tFinAcked
+	case CloseWait:
+		return e.tGotFIN
+	case Closing:
+		return later(e.tSentFIN, e.tGotFIN)
+	case Established:
+		return later(e.tSynAcked, fallback)
+	}
+	return fallback
+}
+
+// deadline is when the state's timer expires under profile p (zero: no timer applies).
+func (e *evidence) deadline(s State, since time.Time, p *Profile) time.Time {
+	switch s {
+	case TimeWait:
+		return since.Add(p.TimeWait)
+	case SynSent:
+		return e.handshakeDeadline(p.SynRetries, p.SynTimeout)
+	case SynReceived:
+		if e.sentSYNACK && !e.sentSYN {
+			return e.handshakeDeadline(p.SynAckRetries, p.SynAckTimeout)
+		}
+	}
+	return time.Time{}
+}
+
+// handshakeDeadline: once every retry has been seen, the stack waits one more doubled timeout
+// and gives up; before that, it gives up at the profile's total from the first SYN.
+func (e *evidence) handshakeDeadline(retries int, total time.Duration) time.Time {
+	if e.nSYN >= retries+1 && e.prevSYNGap > 0 {
+		return e.lastSYN.Add(2 * e.prevSYNGap)
+	}
+	return e.firstSYN.Add(total)
+}
+
+// evaluate derives the endpoint's state as of now, applying timers.
+func (ep *Endpoint) evaluate(now time.Time, p *Profile, lastPacket time.Time) (s State, since time.Time, viaTimer bool) {
+	s = ep.ev.derive()
+	since = ep.ev.enteredAt(s, lastPacket)
+	if d := ep.ev.deadline(s, since, p); !d.IsZero() && !now.Before(d) {
+		return Closed, d, true
+	}
+	return s, since, false
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,268 @@
+package tracker
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/reassembly"
+)
+
+// Event is one endpoint's state change and the packet (or timer) that caused it.
+type Event struct {
+	Time     time.Time
+	ConnID   uint64
+	Side     Side
+	Addr     netip.AddrPort
+	Old, New State
+	// The packet that caused it: input file index and packet number (0 for a timer), flags,
+	// sequence and acknowledgment numbers.
+	File   uint16
+	Packet uint64
+	Flags  capture.Flags
+	Seq    uint32
+	Ack    uint32
+	Reason string
+}
+
+// Config sets up a Tracker.
+type Config struct {
+	Profile Profile
+	// OnEvent, if set, receives every state change as it happens.
+	OnEvent func(Event)
+}
+
+// Stats counts what the tracker did.
+type Stats struct {
+	Segments    uint64
+	Connections uint64
+	Duplicates  uint64
+}
+
+type flowKey struct{ a, b netip.AddrPort }
+
+func keyOf(src, dst netip.AddrPort) flowKey {
+	if c := src.Addr().Compare(dst.Addr()); c < 0 || c == 0 && src.Port() < dst.Port() {
+		return flowKey{src, dst}
+	}
+	return flowKey{dst, src}
+}
+
+// Tracker is the flow table: the current instance of every 4-tuple, and every instance seen.
+type Tracker struct {
+	cfg   Config
+	flows map[flowKey]*Conn
+	conns []*Conn
+	// Now is the time of the latest segment: the clock of the tracker.
+	Now   time.Time
+	stats Stats
+}
+
+// New returns an empty tracker.
+func New(cfg Config) *Tracker {
+	if cfg.Profile.Name == "" {
+		cfg.Profile, _ = LookupProfile("linux")
+	}
+	return &Tracker{cfg: cfg, flows: make(map[flowKey]*Conn)}
+}
+
+// Stats reports counts so far.
+func (t *Tracker) Stats() Stats { return t.stats }
+
+// Conns returns every connection instance in order of first packet.
+func (t *Tracker) Conns() []*Conn { return t.conns }
+
+// Add processes one segment.
+func (t *Tracker) Add(seg *capture.Segment) {
+	t.stats.Segments++
+	if seg.Time.After(t.Now) {
+		t.Now = seg.Time
+	}
+	k := keyOf(seg.Src, seg.Dst)
+	c := t.flows[k]
+	if c != nil && t.startsNewInstance(c, seg) {
+		old := c
+		c = t.newConn(seg)
+		c.Reuses = old.ID
+		old.ReusedBy = c.ID
+		t.supersede(old, seg)
+		c.addDiag(Diagnosis{ID: DiagPortReused, Side: ClientSide,
+			Detail: fmt.Sprintf("4-tuple reused: connection #%d had it before", old.ID)})
+	} else if c == nil {
+		c = t.newConn(seg)
+	}
+	t.flows[k] = c
+
+	before := [2]State{c.Client.State, c.Server.State}
+	kind := c.apply(seg)
+	if kind == reassembly.Duplicate {
+		t.stats.Duplicates++
+		return
+	}
+	t.settle(c, seg.Time, seg, before)
+}
+
+// Finish evaluates every connection as of now (normally the last packet's time, or --at),
+// running the timers that expired, and computes diagnoses.
+func (t *Tracker) Finish(now time.Time) {
+	if now.IsZero() {
+		now = t.Now
+	}
+	for _, c := range t.conns {
+		before := [2]State{c.Client.State, c.Server.State}
+		if !c.done {
+			t.settle(c, now, nil, before)
+		}
+		c.diagnose(now, &t.cfg.Profile)
+	}
+}
+
+// settle re-derives both endpoints' states at time now and reports the changes.
+func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2]State) {
+	for side := ClientSide; side <= ServerSide; side++ {
+		ep := c.endpoint(side)
+		s, since, viaTimer := ep.evaluate(now, &t.cfg.Profile, c.LastSeen)
+		ep.Deadline = ep.ev.deadline(ep.ev.derive(), ep.ev.enteredAt(ep.ev.derive(), c.LastSeen), &t.cfg.Profile)
+		if viaTimer {
+			ep.Deadline = time.Time{}
+		}
+		ep.Inferred, ep.Evidence = c.inference(side, s, viaTimer)
+		if s == before[side] {
+			continue
+		}
+		ep.State, ep.Since = s, since
+		if t.cfg.OnEvent == nil {
+			continue
+		}
+		ev := Event{Time: now, ConnID: c.ID, Side: side, Addr: ep.Addr, Old: before[side], New: s}
+		if viaTimer {
+			ev.Time = since
+			ev.Reason = timerReason(before[side])
+		} else if seg != nil {
+			ev.File, ev.Packet, ev.Flags, ev.Seq, ev.Ack = seg.File, seg.Packet, seg.Flags, seg.Seq, seg.Ack
+			ev.Reason = c.reason(seg, side, before[side], s)
+		}
+		t.cfg.OnEvent(ev)
+	}
+}
+
+func timerReason(old State) string {
+	switch old {
+	case TimeWait:
+		return "TIME_WAIT timer expired (2·MSL)"
+	case SynSent:
+		return "connect() gave up: SYN retries exhausted"
+	case SynReceived:
+		return "SYN-ACK retries exhausted: half-open connection dropped"
+	}
+	return "timer expired"
+}
+
+// startsNewInstance: a SYN with a new initial sequence number on a known 4-tuple is a new
+// connection; a SYN retransmission (same ISN) or the late SYN of a reordered handshake is not.
+func (t *Tracker) startsNewInstance(c *Conn, seg *capture.Segment) bool {
+	if !seg.Flags.Has(capture.SYN) || seg.Flags.Has(capture.ACK) || seg.Flags.Has(capture.RST) {
+		return false
+	}
+	d := &c.Dir[c.sideOf(seg)]
+	if d.SynSeen {
+		return reassembly.Seq(seg.Seq) != d.ISN
+	}
+	if !d.Started {
+		return false // simultaneous open: the peer's SYN, or a SYN after a captured SYN-ACK
+	}
+	// Only a SYN-ACK/ACK anchored this direction so far: the SYN belongs if it fits there.
+	return reassembly.Seq(seg.Seq+1) != d.Next && reassembly.Seq(seg.Seq+1) != d.ISN+1
+}
+
+// supersede ends an instance whose 4-tuple a new SYN took over. TIME_WAIT and SYN_SENT sockets
+// are gone by then: a stack reuses the port only once they are.
+func (t *Tracker) supersede(c *Conn, seg *capture.Segment) {
+	before := [2]State{c.Client.State, c.Server.State}
+	t.settle(c, seg.Time, nil, before)
+	for side := ClientSide; side <= ServerSide; side++ {
+		ep := c.endpoint(side)
+		if ep.State == TimeWait || ep.State == SynSent || ep.State == SynReceived {
+			old := ep.State
+			ep.State, ep.Since, ep.Deadline = Closed, seg.Time, time.Time{}
+			ep.ev.sentRST = false
+			ep.ev.tReset = seg.Time
+			ep.ev.gotRST = true // recorded as ended; the socket was replaced
+			if t.cfg.OnEvent != nil {
+				t.cfg.OnEvent(Event{Time: seg.Time, ConnID: c.ID, Side: side, Addr: ep.Addr, Old: old, New: Closed,
+					File: seg.File, Packet: seg.Packet, Flags: seg.Flags, Seq: seg.Seq, Ack: seg.Ack,
+					Reason: "a new SYN reuses the 4-tuple: the old socket is gone"})
+			}
+		}
+	}
+	c.done = true
+	c.diagnose(seg.Time, &t.cfg.Profile)
+}
+
+// newConn starts an instance, deciding which side is the client.
+func (t *Tracker) newConn(seg *capture.Segment) *Conn {
+	t.stats.Connections++
+	c := &Conn{ID: uint64(len(t.conns)) + 1, FirstSeen: seg.Time, LastSeen: seg.Time,
+		Tunnel: seg.Tunnel}
+	if seg.Tunnel != capture.TunnelNone {
+		c.TunnelSrc, c.TunnelDst = seg.TunnelSrc.String(), seg.TunnelDst.String()
+	}
+	f := seg.Flags
+	client, server := seg.Src, seg.Dst
+	switch {
+	case f.Has(capture.SYN) && !f.Has(capture.ACK) && !f.Has(capture.RST):
+		// The SYN's sender is the client.
+	case f.Has(capture.SYN | capture.ACK):
+		// The client's SYN was not captured: the SYN-ACK's sender is the server.
+		client, server = seg.Dst, seg.Src
+		c.RoleInferred = true
+	default:
+		c.Midstream, c.RoleInferred = true, true
+		if likelyServer(seg.Src, seg.Dst) {
+			client, server = seg.Dst, seg.Src
+		}
+	}
+	c.Client.Addr, c.Server.Addr = client, server
+	c.Client.Since, c.Server.Since = seg.Time, seg.Time
+	if c.Midstream {
+		c.Client.ev.midstream, c.Server.ev.midstream = true, true
+		c.Client.State, c.Server.State = Established, Established
+		c.addDiag(Diagnosis{ID: DiagMidstream, Side: BothSides,
+			Detail: "handshake not captured: states inferred from the first packets"})
+	} else if c.RoleInferred {
+		// A SYN-ACK first: the client must have sent the SYN the capture missed.
+		c.Client.ev.sentSYN = true
+		c.Client.ev.firstSYN, c.Client.ev.lastSYN, c.Client.ev.nSYN = seg.Time, seg.Time, 1
+		c.Dir[0].Started, c.Dir[0].SynSeen = true, true
+		c.Dir[0].ISN = reassembly.Seq(seg.Ack - 1)
+		c.Dir[0].Next = reassembly.Seq(seg.Ack)
+	}
+	t.conns = append(t.conns, c)
+	return c
+}
+
+// wellKnownServerPorts are ports above 1023 that are nonetheless usually servers.
+var wellKnownServerPorts = map[uint16]bool{
+	1080: true, 1433: true, 1521: true, 1883: true, 2049: true, 2379: true, 3000: true, 3128: true,
+	3306: true, 3389: true, 5000: true, 5432: true, 5672: true, 5900: true, 6379: true, 6443: true,
+	6667: true, 8000: true, 8008: true, 8080: true, 8081: true, 8443: true, 8888: true, 9000: true,
+	9042: true, 9090: true, 9092: true, 9200: true, 9300: true, 11211: true, 27017: true,
+}
+
+// likelyServer guesses, without a handshake, whether the segment's sender is the server: as
+// Wireshark and Zeek do, by its port being well known and the other's not.
+func likelyServer(src, dst netip.AddrPort) bool {
+	sp, dp := src.Port(), dst.Port()
+	sWell := sp < 1024 || wellKnownServerPorts[sp]
+	dWell := dp < 1024 || wellKnownServerPorts[dp]
+	switch {
+	case sWell && !dWell:
+		return true
+	case dWell && !sWell:
+		return false
+	case sWell && dWell:
+		return sp < dp
+	}
+	return false // neither: the first speaker is the client
+}

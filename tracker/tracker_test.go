@@ -1,0 +1,192 @@
+package tracker
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcpstate/tcpstate/capture"
+)
+
+// These hand-built sequences cover what a kernel cannot be made to do on demand (lost ACKs
+// behind the tap, forged resets); the recorded kernel captures in testdata/pcaps are the main
+// test (internal/kernellab).
+
+var (
+	cli = netip.MustParseAddrPort("192.0.2.1:40000")
+	srv = netip.MustParseAddrPort("198.51.100.1:80")
+	t0  = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+)
+
+const (
+	S = capture.SYN
+	A = capture.ACK
+	F = capture.FIN
+	R = capture.RST
+	P = capture.PSH
+)
+
+type pkt struct {
+	fromClient bool
+	at         time.Duration
+	flags      capture.Flags
+	seq, ack   uint32
+	n          uint32
+}
+
+func play(t *testing.T, pkts []pkt) *Tracker {
+	t.Helper()
+	tr := New(Config{})
+	for i, p := range pkts {
+		s := capture.Segment{Time: t0.Add(p.at), Seq: p.seq, Ack: p.ack, Flags: p.flags, PayloadLen: p.n,
+			Window: 1000, Packet: uint64(i + 1)}
+		if p.fromClient {
+			s.Src, s.Dst = cli, srv
+		} else {
+			s.Src, s.Dst = srv, cli
+		}
+		tr.Add(&s)
+	}
+	tr.Finish(time.Time{})
+	return tr
+}
+
+func want(t *testing.T, tr *Tracker, id int, client, server State, diags ...string) {
+	t.Helper()
+	c := tr.Conns()[id-1]
+	if c.Client.State != client || c.Server.State != server {
+		t.Errorf("conn %d: client %v server %v, want %v %v", id, c.Client.State, c.Server.State, client, server)
+	}
+	for _, d := range diags {
+		if !c.HasDiagnosis(d) {
+			var got []string
+			for _, x := range c.Diagnoses {
+				got = append(got, x.ID)
+			}
+			t.Errorf("conn %d: missing diagnosis %s (has %s)", id, d, strings.Join(got, ","))
+		}
+	}
+}
+
+const ms = time.Millisecond
+
+var handshake = []pkt{
+	{true, 0, S, 100, 0, 0},
+	{false, 10 * ms, S | A, 500, 101, 0},
+	{true, 20 * ms, A, 101, 501, 0},
+}
+
+func with(extra ...pkt) []pkt { return append(append([]pkt(nil), handshake...), extra...) }
+
+func TestNormalCloseClientFirst(t *testing.T) {
+	tr := play(t, with(
+		pkt{true, 30 * ms, A | F, 101, 501, 0},
+		pkt{false, 40 * ms, A, 501, 102, 0},
+		pkt{false, 50 * ms, A | F, 501, 102, 0},
+		pkt{true, 60 * ms, A, 102, 502, 0},
+	))
+	want(t, tr, 1, TimeWait, Closed)
+	if z := tr.Conns()[0].Zeek; z.ConnState() != "SF" || z.History != "ShAFaf" {
+		t.Errorf("zeek %s %s, want SF ShAFaf", z.ConnState(), z.History)
+	}
+}
+
+func TestTimeWaitExpires(t *testing.T) {
+	tr := play(t, with(
+		pkt{true, 30 * ms, A | F, 101, 501, 0},
+		pkt{false, 40 * ms, A | F, 501, 102, 0},
+		pkt{true, 60 * ms, A, 102, 502, 0},
+		// an unrelated connection keeps the capture going past 60 s
+	))
+	tr.Finish(t0.Add(61 * time.Second))
+	want(t, tr, 1, Closed, Closed)
+	if !tr.Conns()[0].Client.Inferred {
+		t.Error("a state reached by timer must be marked inferred")
+	}
+}
+
+func TestLostAckOfFinBehindTap(t *testing.T) {
+	// The server's ACK of the client's FIN passes the tap but never arrives: the client
+	// retransmits its FIN, so it is still in FIN_WAIT_1.
+	tr := play(t, with(
+		pkt{true, 30 * ms, A | F, 101, 501, 0},
+		pkt{false, 40 * ms, A, 501, 102, 0},
+		pkt{true, 300 * ms, A | F, 101, 501, 0},
+	))
+	want(t, tr, 1, FinWait1, CloseWait, DiagFinUnacknowledged)
+}
+
+func TestLostFinalAckOfHandshake(t *testing.T) {
+	// The client's ACK is seen but the server retransmits its SYN-ACK: it never got it.
+	tr := play(t, with(pkt{false, 1020 * ms, S | A, 500, 101, 0}))
+	want(t, tr, 1, Established, SynReceived, DiagHandshakeIncomplete)
+}
+
+func TestSimultaneousClose(t *testing.T) {
+	tr := play(t, with(
+		pkt{true, 30 * ms, A | F, 101, 501, 0},
+		pkt{false, 30 * ms, A | F, 501, 101, 0}, // does not ack the client's FIN: crossed
+		pkt{true, 40 * ms, A, 102, 502, 0},
+		pkt{false, 40 * ms, A, 502, 102, 0},
+	))
+	want(t, tr, 1, TimeWait, TimeWait)
+}
+
+func TestRefused(t *testing.T) {
+	tr := play(t, []pkt{{true, 0, S, 100, 0, 0}, {false, ms, R | A, 0, 101, 0}})
+	want(t, tr, 1, Closed, Closed, DiagRefused)
+}
+
+func TestForgedResets(t *testing.T) {
+	est := with(pkt{true, 30 * ms, A | P, 101, 501, 10})
+	// Out of window: ignored by the server.
+	tr := play(t, append(append([]pkt(nil), est...), pkt{true, 40 * ms, R, 900000, 0, 0}))
+	want(t, tr, 1, Closed, Established, DiagRstIgnored)
+	// In window but not exact: challenge ACK, ignored.
+	tr = play(t, append(append([]pkt(nil), est...), pkt{true, 40 * ms, R, 111 + 50, 0, 0}))
+	want(t, tr, 1, Closed, Established, DiagRstIgnored)
+	// Exact: accepted.
+	tr = play(t, append(append([]pkt(nil), est...), pkt{true, 40 * ms, R, 111, 0, 0}))
+	want(t, tr, 1, Closed, Closed, DiagReset)
+}
+
+func TestPortReuseAfterTimeWait(t *testing.T) {
+	close := with(
+		pkt{true, 30 * ms, A | F, 101, 501, 0},
+		pkt{false, 40 * ms, A | F, 501, 102, 0},
+		pkt{true, 50 * ms, A, 102, 502, 0},
+	)
+	tr := play(t, append(close, pkt{true, 2 * time.Second, S, 9000, 0, 0}, pkt{false, 2010 * ms, S | A, 7000, 9001, 0},
+		pkt{true, 2020 * ms, A, 9001, 7001, 0}))
+	if n := len(tr.Conns()); n != 2 {
+		t.Fatalf("%d instances, want 2", n)
+	}
+	want(t, tr, 1, Closed, Closed)
+	want(t, tr, 2, Established, Established, DiagPortReused)
+	if tr.Conns()[1].Reuses != 1 {
+		t.Error("new instance not linked to the old one")
+	}
+}
+
+func TestSynRetransmissionIsSameInstance(t *testing.T) {
+	tr := play(t, []pkt{{true, 0, S, 100, 0, 0}, {true, time.Second, S, 100, 0, 0}, {true, 3 * time.Second, S, 100, 0, 0}})
+	if len(tr.Conns()) != 1 {
+		t.Fatalf("%d instances, want 1", len(tr.Conns()))
+	}
+	want(t, tr, 1, SynSent, Closed, DiagSynUnanswered)
+}
+
+func TestMidstreamHalfClose(t *testing.T) {
+	tr := play(t, []pkt{
+		{false, 0, A | P, 500, 100, 20},
+		{true, ms, A, 100, 520, 0},
+		{false, 2 * ms, A | F, 520, 100, 0},
+		{true, 3 * ms, A, 100, 521, 0},
+	})
+	want(t, tr, 1, CloseWait, FinWait2, DiagMidstream, DiagHalfClosed)
+	c := tr.Conns()[0]
+	if c.Server.Addr != srv || !c.Client.Inferred {
+		t.Errorf("port 80 should be the server (got %v), states inferred", c.Server.Addr)
+	}
+}
