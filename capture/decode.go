@@ -83,18 +83,28 @@ func linkName(link uint16) string {
 
 // EtherTypes we follow.
 const (
-	etherIPv4   = 0x0800
-	etherIPv6   = 0x86dd
-	etherVLAN   = 0x8100 // 802.1Q
-	etherQinQ   = 0x88a8 // 802.1ad service tag
-	etherQinQ91 = 0x9100 // pre-standard QinQ tag, still emitted by some switches
-	etherQinQ92 = 0x9200
+	etherIPv4      = 0x0800
+	etherIPv6      = 0x86dd
+	etherVLAN      = 0x8100 // 802.1Q
+	etherQinQ      = 0x88a8 // 802.1ad service tag
+	etherQinQ91    = 0x9100 // pre-standard QinQ tag, still emitted by some switches
+	etherQinQ92    = 0x9200
+	etherMPLS      = 0x8847
+	etherMPLSMulti = 0x8848
+	etherPPPoE     = 0x8864 // PPPoE session stage
+	etherTEB       = 0x6558 // transparent Ethernet bridging (Ethernet inside GRE, Geneve)
+	etherERSPAN2   = 0x88be
+	etherERSPAN3   = 0x22eb
 )
 
 // IP protocol numbers and IPv6 extension headers.
 const (
 	protoHopByHop = 0
+	protoIPIP     = 4
 	protoTCP      = 6
+	protoUDP      = 17
+	protoIPv6     = 41
+	protoGRE      = 47
 	protoRouting  = 43
 	protoFragment = 44
 	protoAH       = 51
@@ -108,10 +118,10 @@ const (
 type verdict uint8
 
 const (
-	notTCP        verdict = iota // not TCP, or not decodable (bad or missing headers)
-	isTCP                        // a Segment was filled
-	isFragment                   // a non-first fragment of a TCP datagram: no TCP header in it
-	truncatedTCP                 // TCP, but the snaplen cut even the fixed 20-byte header
+	notTCP       verdict = iota // not TCP, or not decodable (bad or missing headers)
+	isTCP                       // a Segment was filled
+	isFragment                  // a non-first fragment of a TCP datagram: no TCP header in it
+	truncatedTCP                // TCP, but the snaplen cut even the fixed 20-byte header
 )
 
 // decoder turns one captured frame into a Segment. It holds no per-packet state: the zero
@@ -130,15 +140,10 @@ func be32(b []byte) uint32 { return binary.BigEndian.Uint32(b) }
 func (d *decoder) decode(link uint16, frame []byte, wireLen int, seg *Segment) verdict {
 	*seg = Segment{}
 	complete := len(frame) >= wireLen
-	var etype uint16
 	b := frame
 	switch link {
 	case linkEthernet:
-		if len(b) < 14 {
-			return notTCP
-		}
-		etype = be16(b[12:])
-		b = b[14:]
+		return d.ethernet(b, complete, 0, seg)
 	case linkSLL:
 		// packet type(2) ARPHRD(2) address length(2) address(8) protocol(2). The address length
 		// may claim more than 8 bytes (gopacket_linux_sll_oversized_addr.pcapng): the field is
@@ -146,21 +151,19 @@ func (d *decoder) decode(link uint16, frame []byte, wireLen int, seg *Segment) v
 		if len(b) < 16 {
 			return notTCP
 		}
-		etype = be16(b[14:])
-		b = b[16:]
+		return d.ethertype(be16(b[14:]), b[16:], complete, 0, seg)
 	case linkSLL2:
 		// protocol(2) reserved(2) ifindex(4) ARPHRD(2) packet type(1) address length(1) address(8)
 		if len(b) < 20 {
 			return notTCP
 		}
-		etype = be16(b[0:])
-		b = b[20:]
+		return d.ethertype(be16(b[0:]), b[20:], complete, 0, seg)
 	case linkRaw, linkRaw12, linkRaw14:
-		return d.ip(b, complete, seg)
+		return d.ip(b, complete, 0, seg)
 	case linkIPv4:
-		return d.ipv4(b, complete, seg)
+		return d.ipv4(b, complete, 0, seg)
 	case linkIPv6:
-		return d.ipv6(b, complete, seg)
+		return d.ipv6(b, complete, 0, seg)
 	case linkNull, linkLoop:
 		if len(b) < 4 {
 			return notTCP
@@ -172,27 +175,41 @@ func (d *decoder) decode(link uint16, frame []byte, wireLen int, seg *Segment) v
 		b = b[4:]
 		switch fam {
 		case 4:
-			return d.ipv4(b, complete, seg)
+			return d.ipv4(b, complete, 0, seg)
 		case 6:
-			return d.ipv6(b, complete, seg)
+			return d.ipv6(b, complete, 0, seg)
 		}
-		return notTCP
-	default:
+	}
+	return notTCP
+}
+
+// ethernet decodes an Ethernet II frame (no FCS).
+func (d *decoder) ethernet(b []byte, complete bool, depth int, seg *Segment) verdict {
+	if len(b) < 14 {
 		return notTCP
 	}
-	// Follow VLAN tags to the network layer. Each tag consumes 4 bytes, so the loop ends.
+	return d.ethertype(be16(b[12:]), b[14:], complete, depth, seg)
+}
+
+// ethertype decodes what follows an EtherType: VLAN tags, MPLS labels and PPPoE on the way to
+// IP. Each step consumes bytes, so the loop ends.
+func (d *decoder) ethertype(etype uint16, b []byte, complete bool, depth int, seg *Segment) verdict {
 	for {
 		switch etype {
 		case etherIPv4:
-			return d.ipv4(b, complete, seg)
+			return d.ipv4(b, complete, depth, seg)
 		case etherIPv6:
-			return d.ipv6(b, complete, seg)
+			return d.ipv6(b, complete, depth, seg)
 		case etherVLAN, etherQinQ, etherQinQ91, etherQinQ92:
 			if len(b) < 4 {
 				return notTCP
 			}
 			etype = be16(b[2:])
 			b = b[4:]
+		case etherMPLS, etherMPLSMulti:
+			return d.mpls(b, complete, depth, seg)
+		case etherPPPoE:
+			return d.pppoe(b, complete, depth, seg)
 		default:
 			return notTCP
 		}
@@ -219,21 +236,22 @@ func loopbackFamily(h []byte) (version int, ok bool) {
 }
 
 // ip decodes a raw IP packet of either version, by its version nibble.
-func (d *decoder) ip(b []byte, complete bool, seg *Segment) verdict {
+func (d *decoder) ip(b []byte, complete bool, depth int, seg *Segment) verdict {
 	if len(b) < 1 {
 		return notTCP
 	}
 	switch b[0] >> 4 {
 	case 4:
-		return d.ipv4(b, complete, seg)
+		return d.ipv4(b, complete, depth, seg)
 	case 6:
-		return d.ipv6(b, complete, seg)
+		return d.ipv6(b, complete, depth, seg)
 	}
 	return notTCP
 }
 
-// ipv4 decodes an IPv4 header. complete says whether the frame was captured whole.
-func (d *decoder) ipv4(b []byte, complete bool, seg *Segment) verdict {
+// ipv4 decodes an IPv4 header. complete says whether the frame was captured whole; depth is
+// the number of tunnel headers already decoded.
+func (d *decoder) ipv4(b []byte, complete bool, depth int, seg *Segment) verdict {
 	if len(b) < 20 || b[0]>>4 != 4 {
 		return notTCP
 	}
@@ -250,16 +268,22 @@ func (d *decoder) ipv4(b []byte, complete bool, seg *Segment) verdict {
 	if total < ihl {
 		return notTCP
 	}
+	src := netip.AddrFrom4([4]byte(b[12:16]))
+	dst := netip.AddrFrom4([4]byte(b[16:20]))
+	frag := be16(b[6:])
 	if b[9] != protoTCP {
-		return notTCP
+		if frag&0x1fff != 0 {
+			return notTCP // a non-first fragment: no header to look into
+		}
+		// A first fragment still holds the tunnel and inner headers, and inner lengths come
+		// from the inner IP header: decoding it loses nothing we need.
+		return d.tunnel(b[9], src, dst, b[ihl:min(len(b), total)], depth, seg)
 	}
-	if be16(b[6:])&0x1fff != 0 {
+	if frag&0x1fff != 0 {
 		// Non-first fragment: it carries TCP payload but no TCP header.
 		return isFragment
 	}
 	seg.IPLen = uint32(total)
-	src := netip.AddrFrom4([4]byte(b[12:16]))
-	dst := netip.AddrFrom4([4]byte(b[16:20]))
 
 	// Checksums are verified only on a datagram captured whole, and the TCP one not on a first
 	// fragment (more fragments set): it covers bytes this packet does not hold.
@@ -269,7 +293,7 @@ func (d *decoder) ipv4(b []byte, complete bool, seg *Segment) verdict {
 		if fold(sum32(b[:ihl], 0)) != 0xffff {
 			seg.BadChecksum = true
 		}
-		if be16(b[6:])&0x2000 == 0 {
+		if frag&0x2000 == 0 {
 			pseudo = sum32(b[12:20], uint64(protoTCP)+uint64(total-ihl))
 		}
 	}
@@ -278,7 +302,7 @@ func (d *decoder) ipv4(b []byte, complete bool, seg *Segment) verdict {
 }
 
 // ipv6 decodes an IPv6 header and skips extension headers up to TCP.
-func (d *decoder) ipv6(b []byte, complete bool, seg *Segment) verdict {
+func (d *decoder) ipv6(b []byte, complete bool, depth int, seg *Segment) verdict {
 	if len(b) < 40 || b[0]>>4 != 6 {
 		return notTCP
 	}
@@ -286,7 +310,8 @@ func (d *decoder) ipv6(b []byte, complete bool, seg *Segment) verdict {
 	next := b[6]
 	off := 40
 	jumbo := plen == 0
-	partial := false // a routing header or a first fragment: the TCP checksum can not be checked here
+	routed := false     // a routing header: the pseudo-header holds a destination not shown here
+	fragmented := false // a first fragment: the rest of the datagram is in other packets
 	// Each extension header is at least 8 bytes, so the loop ends.
 	for next != protoTCP {
 		if len(b) < off+8 {
@@ -300,7 +325,7 @@ func (d *decoder) ipv6(b []byte, complete bool, seg *Segment) verdict {
 				return notTCP
 			}
 			if next == protoRouting {
-				partial = true
+				routed = true
 			}
 			if next == protoHopByHop && jumbo && off == 40 {
 				if n, ok := jumboLength(b[off+2 : off+hl]); ok {
@@ -319,7 +344,7 @@ func (d *decoder) ipv6(b []byte, complete bool, seg *Segment) verdict {
 			}
 			// First fragment: the TCP header follows.
 			if b[off+3]&1 != 0 {
-				partial = true
+				fragmented = true
 			}
 			next = b[off]
 			off += 8
@@ -330,6 +355,17 @@ func (d *decoder) ipv6(b []byte, complete bool, seg *Segment) verdict {
 			}
 			next = b[off]
 			off += hl
+		case protoIPIP, protoIPv6, protoGRE, protoUDP:
+			if jumbo {
+				return notTCP
+			}
+			total := plen + 40
+			if off > total {
+				return notTCP
+			}
+			src := netip.AddrFrom16([16]byte(b[8:24]))
+			dst := netip.AddrFrom16([16]byte(b[24:40]))
+			return d.tunnel(next, src, dst, b[off:min(len(b), total)], depth, seg)
 		default:
 			// No next header (59), ESP (50), or anything not TCP.
 			return notTCP
@@ -352,9 +388,7 @@ func (d *decoder) ipv6(b []byte, complete bool, seg *Segment) verdict {
 	dst := netip.AddrFrom16([16]byte(b[24:40]))
 	whole := len(b) >= total
 	var pseudo uint64
-	if d.verifyChecksums && whole && !partial {
-		// With a routing header the pseudo-header holds the final destination, which the
-		// packet does not show here; such packets are not verified.
+	if d.verifyChecksums && whole && !routed && !fragmented {
 		pseudo = sum32(b[8:40], uint64(protoTCP)+uint64(total-off))
 	}
 	end := min(len(b), total)

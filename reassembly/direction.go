@@ -63,6 +63,9 @@ type Direction struct {
 	AckedSet bool
 	FinSeen  bool
 	FinSeq   Seq // sequence number of the FIN (it ends at FinSeq+1)
+	// FinInferred: the FIN was never captured; the peer acknowledged exactly one sequence
+	// number past everything seen, which is what a FIN takes. Withdrawn if data follows.
+	FinInferred bool
 
 	// Window is what this direction's sender last advertised it can receive (scaled).
 	Window     uint32
@@ -84,13 +87,13 @@ type Direction struct {
 }
 
 type fingerprint struct {
-	t          time.Time
-	seq, ack   uint32
-	length     uint32
-	window     uint16
-	flags      capture.Flags
-	tsval      uint32
-	set        bool
+	t        time.Time
+	seq, ack uint32
+	length   uint32
+	window   uint16
+	flags    capture.Flags
+	tsval    uint32
+	set      bool
 }
 
 // Observe classifies seg, sent by the sender of d, and applies its acknowledgment to peer (the
@@ -166,6 +169,11 @@ func (d *Direction) classify(seg *capture.Segment, peer *Direction) Kind {
 	if !d.Started {
 		d.Started, d.ISN, d.Next = true, seq-1, seq
 	}
+	if d.FinInferred && seg.PayloadLen > 0 && end.GT(d.FinSeq+1) {
+		// Data beyond the supposed FIN: it was a lost data byte, not a FIN.
+		d.FinInferred, d.FinSeen = false, false
+		d.MissedBytes++
+	}
 	if end == seq { // no sequence space: a pure ACK, or a zero-length keepalive/probe
 		if seq == d.Next-1 && (d.AckedSet && d.Acked == d.Next || !d.AckedSet) {
 			return d.probe(peer)
@@ -233,8 +241,13 @@ func (d *Direction) acknowledge(ack Seq) {
 		if jump >= implausibleJump {
 			return
 		}
-		// The peer acknowledged sequence space the capture never showed.
-		d.MissedBytes += uint64(jump)
+		if jump == 1 && !d.FinSeen && d.nholes == 0 {
+			// One sequence number past everything seen: most likely a FIN the capture missed.
+			d.FinSeen, d.FinSeq, d.FinInferred = true, d.Next, true
+		} else {
+			// The peer acknowledged sequence space the capture never showed.
+			d.MissedBytes += uint64(jump)
+		}
 		d.Next = ack
 	}
 	for i := 0; i < d.nholes; {

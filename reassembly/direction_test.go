@@ -80,10 +80,10 @@ func TestClassifyAcrossWrap(t *testing.T) {
 		{true, seg{S, isnA, 0, 0, 65535}, New},
 		{false, seg{S | A, isnB, isnA + 1, 0, 65535}, New},
 		{true, seg{A, isnA + 1, isnB + 1, 0, 1000}, AckOnly},
-		{true, seg{A, isnA + 1, isnB + 1, 200, 1000}, New},         // 0xFFFFFF01..0x000000C9: wraps
-		{true, seg{A, isnA + 1 + 200, isnB + 1, 100, 1000}, New},   // after the wrap
+		{true, seg{A, isnA + 1, isnB + 1, 200, 1000}, New},       // 0xFFFFFF01..0x000000C9: wraps
+		{true, seg{A, isnA + 1 + 200, isnB + 1, 100, 1000}, New}, // after the wrap
 		{true, seg{A, isnA + 1, isnB + 1, 200, 1000}, Retransmission},
-		{true, seg{A, isnA + 1 + 500, isnB + 1, 100, 1000}, Gap},   // 200 bytes missing
+		{true, seg{A, isnA + 1 + 500, isnB + 1, 100, 1000}, Gap}, // 200 bytes missing
 		{true, seg{A, isnA + 1 + 300, isnB + 1, 100, 1000}, OutOfOrder},
 		{false, seg{A, isnB + 1, isnA + 1 + 400, 0, 1000}, AckOnly},
 		{true, seg{A, isnA + 1 + 399, isnB + 1, 0, 1000}, AckOnly}, // not a keepalive: 500..600 unacked

@@ -44,23 +44,24 @@ type Conn struct {
 	Midstream    bool
 	RoleInferred bool
 	// Reuses is the ID of the instance this one replaced on the same 4-tuple (0: none).
-	Reuses     uint64
-	ReusedBy   uint64
-	Diagnoses  []Diagnosis
-	Dir        [2]reassembly.Direction // [0] client→server, [1] server→client
-	Zeek       ZeekView
-	Tunnel     capture.TunnelKind
-	TunnelSrc  string
-	TunnelDst  string
-	EndedBy    string // a short account of how it ended ("FIN both ways", "RST from server", ...)
+	Reuses    uint64
+	ReusedBy  uint64
+	Diagnoses []Diagnosis
+	Dir       [2]reassembly.Direction // [0] client→server, [1] server→client
+	Zeek      ZeekView
+	Tunnel    capture.TunnelKind
+	TunnelSrc string
+	TunnelDst string
+	EndedBy   string // a short account of how it ended ("FIN both ways", "RST from server", ...)
 
-	rtt      [2]time.Duration // tap↔endpoint round trip, measured on the handshake
-	synTime  [2]time.Time
-	rstNotes []rstNote
-	zwSince  [2]time.Time // when each side's zero window began (zero: none now)
-	zwLong   [2]time.Duration
-	lastData time.Time
-	done     bool
+	rtt         [2]time.Duration // tap↔endpoint round trip, measured on the handshake
+	finInferred [2]bool          // a side's FIN was inferred from the peer's ACK, never captured
+	synTime     [2]time.Time
+	rstNotes    []rstNote
+	zwSince     [2]time.Time // when each side's zero window began (zero: none now)
+	zwLong      [2]time.Duration
+	lastData    time.Time
+	done        bool
 }
 
 type rstNote struct {
@@ -140,6 +141,18 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 	if s.ev.gotRST && t.Sub(s.ev.tReset) > c.slack(from) {
 		s.ev.gotRST = false
 		c.noteRSTIgnored(from, t)
+	}
+
+	// A FIN the capture missed, inferred from an ACK one past its sender's last byte; or
+	// withdrawn, when data followed it after all.
+	for side := ClientSide; side <= ServerSide; side++ {
+		d, ep := &c.Dir[side], c.endpoint(side)
+		if d.FinInferred && !ep.ev.sentFIN {
+			ep.ev.sentFIN, ep.ev.tSentFIN, ep.ev.finPassive = true, t, ep.ev.gotFIN
+			c.finInferred[side] = true
+		} else if c.finInferred[side] && !d.FinSeen {
+			ep.ev.sentFIN, c.finInferred[side] = false, false
+		}
 	}
 
 	// What the sender proves it received: its ACK covers the peer's SYN and FIN.
@@ -224,8 +237,11 @@ func (c *Conn) applyRST(seg *capture.Segment, from Side) {
 
 	// The sender. A stack in SYN_SENT answering an unacceptable SYN-ACK sends a RST with
 	// seq = that SYN-ACK's ACK and stays in SYN_SENT.
+	// A RST from an endpoint that never opened (a closed port, a stale segment) says only that
+	// it has no socket: nothing to record against its later life on this 4-tuple.
 	inSynSent := s.ev.sentSYN && !s.ev.gotSYN && !s.ev.midstream
-	if !(inSynSent && sd.SynSeen && seq != sd.ISN+1) && !s.ev.sentRST {
+	opened := s.ev.sentSYN || s.ev.sentSYNACK || s.ev.midstream
+	if opened && !(inSynSent && sd.SynSeen && seq != sd.ISN+1) && !s.ev.sentRST {
 		s.ev.sentRST, s.ev.tReset = true, t
 	}
 
@@ -258,8 +274,8 @@ func (c *Conn) applyRST(seg *capture.Segment, from Side) {
 
 // rstInWindow applies the receiver's sequence check to a RST from side from.
 func (c *Conn) rstInWindow(seq reassembly.Seq, from Side, state State) (bool, string) {
-	sd := &c.Dir[from]     // what the RST sender sent: the receiver's rcv_nxt is its Next
-	rd := &c.Dir[1-from]   // the receiver's own direction: its advertised window
+	sd := &c.Dir[from]   // what the RST sender sent: the receiver's rcv_nxt is its Next
+	rd := &c.Dir[1-from] // the receiver's own direction: its advertised window
 	rcvNxt := sd.Next
 	if seq == rcvNxt || (sd.AckedSet && seq == sd.Acked) {
 		return true, "exact sequence number"

@@ -154,6 +154,10 @@ func (c *Conn) diagnose(now time.Time, p *Profile) {
 		}
 	}
 	for _, s := range []Side{ClientSide, ServerSide} {
+		if c.finInferred[s] {
+			c.addDiag(Diagnosis{ID: DiagCaptureGap, Side: s,
+				Detail: fmt.Sprintf("the %s's FIN was acknowledged but never captured", s)})
+		}
 		if m := c.Dir[s].MissedBytes; m > 0 {
 			c.addDiag(Diagnosis{ID: DiagCaptureGap, Side: s,
 				Detail: fmt.Sprintf("%d byte(s) sent by the %s were acknowledged but never captured", m, s)})
@@ -216,6 +220,8 @@ func (c *Conn) inference(side Side, s State, viaTimer bool) (bool, string) {
 		return true, "handshake not captured: assumed synchronized from mid-connection traffic"
 	case c.RoleInferred && side == ClientSide && !ep.ev.gotSYN:
 		return true, "client SYN not captured"
+	case c.finInferred[side]:
+		return true, "its FIN was not captured: inferred from the peer's ACK one past its last byte"
 	case c.Dir[1-side].MissedBytes > 0:
 		return true, "the peer's packets were partly not captured (acknowledged but never seen)"
 	case ep.ev.gotRST && !ep.ev.sentRST:

@@ -33,6 +33,9 @@ type evidence struct {
 
 	// midstream: the handshake was not captured; the endpoint is taken as synchronized.
 	midstream bool
+	// replaced: a new connection took over the 4-tuple, so this socket is gone (a stack
+	// reuses a port only once TIME_WAIT or a failed connect is over).
+	replaced bool
 
 	// Times, from packet timestamps.
 	firstSYN   time.Time // first SYN (or SYN-ACK) it sent
@@ -68,7 +71,7 @@ func (e *evidence) derive() State {
 	opened := e.sentSYN || e.sentSYNACK || e.midstream
 	synced := e.midstream || (e.gotSYN && e.synAcked) || (e.gotSYN && e.sentFIN)
 	switch {
-	case e.sentRST || e.gotRST: // aborted, or accepted the peer's abort
+	case e.sentRST || e.gotRST || e.replaced: // aborted, accepted the peer's abort, or replaced
 		return Closed
 	case !opened:
 		return Closed
@@ -101,7 +104,7 @@ func (e *evidence) enteredAt(s State, fallback time.Time) time.Time {
 	case TimeWait:
 		return later(e.tFinAcked, e.tGotFIN)
 	case Closed:
-		if e.sentRST || e.gotRST {
+		if e.sentRST || e.gotRST || e.replaced {
 			return e.tReset
 		}
 		if e.finPassive {
@@ -110,9 +113,6 @@ func (e *evidence) enteredAt(s State, fallback time.Time) time.Time {
 	case SynSent, SynReceived:
 		return e.firstSYN
 	case FinWait1, LastAck:
-		if s == LastAck {
-			return e.tSentFIN
-		}
 		return e.tSentFIN
 	case FinWait2:
 		return e.tFinAcked

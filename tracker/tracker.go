@@ -186,9 +186,7 @@ func (t *Tracker) supersede(c *Conn, seg *capture.Segment) {
 		if ep.State == TimeWait || ep.State == SynSent || ep.State == SynReceived {
 			old := ep.State
 			ep.State, ep.Since, ep.Deadline = Closed, seg.Time, time.Time{}
-			ep.ev.sentRST = false
-			ep.ev.tReset = seg.Time
-			ep.ev.gotRST = true // recorded as ended; the socket was replaced
+			ep.ev.replaced, ep.ev.tReset = true, seg.Time
 			if t.cfg.OnEvent != nil {
 				t.cfg.OnEvent(Event{Time: seg.Time, ConnID: c.ID, Side: side, Addr: ep.Addr, Old: old, New: Closed,
 					File: seg.File, Packet: seg.Packet, Flags: seg.Flags, Seq: seg.Seq, Ack: seg.Ack,

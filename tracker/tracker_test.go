@@ -190,3 +190,15 @@ func TestMidstreamHalfClose(t *testing.T) {
 		t.Errorf("port 80 should be the server (got %v), states inferred", c.Server.Addr)
 	}
 }
+
+func TestFinMissingFromCapture(t *testing.T) {
+	// The client's FIN is not in the capture, but the server's ACK is one past the client's
+	// last byte: the client sent a FIN.
+	tr := play(t, with(
+		pkt{true, 30 * ms, A | P, 101, 501, 10},
+		pkt{false, 40 * ms, A, 501, 112, 0},
+		pkt{false, 50 * ms, A | F, 501, 112, 0},
+		pkt{true, 60 * ms, A, 112, 502, 0},
+	))
+	want(t, tr, 1, TimeWait, Closed, DiagCaptureGap)
+}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -160,9 +161,29 @@ func NewLab(ctx context.Context) (lab *Lab, err error) {
 			return nil, err
 		}
 	}
+	// A veth drops what it sends until the kernel's link watcher has activated it (qdisc
+	// "noop" -> "noqueue", which can take up to a second): wait for that before any traffic.
+	for _, x := range []struct {
+		ns  Netns
+		ifn string
+	}{{lab.Client, ClientIface}, {lab.Router, RouterClientIface}, {lab.Router, RouterServerIface}, {lab.Server, ServerIface}} {
+		if err := waitFor(ctx, 5*time.Second, x.ifn+" up", func() (bool, error) {
+			out, err := run(ctx, "ip", "-n", x.ns.Name, "-o", "link", "show", "dev", x.ifn)
+			if err != nil {
+				return false, err
+			}
+			if strings.Contains(out, "state UP") && !strings.Contains(out, "qdisc noop") {
+				return true, nil
+			}
+			time.Sleep(5 * time.Millisecond)
+			return false, nil
+		}); err != nil {
+			return nil, err
+		}
+	}
 	lab.Offloads = map[string]map[string]uint32{}
 	for _, x := range []struct {
-		ns Netns
+		ns  Netns
 		if_ string
 	}{{lab.Client, ClientIface}, {lab.Router, RouterClientIface}, {lab.Router, RouterServerIface}, {lab.Server, ServerIface}} {
 		got, err := x.ns.DisableOffloads(x.if_)
@@ -254,8 +275,8 @@ func (l *Lab) StartCapture(path string) error {
 		return fmt.Errorf("tcpdump did not start: %s", strings.TrimSpace(out))
 	}
 	// The packet socket is open once tcpdump says so; give it a moment anyway.
-	time.Sleep(20 * time.Millisecond)
 	l.CaptureStart = time.Now()
+	time.Sleep(20 * time.Millisecond)
 	return nil
 }
 
@@ -295,11 +316,13 @@ func (l *Lab) StopCapture() error {
 			err = nil // tcpdump exits non-zero on signal with some builds; it flushed
 		}
 	}
-	if err == nil && strings.Contains(out, "packets dropped by kernel") && !strings.Contains(out, " 0 packets dropped by kernel") {
+	if m := droppedRE.FindStringSubmatch(out); err == nil && m != nil && m[1] != "0" {
 		err = fmt.Errorf("tcpdump dropped packets: %s", l.CaptureStats)
 	}
 	return err
 }
+
+var droppedRE = regexp.MustCompile(`(\d+) packets? dropped by kernel`)
 
 // SS runs ss with args in a namespace.
 func (l *Lab) SS(ctx context.Context, ns Netns, args ...string) (string, error) {
