@@ -235,6 +235,7 @@ func (c *Conn) reason(seg *capture.Segment, side Side, old, new State) string {
 	from := c.sideOf(seg)
 	f := seg.Flags
 	if from == side {
+		peerFin := c.Dir[1-side].FinAckedBy(reassembly.Seq(seg.Ack)) && seg.Flags.Has(capture.ACK)
 		switch {
 		case f.Has(capture.RST):
 			return "sent RST"
@@ -242,12 +243,12 @@ func (c *Conn) reason(seg *capture.Segment, side Side, old, new State) string {
 			return "sent SYN-ACK"
 		case f.Has(capture.SYN):
 			return "sent SYN"
+		case peerFin && (new == CloseWait || new == TimeWait || new == Closing || new == Closed):
+			return fmt.Sprintf("its ACK %d covers the peer's FIN", seg.Ack)
 		case f.Has(capture.FIN) && (new == FinWait1 || new == LastAck || new == Closing):
 			return "sent FIN"
 		case new == Established && old == SynSent:
 			return fmt.Sprintf("ACK %d acknowledges the SYN-ACK", seg.Ack)
-		case new == CloseWait || new == TimeWait || new == Closing || new == Closed:
-			return fmt.Sprintf("its ACK %d covers the peer's FIN", seg.Ack)
 		case new == SynSent || new == SynReceived || new == FinWait1 || new == LastAck:
 			return "retransmitted what the peer had acknowledged: that ACK was lost"
 		}

@@ -18,10 +18,11 @@ const (
 	nfqaCfgCmd       = 1
 	nfqaCfgParams    = 2
 	nfqaPacketHdr    = 1
+	nfqaPayload      = 10
 	nfqaVerdictHdr   = 2
 	nfqnlCfgCmdBind  = 1
 	nfqnlCfgCmdUnbnd = 2
-	nfqnlCopyMeta    = 1
+	nfqnlCopyPacket  = 2
 	nfAccept         = 1
 )
 
@@ -49,9 +50,11 @@ func nfqMsg(msgType uint16, flags uint16, seq uint32, queue uint16, attrs ...[]b
 	return append(b, body...)
 }
 
-// Holder holds the packets that an iptables NFQUEUE rule sends to its queue until Count of
-// them are held (or MaxHold passed since the first), then releases them all at once and lets
-// every later packet through. Used to make FINs cross in the router.
+// Holder receives the TCP packets that an iptables NFQUEUE rule sends to its queue. It lets
+// them through until it sees a FIN; from then on it holds every packet until it holds Count
+// FINs (or MaxHold passed), releases all held packets in arrival order, and lets every later
+// packet through. Holding everything (not only FINs) keeps the router from reordering: an ACK
+// answering the first released FIN cannot overtake the second. Used to make FINs cross.
 type Holder struct {
 	fd      int
 	queue   uint16
@@ -60,6 +63,7 @@ type Holder struct {
 
 	mu       sync.Mutex
 	held     []uint32
+	fins     int
 	first    time.Time
 	released bool
 	events   []string
@@ -91,8 +95,8 @@ func (n Netns) StartHolder(queue uint16, count int, maxHold time.Duration) (*Hol
 	}
 	cmd := nlAttr(nfqaCfgCmd, []byte{nfqnlCfgCmdBind, 0, 0, syscall.AF_INET})
 	params := make([]byte, 5)
-	binary.BigEndian.PutUint32(params, 0xffff)
-	params[4] = nfqnlCopyMeta
+	binary.BigEndian.PutUint32(params, 128) // enough for the IP and TCP headers
+	params[4] = nfqnlCopyPacket
 	for seq, m := range [][]byte{
 		nfqMsg(nfqnlMsgConfig, syscall.NLM_F_REQUEST|syscall.NLM_F_ACK, 1, queue, cmd),
 		nfqMsg(nfqnlMsgConfig, syscall.NLM_F_REQUEST|syscall.NLM_F_ACK, 2, queue, nlAttr(nfqaCfgParams, params)),
@@ -176,11 +180,11 @@ func (h *Holder) loop() {
 				if m.Header.Type != nfnlSubsysQueue<<8|nfqnlMsgPacket || len(m.Data) < 4 {
 					continue
 				}
-				id, ok := packetID(m.Data[4:])
+				id, fin, ok := parseQueued(m.Data[4:])
 				if !ok {
 					continue
 				}
-				if h.released {
+				if h.released || (len(h.held) == 0 && !fin) {
 					if err := h.verdict(id); err != nil && h.err == nil {
 						h.err = err
 					}
@@ -190,9 +194,14 @@ func (h *Holder) loop() {
 					h.first = time.Now()
 				}
 				h.held = append(h.held, id)
-				h.events = append(h.events, fmt.Sprintf("%s holding packet %d", time.Now().Format(time.RFC3339Nano), id))
-				if len(h.held) >= h.count {
-					h.releaseLocked("all expected packets held")
+				what := "packet"
+				if fin {
+					h.fins++
+					what = "FIN"
+				}
+				h.events = append(h.events, fmt.Sprintf("%s holding %s (queue id %d)", time.Now().Format(time.RFC3339Nano), what, id))
+				if h.fins >= h.count {
+					h.releaseLocked(fmt.Sprintf("%d FINs held", h.fins))
 				}
 			}
 		}
@@ -203,19 +212,46 @@ func (h *Holder) loop() {
 	}
 }
 
-func packetID(attrs []byte) (uint32, bool) {
+// parseQueued returns the queue id of a queued packet and whether it is a TCP FIN.
+func parseQueued(attrs []byte) (id uint32, fin, ok bool) {
 	for len(attrs) >= 4 {
 		l := int(ne.Uint16(attrs[0:]))
 		t := ne.Uint16(attrs[2:]) & 0x3fff
 		if l < 4 || l > len(attrs) {
-			return 0, false
+			break
 		}
-		if t == nfqaPacketHdr && l >= 8 {
-			return binary.BigEndian.Uint32(attrs[4:]), true
+		switch {
+		case t == nfqaPacketHdr && l >= 8:
+			id, ok = binary.BigEndian.Uint32(attrs[4:]), true
+		case t == nfqaPayload:
+			fin = tcpFIN(attrs[4:l])
 		}
 		attrs = attrs[min((l+3)&^3, len(attrs)):]
 	}
-	return 0, false
+	return id, fin, ok
+}
+
+// tcpFIN reports whether an IP packet (v4 or v6, no extension headers) is a TCP FIN.
+func tcpFIN(ip []byte) bool {
+	if len(ip) < 1 {
+		return false
+	}
+	off := 0
+	switch ip[0] >> 4 {
+	case 4:
+		if len(ip) < 20 || ip[9] != syscall.IPPROTO_TCP {
+			return false
+		}
+		off = int(ip[0]&0x0f) * 4
+	case 6:
+		if len(ip) < 40 || ip[6] != syscall.IPPROTO_TCP {
+			return false
+		}
+		off = 40
+	default:
+		return false
+	}
+	return len(ip) > off+13 && ip[off+13]&FlagFIN != 0
 }
 
 // Events returns what the holder did, with timestamps.

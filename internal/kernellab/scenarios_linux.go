@@ -188,7 +188,7 @@ func Scenarios() []*Scenario {
 				r.atLeast(1, "RST from the server", func(p Packet) bool { return fromServer(p) && p.Has(FlagRST) })
 				return r.DataAfterClose(c)
 			}},
-		{Name: "crossing-fins", Description: "IPv4: both sides close at the same moment; the router holds both FINs (NFQUEUE) until it has both, so they cross and each side goes FIN_WAIT_1 -> CLOSING -> TIME_WAIT.",
+		{Name: "crossing-fins", Description: "IPv4: both sides close at the same moment; the router holds traffic from the first FIN (NFQUEUE) until it has both FINs, so they cross and each side goes FIN_WAIT_1 -> CLOSING -> TIME_WAIT.",
 			Play: crossingFINs},
 		{Name: "keepalive-idle", Description: "IPv4: an idle connection whose client has SO_KEEPALIVE with TCP_KEEPIDLE=1 s and TCP_KEEPINTVL=1 s, so keepalive probes and their ACKs are on the wire (both ESTABLISHED).",
 			Play: func(r *Run) error {
@@ -324,7 +324,7 @@ func crossingFINs(r *Run) error {
 	if err != nil {
 		return err
 	}
-	if err := r.Lab.Firewall(r.Ctx, false, "-A", "FORWARD", "-p", "tcp", "--tcp-flags", "FIN", "FIN",
+	if err := r.Lab.Firewall(r.Ctx, false, "-A", "FORWARD", "-p", "tcp",
 		"-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass"); err != nil {
 		return err
 	}
@@ -351,9 +351,10 @@ func crossingFINs(r *Run) error {
 	r.Check(func(info *CaptureInfo) error {
 		// The server's FIN must not acknowledge the client's FIN: it was sent before that arrived.
 		var cfin *Packet
+		cfinIdx := 0
 		for i, p := range info.TCP {
 			if fromClient(p) && p.Has(FlagFIN) && cfin == nil {
-				cfin = &info.TCP[i]
+				cfin, cfinIdx = &info.TCP[i], i
 			}
 			if fromServer(p) && p.Has(FlagFIN) {
 				if cfin == nil {
@@ -361,6 +362,9 @@ func crossingFINs(r *Run) error {
 				}
 				if p.Ack != cfin.Seq+uint32(cfin.PayloadLen) {
 					return fmt.Errorf("server FIN acks %d, client FIN is at %d: FINs did not cross", p.Ack, cfin.Seq)
+				}
+				if i != cfinIdx+1 {
+					return fmt.Errorf("segments between the two FINs on the tap")
 				}
 				return nil
 			}
