@@ -1,6 +1,10 @@
 package capture
 
-import "io"
+import (
+	"encoding/binary"
+	"io"
+	"syscall"
+)
 
 // source reads one or more inputs as one capture: a k-way merge on timestamps. Each input is
 // read ahead by one TCP segment (its head); Next hands out the earliest head and refills it.
@@ -97,32 +101,27 @@ func (s *source) advance(in *input) bool {
 }
 
 // normalizeLoopback rewrites the 4-byte address family of a BSD loopback frame, in place, into
-// the byte order libpcap's compiled filters expect: network order for LOOP, and for NULL the
-// order of the machine compiling (ours), whatever the writer's was. Without this, "ip6" or
-// "tcp" would silently match nothing in a DLT_NULL file written on a machine of the other
-// byte order.
+// what filters compiled by libpcap for this machine test: AF_INET or this machine's AF_INET6, in
+// this machine's byte order for NULL and network order for LOOP. Files carry the writer's values
+// (AF_INET6 is 24, 28 or 30 on the BSDs and macOS, 23 on Windows) in the writer's byte order, and
+// libpcap only accounts for that when it reads the file itself. Without this, "ip6" or "tcp"
+// would silently match nothing in a capture taken on a Mac.
 func normalizeLoopback(link uint16, data []byte) {
 	if len(data) < 4 {
 		return
 	}
-	le := uint32(data[0]) | uint32(data[1])<<8 | uint32(data[2])<<16 | uint32(data[3])<<24
-	be := uint32(data[3]) | uint32(data[2])<<8 | uint32(data[1])<<16 | uint32(data[0])<<24
-	var af uint32
-	switch {
-	case le <= 0xffff:
-		af = le
-	case be <= 0xffff:
-		af = be
-	default:
+	v, ok := loopbackFamily(data)
+	if !ok {
 		return
 	}
-	bigEndian := link == linkLoop || nativeBigEndian()
-	for i := 0; i < 4; i++ {
-		shift := uint(8 * i)
-		if bigEndian {
-			shift = uint(8 * (3 - i))
-		}
-		data[i] = byte(af >> shift)
+	af := uint32(syscall.AF_INET)
+	if v == 6 {
+		af = uint32(syscall.AF_INET6)
+	}
+	if link == linkLoop || nativeBigEndian() {
+		binary.BigEndian.PutUint32(data, af)
+	} else {
+		binary.LittleEndian.PutUint32(data, af)
 	}
 }
 

@@ -31,6 +31,8 @@ type ngMark struct {
 	off          int64
 	typ          uint32
 	major, minor uint16 // SHB version
+	iface        uint32 // EPB, PB: interface
+	ts           uint64 // EPB, PB: timestamp in the interface's units
 	bad          string // why the framing can not be followed past this block ("" if it can)
 }
 
@@ -137,6 +139,15 @@ func (t *ngBlocks) finish() {
 	}
 	if m.bad == "" {
 		m.typ = t.rawType()
+		switch m.typ {
+		case ngEPB:
+			m.iface = t.u32(t.hdr[8:])
+		case ngPB:
+			m.iface = uint32(t.u16(t.hdr[8:]))
+		}
+		if m.typ == ngEPB || m.typ == ngPB {
+			m.ts = uint64(t.u32(t.hdr[12:]))<<32 | uint64(t.u32(t.hdr[16:]))
+		}
 		length := t.u32(t.hdr[4:])
 		switch {
 		case length < minBlockLen(m.typ):
@@ -154,15 +165,18 @@ func (t *ngBlocks) finish() {
 	}
 }
 
-// packetAt returns the offset of the packet block pcapgo just returned: the oldest packet
-// block not yet matched. fallback is used if the framing was lost (pcapgo read on anyway).
-func (t *ngBlocks) packetAt(fallback int64) int64 {
-	off := fallback
+// packetAt returns the packet block pcapgo just returned: the oldest packet block not yet
+// matched. ok is false if the framing was lost (pcapgo read on anyway). newSection reports that
+// a section header went by since the previous packet: interface numbers start again.
+func (t *ngBlocks) packetAt() (m ngMark, ok, newSection bool) {
 	for t.head < len(t.marks) {
-		m := t.marks[t.head]
+		mk := t.marks[t.head]
 		t.head++
-		if m.isPacket() {
-			off = m.off
+		if mk.typ == ngSHB {
+			newSection = true
+		}
+		if mk.isPacket() {
+			m, ok = mk, true
 			break
 		}
 	}
@@ -175,7 +189,7 @@ func (t *ngBlocks) packetAt(fallback int64) int64 {
 		t.marks = t.marks[:n]
 		t.head = 0
 	}
-	return off
+	return m, ok, newSection
 }
 
 // failedAt returns the block pcapgo was reading when it failed, having consumed the stream up to
@@ -183,7 +197,13 @@ func (t *ngBlocks) packetAt(fallback int64) int64 {
 func (t *ngBlocks) failedAt(consumed int64) (ngMark, bool) {
 	if !t.lost && t.have > 0 && t.next < consumed {
 		// A block whose header did not even arrive whole.
-		return ngMark{off: t.next, typ: 0xffffffff}, true
+		m := ngMark{off: t.next, typ: 0xffffffff}
+		if t.have >= 12 && binary.LittleEndian.Uint32(t.hdr[0:]) == ngSHB &&
+			binary.BigEndian.Uint32(t.hdr[8:]) != ngByteOrderMagic && binary.LittleEndian.Uint32(t.hdr[8:]) != ngByteOrderMagic {
+			m.typ = ngSHB
+			m.bad = fmt.Sprintf("section header block has a bad byte-order magic (% x)", t.hdr[8:12])
+		}
+		return m, true
 	}
 	for i := len(t.marks) - 1; i >= t.head; i-- {
 		if t.marks[i].off < consumed {

@@ -90,10 +90,10 @@ type Segment struct {
 	BadChecksum bool
 
 	// Tunnel is the outermost encapsulation, if any, and its outer endpoints.
-	Tunnel         TunnelKind
-	TunnelSrc      netip.Addr
-	TunnelDst      netip.Addr
-	TunnelVNI      uint32 // VXLAN/Geneve VNI, GTP TEID, GRE key, MPLS label
+	Tunnel    TunnelKind
+	TunnelSrc netip.Addr
+	TunnelDst netip.Addr
+	TunnelVNI uint32 // VXLAN/Geneve VNI, GTP TEID, GRE key, MPLS label
 }
 
 // Options are the TCP options that change how a stack treats a connection.

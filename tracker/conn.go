@@ -169,11 +169,25 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 		}
 		// What the receiver is taken to have received: this ACK of its SYN and FIN.
 		if rd.SynAckedBy(ack) && (r.ev.sentSYN || r.ev.sentSYNACK) && !r.ev.synAcked {
-			r.ev.synAcked, r.ev.tSynAcked = true, t
+			if !r.ev.synAckLost {
+				r.ev.synAcked, r.ev.tSynAcked = true, t
+			} else if r.ev.synAckPending.IsZero() {
+				r.ev.synAckPending = t
+			}
 		}
 		if rd.FinAckedBy(ack) && !r.ev.finAcked {
-			r.ev.finAcked, r.ev.tFinAcked = true, t
+			if !r.ev.finAckLost {
+				r.ev.finAcked, r.ev.tFinAcked = true, t
+			} else if r.ev.finAckPending.IsZero() {
+				r.ev.finAckPending, r.ev.tFinAcked = t, t
+			}
 		}
+	}
+
+	// A stack in SYN_RECEIVED sends nothing but SYN-ACKs: anything else from an endpoint that
+	// answered a SYN shows it got the ACK of its SYN.
+	if !f.Has(capture.SYN) && f.Has(capture.ACK) && s.ev.sentSYNACK && !s.ev.synAcked && s.ev.gotSYN {
+		s.ev.synAcked, s.ev.tSynAcked = true, t
 	}
 
 	// What the sender sent.
@@ -189,9 +203,14 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 				// FIN on Linux, but other stacks and crafted traffic do): treat as synchronized.
 				s.ev.gotSYN = true
 			}
-		} else if kind == reassembly.Retransmission && s.ev.finAcked && t.Sub(s.ev.tFinAcked) > c.slack(from) {
-			// FIN retransmitted after the peer's ACK of it: that ACK never arrived.
-			s.ev.finAcked = false
+			s.ev.lastFIN = t
+		} else if kind == reassembly.Retransmission {
+			s.ev.prevFINGap, s.ev.lastFIN = t.Sub(s.ev.lastFIN), t
+			if s.ev.finAcked && t.Sub(s.ev.tFinAcked) > c.slack(from) ||
+				!s.ev.finAckPending.IsZero() && t.Sub(s.ev.finAckPending) > c.slack(from) {
+				// FIN retransmitted after the peer's ACK of it: that ACK never arrived.
+				s.ev.finAcked, s.ev.finAckLost, s.ev.finAckPending = false, true, time.Time{}
+			}
 		}
 	}
 	return kind
@@ -210,10 +229,12 @@ func (c *Conn) applySYN(seg *capture.Segment, from Side, kind reassembly.Kind) {
 		s.ev.nSYN++
 		s.ev.prevSYNGap = t.Sub(s.ev.lastSYN)
 		s.ev.lastSYN = t
-		if s.ev.synAcked && !s.ev.tSynAcked.IsZero() && t.Sub(s.ev.tSynAcked) > c.slack(from) && !s.ev.midstream {
+		lost := s.ev.synAcked && !s.ev.tSynAcked.IsZero() && t.Sub(s.ev.tSynAcked) > c.slack(from) ||
+			!s.ev.synAckPending.IsZero() && t.Sub(s.ev.synAckPending) > c.slack(from)
+		if lost && !s.ev.midstream {
 			// SYN or SYN-ACK sent again after the peer acknowledged it: that ACK was lost.
-			s.ev.synAcked = false
-			if seg.Flags.Has(capture.ACK) == false {
+			s.ev.synAcked, s.ev.synAckLost, s.ev.synAckPending = false, true, time.Time{}
+			if !seg.Flags.Has(capture.ACK) {
 				s.ev.gotSYN = false
 			}
 		}
@@ -246,7 +267,7 @@ func (c *Conn) applyRST(seg *capture.Segment, from Side) {
 	}
 
 	// The receiver.
-	state := r.ev.derive()
+	state := r.ev.derive(t)
 	accepted, verdict := false, ""
 	switch {
 	case state == Closed && !r.ev.midstream && !(r.ev.sentSYN || r.ev.sentSYNACK):

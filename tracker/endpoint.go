@@ -31,6 +31,12 @@ type evidence struct {
 	gotFIN   bool
 	gotRST   bool
 
+	// After a loss towards the endpoint has been proven (it retransmitted what the peer had
+	// acknowledged), a later ACK is no longer assumed delivered: it is pending until the
+	// endpoint's next retransmission was due and did not come.
+	synAckLost, finAckLost       bool
+	synAckPending, finAckPending time.Time
+
 	// midstream: the handshake was not captured; the endpoint is taken as synchronized.
 	midstream bool
 	// replaced: a new connection took over the 4-tuple, so this socket is gone (a stack
@@ -45,6 +51,8 @@ type evidence struct {
 	tFinAcked  time.Time
 	tGotFIN    time.Time
 	tSentFIN   time.Time
+	lastFIN    time.Time     // latest (re)transmission of its FIN
+	prevFINGap time.Duration // gap between its last two FIN transmissions
 	tReset     time.Time
 	prevSYNGap time.Duration // gap between its last two SYN transmissions (retry backoff)
 }
@@ -67,9 +75,11 @@ type Endpoint struct {
 // derive is the endpoint state machine, written as one table: the first row whose condition
 // holds gives the state. Conditions read the evidence only, so withdrawing evidence moves the
 // state back by itself. Timers are applied afterwards by age.
-func (e *evidence) derive() State {
+func (e *evidence) derive(now time.Time) State {
+	synAcked := e.synAcked || confirmed(e.synAckPending, e.lastSYN, e.prevSYNGap, now)
+	finAcked := e.finAcked || confirmed(e.finAckPending, e.lastFIN, e.prevFINGap, now)
 	opened := e.sentSYN || e.sentSYNACK || e.midstream
-	synced := e.midstream || (e.gotSYN && e.synAcked) || (e.gotSYN && e.sentFIN)
+	synced := e.midstream || (e.gotSYN && synAcked) || (e.gotSYN && e.sentFIN)
 	switch {
 	case e.sentRST || e.gotRST || e.replaced: // aborted, accepted the peer's abort, or replaced
 		return Closed
@@ -83,19 +93,37 @@ func (e *evidence) derive() State {
 		return Established
 	case !e.sentFIN && e.gotFIN: // peer closed, application has not
 		return CloseWait
-	case !e.finAcked && !e.gotFIN:
+	case !finAcked && !e.gotFIN:
 		return FinWait1
-	case e.finAcked && !e.gotFIN:
+	case finAcked && !e.gotFIN:
 		return FinWait2
-	case !e.finAcked && e.finPassive: // closed second, waiting for the ACK of its FIN
+	case !finAcked && e.finPassive: // closed second, waiting for the ACK of its FIN
 		return LastAck
-	case !e.finAcked: // FINs crossed
+	case !finAcked: // FINs crossed
 		return Closing
 	case e.finPassive: // LAST_ACK got its ACK
 		return Closed
 	default: // closed first (or simultaneously), both FINs done
 		return TimeWait
 	}
+}
+
+// confirmed reports whether an ACK pending since pending has been confirmed by now: the
+// endpoint's next retransmission (twice its last backoff after its last transmission) was
+// due and did not come.
+func confirmed(pending, last time.Time, gap time.Duration, now time.Time) bool {
+	if pending.IsZero() {
+		return false
+	}
+	if gap <= 0 {
+		gap = time.Second // unknown backoff: Linux's initial RTO for a handshake
+	}
+	return !now.Before(later(pending, last).Add(2 * gap))
+}
+
+// pending reports whether the endpoint's state waits on an ACK not yet confirmed.
+func (e *evidence) pending() bool {
+	return !e.synAcked && !e.synAckPending.IsZero() || !e.finAcked && !e.finAckPending.IsZero()
 }
 
 // enteredAt is when the evidence behind state s was complete: the time the state began.
@@ -152,7 +180,7 @@ func (e *evidence) handshakeDeadline(retries int, total time.Duration) time.Time
 
 // evaluate derives the endpoint's state as of now, applying timers.
 func (ep *Endpoint) evaluate(now time.Time, p *Profile, lastPacket time.Time) (s State, since time.Time, viaTimer bool) {
-	s = ep.ev.derive()
+	s = ep.ev.derive(now)
 	since = ep.ev.enteredAt(s, lastPacket)
 	if d := ep.ev.deadline(s, since, p); !d.IsZero() && !now.Before(d) {
 		return Closed, d, true

@@ -123,7 +123,8 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 	for side := ClientSide; side <= ServerSide; side++ {
 		ep := c.endpoint(side)
 		s, since, viaTimer := ep.evaluate(now, &t.cfg.Profile, c.LastSeen)
-		ep.Deadline = ep.ev.deadline(ep.ev.derive(), ep.ev.enteredAt(ep.ev.derive(), c.LastSeen), &t.cfg.Profile)
+		cur := ep.ev.derive(now)
+		ep.Deadline = ep.ev.deadline(cur, ep.ev.enteredAt(cur, c.LastSeen), &t.cfg.Profile)
 		if viaTimer {
 			ep.Deadline = time.Time{}
 		}

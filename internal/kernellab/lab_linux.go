@@ -72,6 +72,19 @@ func Preflight() error {
 	if _, err := os.Stat("/proc/thread-self/ns/net"); err != nil {
 		return fmt.Errorf("no network namespace support: %v", err)
 	}
+	// Can we really make a namespace and use iptables in it (containers often cannot)?
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	probe := Netns{randomPrefix() + "-probe"}
+	if _, err := run(ctx, "ip", "netns", "add", probe.Name); err != nil {
+		return fmt.Errorf("cannot create a network namespace: %v", err)
+	}
+	defer run(context.Background(), "ip", "netns", "del", probe.Name)
+	for _, bin := range []string{"iptables", "ip6tables"} {
+		if _, err := probe.Run(ctx, bin, "-w", "5", "-S", "FORWARD"); err != nil {
+			return fmt.Errorf("%s unusable in a network namespace: %v", bin, err)
+		}
+	}
 	return nil
 }
 

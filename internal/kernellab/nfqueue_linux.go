@@ -175,12 +175,11 @@ func (h *Holder) loop() {
 		n, _, err := syscall.Recvfrom(h.fd, buf, 0)
 		h.mu.Lock()
 		if err == nil {
-			msgs, _ := syscall.ParseNetlinkMessage(buf[:n])
-			for _, m := range msgs {
-				if m.Header.Type != nfnlSubsysQueue<<8|nfqnlMsgPacket || len(m.Data) < 4 {
+			for _, m := range splitNetlink(buf[:n]) {
+				if ne.Uint16(m[4:]) != nfnlSubsysQueue<<8|nfqnlMsgPacket || len(m) < 20 {
 					continue
 				}
-				id, fin, ok := parseQueued(m.Data[4:])
+				id, fin, ok := parseQueued(m[20:])
 				if !ok {
 					continue
 				}
@@ -210,6 +209,21 @@ func (h *Holder) loop() {
 		}
 		h.mu.Unlock()
 	}
+}
+
+// splitNetlink splits a datagram into netlink messages (header included). Unlike
+// syscall.ParseNetlinkMessage it accepts a last message whose length is not padded.
+func splitNetlink(b []byte) [][]byte {
+	var out [][]byte
+	for len(b) >= 16 {
+		l := int(ne.Uint32(b))
+		if l < 16 || l > len(b) {
+			break
+		}
+		out = append(out, b[:l])
+		b = b[min((l+3)&^3, len(b)):]
+	}
+	return out
 }
 
 // parseQueued returns the queue id of a queued packet and whether it is a TCP FIN.

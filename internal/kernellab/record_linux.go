@@ -401,7 +401,9 @@ func RecordAll(ctx context.Context, out string, opt RecordOptions) ([]*ScenarioM
 			defer func() { <-sem }()
 			for attempt := 0; attempt <= opt.Retries; attempt++ {
 				if ctx.Err() != nil {
-					errs[i] = ctx.Err()
+					if errs[i] == nil {
+						errs[i] = fmt.Errorf("%s: %w", sc.Name, ctx.Err())
+					}
 					return
 				}
 				t0 := time.Now()
