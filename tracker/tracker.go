@@ -31,6 +31,10 @@ type Config struct {
 	Profile Profile
 	// OnEvent, if set, receives every state change as it happens.
 	OnEvent func(Event)
+	// OnSegment, if set, receives every segment after the tracker applied it, with the
+	// connection it belongs to and what it was in its direction's sequence space (duplicates
+	// included, with kind Duplicate). For reports that draw packets (HTML ladder diagrams).
+	OnSegment func(c *Conn, seg *capture.Segment, kind reassembly.Kind)
 }
 
 // Stats counts what the tracker did.
@@ -98,10 +102,16 @@ func (t *Tracker) Add(seg *capture.Segment) {
 	kind := c.apply(seg)
 	if kind == reassembly.Duplicate {
 		t.stats.Duplicates++
-		return
+	} else {
+		t.settle(c, seg.Time, seg, before)
 	}
-	t.settle(c, seg.Time, seg, before)
+	if t.cfg.OnSegment != nil {
+		t.cfg.OnSegment(c, seg, kind)
+	}
 }
+
+// SideOf says which endpoint of c sent seg.
+func (c *Conn) SideOf(seg *capture.Segment) Side { return c.sideOf(seg) }
 
 // Finish evaluates every connection as of now (normally the last packet's time, or --at),
 // running the timers that expired, and computes diagnoses.
