@@ -31,6 +31,8 @@ Examples:
   tcpstate -r capture.pcap --names linux          states as Linux 'ss' prints them
   tcpstate -r capture.pcap --at 12.5              states as they stood 12.5 s into the capture
   tcpstate -r capture.pcap --fail-on half-closed,reset    exit 1 if any connection has one
+  tcpstate -r good.pcap --expect-init expect.yaml  write expectations from a known-good capture
+  tcpstate -r new.pcap --expect expect.yaml       exit 1, with a readable report, on mismatch
   tcpstate -r a.pcap -r b.pcapng.gz               several files, merged in time order
 
 Usage:
@@ -63,6 +65,7 @@ type options struct {
 	at       string
 	failOn   string
 	expect   string
+	expInit  string
 	quiet    bool
 	verbose  bool
 	version  bool
@@ -119,7 +122,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.osName, "os", "linux", "timer profile that ages states: linux, windows or bsd")
 	fs.StringVar(&o.at, "at", "", "report states as they stood at `TIME` (RFC 3339, or seconds into the capture)")
 	fs.StringVar(&o.failOn, "fail-on", "", "exit 1 if any connection has one of these diagnoses (`LIST`, comma separated, or 'any')")
-	fs.StringVar(&o.expect, "expect", "", "check connections against the expectations in `FILE` (YAML or JSON)")
+	fs.StringVar(&o.expect, "expect", "", "check connections against the expectations in `FILE` (YAML or JSON); exit 1 on mismatch")
+	fs.StringVar(&o.expInit, "expect-init", "", "write an expectation `FILE` describing this (known good) capture, to edit and commit")
 	fs.IntVar(&o.maxFlows, "max-flows", 0, "cap the connection table at `N` entries (0: no cap)")
 	fs.StringVar(&o.shard, "shard", "", "analyse only shard `I/N` of the 4-tuple hash space")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no summary or progress, just the output")
@@ -185,8 +189,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case len(o.files) == 0:
 		return usageErr("nothing to read: give a capture with -r FILE (e.g. tcpstate -r capture.pcap)")
 	}
-	if o.expect != "" || o.html != "" || o.maxFlows != 0 || o.shard != "" {
-		return usageErr("--expect, --html, --max-flows and --shard are not available in this build yet")
+	if o.html != "" || o.maxFlows != 0 || o.shard != "" {
+		return usageErr("--html, --max-flows and --shard are not available in this build yet")
+	}
+	var expectations []*report.Expectation
+	if o.expect != "" {
+		data, err := os.ReadFile(o.expect)
+		if err != nil {
+			return usageErr("--expect: %v", err)
+		}
+		if expectations, err = report.ParseExpectations(o.expect, data); err != nil {
+			return usageErr("--expect: %v", err)
+		}
 	}
 
 	src, err := capture.OpenFiles(o.files, capture.Config{Filter: o.filter})
@@ -260,10 +274,42 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		return &exitError{2, strings.Join(msgs, "\ntcpstate: ")}
 	}
+	if o.expInit != "" {
+		if err := writeExpectInit(o.expInit, strings.Join(o.files, ", "), conns); err != nil {
+			return &exitError{2, err.Error()}
+		}
+		if !o.quiet {
+			fmt.Fprintf(stderr, "tcpstate: wrote expectations for %d connection(s) to %s; edit it, then check with --expect %s\n", len(conns), o.expInit, o.expInit)
+		}
+	}
+	var failures []string
 	if failOn != nil {
-		return checkFailOn(conns, failOn, stderr)
+		if err := checkFailOn(conns, failOn, stderr); err != nil {
+			failures = append(failures, err.Error())
+		}
+	}
+	if expectations != nil {
+		var rep strings.Builder
+		if n := report.CheckExpectations(&rep, o.expect, expectations, conns); n > 0 {
+			failures = append(failures, fmt.Sprintf("--expect: %d of %d expectation(s) failed:\n%s", n, len(expectations), strings.TrimRight(rep.String(), "\n")))
+		}
+	}
+	if len(failures) > 0 {
+		return &exitError{1, strings.Join(failures, "\n")}
 	}
 	return nil
+}
+
+func writeExpectInit(path, source string, conns []*tracker.Conn) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--expect-init: %v", err)
+	}
+	if err := report.WriteExpectations(f, source, conns); err != nil {
+		f.Close()
+		return fmt.Errorf("--expect-init: %v", err)
+	}
+	return f.Close()
 }
 
 // parseAt reads --at: RFC 3339 (absolute) or a number of seconds into the capture.
@@ -319,5 +365,5 @@ func checkFailOn(conns []*tracker.Conn, set map[string]bool, stderr io.Writer) e
 	if len(offenders) == 0 {
 		return nil
 	}
-	return &exitError{1, fmt.Sprintf("--fail-on: %d finding(s):\n%s", len(offenders), strings.Join(offenders, "\n"))}
+	return fmt.Errorf("--fail-on: %d finding(s):\n%s", len(offenders), strings.Join(offenders, "\n"))
 }

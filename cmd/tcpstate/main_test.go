@@ -13,7 +13,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files with the current output")
 
-const pub = "../../testdata/pcaps/public/"
+const (
+	pub  = "../../testdata/pcaps/public/"
+	kern = "../../testdata/pcaps/kernel/"
+)
 
 // runCLI runs the command as a user would and returns its exit code, stdout and stderr.
 func runCLI(args ...string) (int, string, string) {
@@ -55,6 +58,14 @@ func TestGolden(t *testing.T) {
 		{"fail-on-reset", []string{"-r", pub + "zeek_tcp_rst-inject-rae.pcap", "-o", "table", "--fail-on", "reset,half-closed"}},
 		{"fail-on-passes", []string{"-r", pub + "zeek_http_get-gzip.pcap", "-o", "json", "--fail-on", "any"}},
 		{"refused", []string{"-r", pub + "cs_tcp_refuseconnection.pcapng", "-o", "table"}},
+		{"expect-pass", []string{"-r", kern + "mixed-40/capture.pcap", "-o", "json", "-q", "--expect", "testdata/expect/mixed-40-good.yaml"}},
+		{"expect-fail", []string{"-r", kern + "half-close/capture.pcap", "-o", "table", "--expect", "testdata/expect/half-close-strict.yaml"}},
+		{"expect-unknown-key", []string{"-r", kern + "half-close/capture.pcap", "--expect", "testdata/expect/unknown-key.yaml"}},
+		{"expect-bad-state", []string{"-r", kern + "half-close/capture.pcap", "--expect", "testdata/expect/bad-state.yaml"}},
+		{"fail-on-half-closed-kernel", []string{"-r", kern + "half-close/capture.pcap", "-o", "json", "--fail-on", "half-closed"}},
+		{"events-crossing-fins-kernel", []string{"-r", kern + "crossing-fins/capture.pcap", "-o", "events"}},
+		{"events-fin-dropped-kernel", []string{"-r", kern + "fin-dropped/capture.pcap", "-o", "events"}},
+		{"table-mixed-40-linux-names", []string{"-r", kern + "mixed-40/capture.pcap", "-o", "table", "--names", "linux"}},
 		{"error-no-input", []string{"-o", "json"}},
 		{"error-missing-file", []string{"-r", "no-such-capture.pcap"}},
 		{"error-bad-filter", []string{"-r", pub + "zeek_http_get-gzip.pcap", "port", "eighty"}},
