@@ -59,7 +59,7 @@ func recordOffsets(t testing.TB, data []byte) []int64 {
 	if len(data) < 4 {
 		return nil
 	}
-	if bytes.Equal(data[:4], magicPcapng) {
+	if string(data[:4]) == magicPcapng {
 		var order binary.ByteOrder = binary.LittleEndian
 		off := 0
 		for off+12 <= len(data) {

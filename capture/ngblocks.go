@@ -47,7 +47,15 @@ type ngBlocks struct {
 	lost  bool     // framing can no longer be followed (the block at the last mark is bad)
 	marks []ngMark // blocks seen and not yet matched to a returned packet, from head on
 	head  int
+	plain int // length of the run of plain blocks (not packet, not section header) just seen
 }
+
+// maxPlainRun bounds the marks kept for a run of blocks that are neither packets nor section
+// headers (interface, statistics, name resolution, custom blocks...), so that a file of millions
+// of them between two packets cannot make the tracker hold millions of marks. Only the newest
+// matter: pcapgo is never further behind the tracker than its read buffer, which holds fewer
+// blocks than this (64 KiB / 12-byte minimum block).
+const maxPlainRun = 8192
 
 // want is how many header bytes are needed before the block at next can be judged: type and
 // length, plus the byte-order magic and version for a section header, plus the captured length
@@ -160,6 +168,15 @@ func (t *ngBlocks) finish() {
 	}
 	t.marks = append(t.marks, m)
 	t.have = 0
+	if m.isPacket() || m.typ == ngSHB || m.bad != "" {
+		t.plain = 0
+	} else if t.plain++; t.plain >= 2*maxPlainRun && len(t.marks)-t.head >= 2*maxPlainRun {
+		// The last 2*maxPlainRun marks are all plain: keep the newer half.
+		end := len(t.marks)
+		copy(t.marks[end-2*maxPlainRun:], t.marks[end-maxPlainRun:])
+		t.marks = t.marks[:end-maxPlainRun]
+		t.plain = maxPlainRun
+	}
 	if m.bad != "" {
 		t.lost = true
 	}

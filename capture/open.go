@@ -26,13 +26,13 @@ type Config struct {
 	Stdin io.Reader
 }
 
-// File magics (first four bytes).
-var (
-	magicPcapMicroLE = []byte{0xd4, 0xc3, 0xb2, 0xa1}
-	magicPcapMicroBE = []byte{0xa1, 0xb2, 0xc3, 0xd4}
-	magicPcapNanoLE  = []byte{0x4d, 0x3c, 0xb2, 0xa1}
-	magicPcapNanoBE  = []byte{0xa1, 0xb2, 0x3c, 0x4d}
-	magicPcapng      = []byte{0x0a, 0x0d, 0x0d, 0x0a}
+// File magics: the first four bytes, as a string.
+const (
+	magicPcapMicroLE = "\xd4\xc3\xb2\xa1"
+	magicPcapMicroBE = "\xa1\xb2\xc3\xd4"
+	magicPcapNanoLE  = "\x4d\x3c\xb2\xa1"
+	magicPcapNanoBE  = "\xa1\xb2\x3c\x4d"
+	magicPcapng      = "\x0a\x0d\x0d\x0a"
 )
 
 func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
@@ -41,6 +41,7 @@ func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b 
 // their content; "-" is standard input) as one capture, merged in timestamp order. Every file
 // is opened and its header checked before OpenFiles returns: an error names the file and says
 // what to do. Damage found later, while reading, stops only that file (see Source.Errs).
+// The Source is for one goroutine; Close it to release the files.
 func OpenFiles(paths []string, cfg Config) (Source, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no capture file given; name one with -r FILE (or -r - to read standard input)")
@@ -135,15 +136,14 @@ func openInput(index int, path string, stdin io.Reader) (*input, error) {
 		return fail(fmt.Errorf("%s: only %d bytes long, too short to be a capture; the file was cut short or is not a capture", displayName(path), len(magic)))
 	}
 
-	switch {
-	case bytes.Equal(magic, magicPcapng):
+	switch string(magic) {
+	case magicPcapng:
 		ng, err := pcapgo.NewNgReader(in.br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {
 			return fail(ngOpenError(in, err))
 		}
 		in.ng = ng
-	case bytes.Equal(magic, magicPcapMicroLE), bytes.Equal(magic, magicPcapMicroBE),
-		bytes.Equal(magic, magicPcapNanoLE), bytes.Equal(magic, magicPcapNanoBE):
+	case magicPcapMicroLE, magicPcapMicroBE, magicPcapNanoLE, magicPcapNanoBE:
 		in.cr.blocks = nil
 		in.raw.blocks = nil
 		pr, err := pcapgo.NewReader(in.br)

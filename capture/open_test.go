@@ -445,3 +445,37 @@ func TestIOError(t *testing.T) {
 		t.Errorf("%d segments, errors %v", len(r.segs), r.errs)
 	}
 }
+
+// TestPcapngManyBlocks: a long run of blocks that are not packets neither breaks offsets nor
+// piles up marks in the block tracker.
+func TestPcapngManyBlocks(t *testing.T) {
+	_, recs := parsePcap(t, readFile(t, corpusFile(t, "public/gopacket_test_ethernet.pcap")))
+	w := &ngBuilder{order: binary.LittleEndian}
+	w.shb(1, 0)
+	w.idb(linkEthernet, 0, 0)
+	w.epb(0, 1, recs[0].data, 0)
+	for i := 0; i < 100_000; i++ {
+		w.block(0x0bad, nil) // a 12-byte custom block
+	}
+	want := w.epb(0, 2, recs[1].data, 0)
+	data := w.buf.Bytes()
+
+	var tr ngBlocks
+	for off := 0; off < len(data); off += 1000 {
+		tr.feed(data[off:min(off+1000, len(data))], int64(off))
+	}
+	if len(tr.marks) > 4*maxPlainRun {
+		t.Errorf("%d marks held for 100,000 blocks", len(tr.marks))
+	}
+
+	r := readAll(t, []string{writeTemp(t, "many.pcapng", data)}, Config{})
+	if len(r.segs) != 2 || len(r.errs) != 0 || r.segs[1].Offset != want {
+		t.Fatalf("%d segments, errors %v, second at %d want %d", len(r.segs), r.errs, r.segs[1].Offset, want)
+	}
+	// Damage after the run is still placed exactly.
+	cut := writeTemp(t, "cut.pcapng", data[:len(data)-5])
+	r = readAll(t, []string{cut}, Config{})
+	if len(r.errs) != 1 || r.errs[0].Offset != want || r.errs[0].Packet != 2 {
+		t.Fatalf("errors %v, want one at packet 2 offset %d", r.errs, want)
+	}
+}

@@ -62,8 +62,10 @@ func (d *decoder) gre(src, dst netip.Addr, b []byte, depth int, seg *Segment) ve
 		return notTCP
 	}
 	flags := be16(b)
-	if flags&0x7 != 0 {
-		return notTCP // version 1 is PPTP's enhanced GRE, carrying PPP
+	if flags&0x7 != 0 || flags&0x4000 != 0 {
+		// Version 1 is PPTP's enhanced GRE, carrying PPP; the routing bit (RFC 1701) adds
+		// variable-length fields nobody sends any more.
+		return notTCP
 	}
 	proto := be16(b[2:])
 	off := 4
