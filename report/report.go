@@ -267,10 +267,8 @@ func writeDetails(b *strings.Builder, c *tracker.Conn, o *Options) {
 
 func writeSummary(b *strings.Builder, conns []*tracker.Conn, o *Options) {
 	s := Summarize(conns)
-	fmt.Fprintf(b, "\nTotal: %d connections, %d packets, %d with problems", s.Conns, s.Packets, s.Problems)
-	if o.Names != tracker.NamesRFC || true {
-		fmt.Fprintf(b, " (states as of %s; a '?' marks an inferred state)\n", ts(o.Now))
-	}
+	fmt.Fprintf(b, "\nTotal: %d connections, %d packets, %d with problems (states as of %s; a '?' marks an inferred state)\n",
+		s.Conns, s.Packets, s.Problems, ts(o.Now))
 	var states []string
 	for st := tracker.Closed; st <= tracker.TimeWait; st++ {
 		cn, sn := s.ClientState[st], s.ServerState[st]
