@@ -22,20 +22,30 @@ var zeekFields = []string{"ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "i
 var zeekTypes = []string{"time", "string", "addr", "port", "addr", "port", "enum", "interval", "count", "count",
 	"string", "count", "string", "count", "count", "count", "count"}
 
-// zeekRow is one conn.log row, Zeek's originator first.
-func zeekRow(c *tracker.Conn) []any {
-	o := c.Zeek.Orig()
-	r := 1 - o
-	oe, re := &c.Client, &c.Server
-	if o == tracker.ServerSide {
-		oe, re = &c.Server, &c.Client
+// zeekRows are the conn.log rows of one connection, Zeek's originator first in each. Zeek may
+// split what we track as one connection into several (its timers end a connection and the
+// next packet starts another), so there can be more than one. A nil field is unset ("-"):
+// like Zeek, duration and the byte counts are left unset when the duration is zero.
+func zeekRows(c *tracker.Conn) [][]any {
+	var out [][]any
+	for i, z := range c.Zeek.Rows() {
+		oe, re := c.Client.Addr, c.Server.Addr
+		if z.Orig == tracker.ServerSide {
+			oe, re = re, oe
+		}
+		uid := fmt.Sprintf("C%d", c.ID)
+		if i > 0 {
+			uid = fmt.Sprintf("C%d-%d", c.ID, i+1)
+		}
+		var dur, ob, rb any
+		if d := z.Duration(); d > 0 {
+			dur, ob, rb = d.Seconds(), z.Bytes[0], z.Bytes[1]
+		}
+		out = append(out, []any{float64(z.Start.UnixNano()) / 1e9, uid, oe.Addr().String(), oe.Port(),
+			re.Addr().String(), re.Port(), "tcp", dur, ob, rb, z.ConnState, z.MissedBytes, z.History,
+			z.Pkts[0], z.IPBytes[0], z.Pkts[1], z.IPBytes[1]})
 	}
-	ts := float64(c.FirstSeen.UnixNano()) / 1e9
-	dur := c.LastSeen.Sub(c.FirstSeen).Seconds()
-	missed := c.Dir[0].MissedBytes + c.Dir[1].MissedBytes
-	return []any{ts, fmt.Sprintf("C%d", c.ID), oe.Addr.Addr().String(), oe.Addr.Port(), re.Addr.Addr().String(), re.Addr.Port(),
-		"tcp", dur, c.Dir[o].Bytes, c.Dir[r].Bytes, c.Zeek.ConnState(), missed, c.Zeek.History,
-		c.DirPackets[o], c.DirIPBytes[o], c.DirPackets[r], c.DirIPBytes[r]}
+	return out
 }
 
 // WriteZeek writes a Zeek conn.log (TSV with its #fields header).
@@ -45,28 +55,27 @@ func WriteZeek(w io.Writer, conns []*tracker.Conn) error {
 	b.WriteString("#fields\t" + strings.Join(zeekFields, "\t") + "\n")
 	b.WriteString("#types\t" + strings.Join(zeekTypes, "\t") + "\n")
 	for _, c := range conns {
-		row := zeekRow(c)
-		for i, v := range row {
-			if i > 0 {
-				b.WriteByte('\t')
-			}
-			switch x := v.(type) {
-			case float64:
-				if i == 0 {
-					fmt.Fprintf(&b, "%.6f", x)
-				} else {
-					fmt.Fprintf(&b, "%.6f", x)
+		for _, row := range zeekRows(c) {
+			for i, v := range row {
+				if i > 0 {
+					b.WriteByte('\t')
 				}
-			case string:
-				if x == "" {
-					x = "-"
+				switch x := v.(type) {
+				case nil:
+					b.WriteString("-")
+				case float64:
+					fmt.Fprintf(&b, "%.6f", x)
+				case string:
+					if x == "" {
+						x = "-"
+					}
+					b.WriteString(x)
+				default:
+					fmt.Fprint(&b, x)
 				}
-				b.WriteString(x)
-			default:
-				fmt.Fprint(&b, x)
 			}
+			b.WriteByte('\n')
 		}
-		b.WriteByte('\n')
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -76,13 +85,16 @@ func WriteZeek(w io.Writer, conns []*tracker.Conn) error {
 func WriteZeekJSON(w io.Writer, conns []*tracker.Conn) error {
 	enc := json.NewEncoder(w)
 	for _, c := range conns {
-		row := zeekRow(c)
-		m := make(map[string]any, len(row))
-		for i, v := range row {
-			m[zeekFields[i]] = v
-		}
-		if err := enc.Encode(m); err != nil {
-			return err
+		for _, row := range zeekRows(c) {
+			m := make(map[string]any, len(row))
+			for i, v := range row {
+				if v != nil { // Zeek leaves unset fields out of its JSON logs
+					m[zeekFields[i]] = v
+				}
+			}
+			if err := enc.Encode(m); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -101,6 +101,7 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 	s, r := c.endpoint(from), c.endpoint(to)
 	sd, rd := &c.Dir[from], &c.Dir[to]
 	kind := sd.Observe(seg, rd)
+	c.Zeek.observe(c, seg, from, kind) // Zeek keeps duplicates: they are its retransmissions
 	if kind == reassembly.Duplicate {
 		c.Duplicates++
 		return kind
@@ -116,7 +117,6 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 	if seg.PayloadLen > 0 && kind != reassembly.Keepalive && kind != reassembly.WindowProbe {
 		c.lastData = t
 	}
-	c.Zeek.observe(c, seg, from, kind)
 	f := seg.Flags
 	ack := reassembly.Seq(seg.Ack)
 

@@ -35,6 +35,8 @@ type Config struct {
 	// connection it belongs to and what it was in its direction's sequence space (duplicates
 	// included, with kind Duplicate). For reports that draw packets (HTML ladder diagrams).
 	OnSegment func(c *Conn, seg *capture.Segment, kind reassembly.Kind)
+	// Zeek says which Zeek setup the Zeek view mimics (zero: Zeek with its base scripts).
+	Zeek ZeekConfig
 }
 
 // Stats counts what the tracker did.
@@ -212,8 +214,10 @@ func (t *Tracker) supersede(c *Conn, seg *capture.Segment) {
 // newConn starts an instance, deciding which side is the client.
 func (t *Tracker) newConn(seg *capture.Segment) *Conn {
 	t.stats.Connections++
-	c := &Conn{ID: uint64(len(t.conns)) + 1, FirstSeen: seg.Time, LastSeen: seg.Time,
+	// IDs count every instance ever created (Release forgets finished ones from t.conns).
+	c := &Conn{ID: t.stats.Connections, FirstSeen: seg.Time, LastSeen: seg.Time,
 		Tunnel: seg.Tunnel}
+	c.Zeek.cfg = &t.cfg.Zeek
 	if seg.Tunnel != capture.TunnelNone {
 		c.TunnelSrc, c.TunnelDst = seg.TunnelSrc.String(), seg.TunnelDst.String()
 	}

@@ -1,28 +1,136 @@
 package tracker
 
 import (
+	"time"
+
 	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/reassembly"
 )
 
 // ZeekView follows a connection the way Zeek's TCP analyzer does, so that conn_state and
-// history can be reported exactly as Zeek's conn.log would have them. It is a second, coarser
-// engine beside the endpoint state machines: Zeek's endpoint states are not socket states.
+// history can be reported exactly as Zeek's conn.log would have them. It is a second engine
+// beside the endpoint state machines: Zeek's endpoint states are not socket states, and its
+// notion of a connection is not ours either. Zeek ends a connection on its own timers (an
+// unanswered SYN after 5 s, inactivity, 5 s after both sides closed, ...) and starts a new one
+// on the next packet, so one Conn can be several conn.log rows: Rows lists them.
+//
+// The engine transcribes Zeek's TCPSessionAdapter (Process, UpdateStateMachine and its
+// Update*State helpers, ConnectionClosed, the timers), TCP_Endpoint (sequence tracking, Size,
+// scaled history entries) and the parts of TCP_Reassembler that make content gaps ('G') and
+// decide when a close is deferred. Zeek sees every packet, duplicates included; packets with a
+// bad checksum (capture.Config.VerifyChecksums) only add 'C'.
 type ZeekView struct {
+	// History is the history of the first row (Rows()[0]), kept for callers that show one
+	// label per connection.
 	History string
-	// OrigIsClient: Zeek's originator is our client (false when Zeek would have taken the
-	// server as originator, i.e. the first packet came from it and nothing flipped it).
-	orig    Side
-	state   [2]ZeekState // indexed by Side
-	seen    [2]uint16
-	lastSYN [2]uint32
-	lastFIN [2]uint32
-	lastRST [2]uint32
-	// Scaled counters for letters that repeat at 1, 10, 100, ... occurrences.
-	nRetrans, nZeroWin, nBadSum, nGap [2]uint32
-	size                              [2]uint64
-	init                              bool
+
+	cfg  *ZeekConfig
+	rows []*zrow
 }
+
+// ZeekConfig says which Zeek setup to mimic.
+type ZeekConfig struct {
+	// Bare mimics `zeek -b`: no base scripts, so likely_server_ports holds only ServerPorts
+	// and the interactive-service inactivity timeouts of base/protocols/conn are not applied.
+	Bare bool
+	// ServerPorts are added to likely_server_ports (ports of the scripts a bare run loaded,
+	// or local additions).
+	ServerPorts []uint16
+}
+
+// likely reports whether port p is in Zeek's likely_server_ports.
+func (c *ZeekConfig) likely(p uint16) bool {
+	if c == nil {
+		return zeekDefaultServerPorts[p]
+	}
+	if !c.Bare && zeekDefaultServerPorts[p] {
+		return true
+	}
+	for _, x := range c.ServerPorts {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *ZeekConfig) bare() bool { return c != nil && c.Bare }
+
+// zeekDefaultServerPorts is likely_server_ports for TCP as Zeek's base scripts fill it: the
+// ports the protocol scripts register their analyzers for (Analyzer::register_for_ports adds
+// them).
+var zeekDefaultServerPorts = portSet(
+	// ftp
+	21, 2811,
+	// ssh
+	22,
+	// smtp
+	25, 587,
+	// dns
+	53,
+	// finger
+	79,
+	// http
+	80, 81, 631, 1080, 3128, 8000, 8080, 8888,
+	// krb
+	88,
+	// dce-rpc
+	135,
+	// smb
+	139, 445,
+	// imap
+	143,
+	// irc
+	6666, 6667, 6668, 6669,
+	// ldap
+	389, 3268,
+	// ssl
+	443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223,
+	// modbus
+	502,
+	// mysql
+	1434, 3306,
+	// mqtt
+	1883,
+	// rdp
+	3389,
+	// xmpp
+	5222, 5269,
+	// postgresql
+	5432,
+	// redis
+	6379,
+	// dnp3
+	20000,
+)
+
+func portSet(ports ...uint16) map[uint16]bool {
+	m := make(map[uint16]bool, len(ports))
+	for _, p := range ports {
+		m[p] = true
+	}
+	return m
+}
+
+// zeekInteractivePorts get a 1 h inactivity timeout once established (base/protocols/conn/
+// inactivity.zeek, not loaded in bare mode).
+var zeekInteractivePorts = portSet(21, 22, 23, 513)
+
+// Zeek's timing constants (init-bare.zeek).
+const (
+	zeekSYNTimeout        = 5 * time.Second  // tcp_SYN_timeout: first ExpireTimer
+	zeekSessionTimer      = 6 * time.Second  // tcp_session_timer: ExpireTimer period
+	zeekConnectionLinger  = 5 * time.Second  // tcp_connection_linger
+	zeekAttemptDelay      = 5 * time.Second  // tcp_attempt_delay
+	zeekCloseDelay        = 5 * time.Second  // tcp_close_delay
+	zeekInitialInactivity = time.Minute      // udp_inactivity_timeout, set by TCPAnalyzer::MakeSessionAdapter
+	zeekTCPInactivity     = 5 * time.Minute  // tcp_inactivity_timeout
+	zeekInteractive       = time.Hour        // Conn::port_inactivity_timeouts
+	zeekTooLargeSeqDelta  = 1048576          // TOO_LARGE_SEQ_DELTA
+	zeekMaxInitialWindow  = 16384            // tcp_max_initial_window
+	zeekMaxAboveHole      = 16384            // tcp_max_above_hole_without_any_acks
+	zeekExcessiveData     = 10 * 1024 * 1024 // tcp_excessive_data_without_further_acks
+)
 
 // ZeekState is Zeek's per-endpoint TCP state (TCP_ENDPOINT_*).
 type ZeekState uint8
@@ -37,6 +145,20 @@ const (
 	ZeekReset
 )
 
+var zeekStateNames = [...]string{"INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET"}
+
+func (s ZeekState) String() string {
+	if int(s) < len(zeekStateNames) {
+		return zeekStateNames[s]
+	}
+	return "UNKNOWN"
+}
+
+func isHandshake(s ZeekState) bool {
+	return s == ZeekInactive || s == ZeekSynSent || s == ZeekSynAckSent
+}
+
+// History masks (TCP_Endpoint.h); a responder's are shifted by 16 in Zeek, here indexed by role.
 const (
 	histSYN = 1 << iota
 	histFIN
@@ -47,73 +169,603 @@ const (
 	histMulti
 )
 
-// Orig is the side Zeek takes as originator.
-func (z *ZeekView) Orig() Side { return z.orig }
-
-func (z *ZeekView) letter(side Side, c byte) {
-	if side != z.orig {
-		c += 'a' - 'A'
-	}
-	z.History += string(c)
+// ZeekRow is one conn.log row: a connection as Zeek delimits it.
+type ZeekRow struct {
+	// Orig is the endpoint of the Conn that Zeek took as originator.
+	Orig Side
+	// Start is the first packet's time; Last is Zeek's last_time (it stops advancing once both
+	// sides closed, so duration leaves out the final ACK, as Zeek's does).
+	Start, Last time.Time
+	ConnState   string
+	History     string
+	// Indexed [0] originator, [1] responder.
+	Pkts    [2]uint64 // orig_pkts, resp_pkts (packets with a bad checksum are not counted)
+	IPBytes [2]uint64 // orig_ip_bytes, resp_ip_bytes
+	Bytes   [2]uint64 // orig_bytes, resp_bytes: from sequence numbers (TCP_Endpoint::Size)
+	// MissedBytes is the sum of the content gaps Zeek reported (missed_bytes).
+	MissedBytes uint64
+	// States are the endpoints' final Zeek states, [0] originator.
+	States [2]ZeekState
 }
 
-// check adds letter c the first time mask is seen for side; it reports whether it had been
-// seen before.
-func (z *ZeekView) check(side Side, mask uint16, c byte) bool {
-	if z.seen[side]&mask == 0 {
-		z.seen[side] |= mask
-		z.letter(side, c)
+// Duration is Zeek's duration field; conn.log leaves duration and the byte counts unset when
+// it is zero.
+func (r ZeekRow) Duration() time.Duration { return r.Last.Sub(r.Start) }
+
+// Rows returns the conn.log rows Zeek would write for this connection, in order.
+func (z *ZeekView) Rows() []ZeekRow {
+	out := make([]ZeekRow, len(z.rows))
+	for i, r := range z.rows {
+		out[i] = r.row()
+	}
+	return out
+}
+
+// Orig is the side Zeek takes as originator (in the first row).
+func (z *ZeekView) Orig() Side {
+	if len(z.rows) == 0 {
+		return ClientSide
+	}
+	return z.rows[0].orig
+}
+
+// ConnState is Zeek's conn_state (of the first row).
+func (z *ZeekView) ConnState() string {
+	if len(z.rows) == 0 {
+		return "OTH"
+	}
+	return z.rows[0].connState()
+}
+
+// observe feeds one segment, as Zeek would see it: every packet, duplicates included.
+func (z *ZeekView) observe(c *Conn, seg *capture.Segment, from Side, _ reassembly.Kind) {
+	var r *zrow
+	if n := len(z.rows); n > 0 {
+		r = z.rows[n-1]
+		if r.expired(seg.Time) || r.isReuse(seg, from) {
+			r = nil
+		}
+	}
+	if r == nil {
+		r = newZrow(z.cfg, seg, from)
+		z.rows = append(z.rows, r)
+	}
+	r.packet(seg, from)
+	if h := z.rows[0].history; len(h) != len(z.History) {
+		z.History = string(h)
+	}
+}
+
+// scaled is Zeek's ScaledHistoryEntry: true at the 1st, 10th, 100th, ... occurrence.
+type scaled struct{ cnt, thresh uint32 }
+
+func (s *scaled) hit() bool {
+	if s.thresh == 0 {
+		s.thresh = 1
+	}
+	s.cnt++
+	if s.cnt != s.thresh {
+		return false
+	}
+	if nt := s.thresh * 10; nt <= s.thresh {
+		s.cnt = 0
+	} else {
+		s.thresh = nt
+	}
+	return true
+}
+
+type span struct{ from, to uint64 }
+
+// ztime is a packet time in Unix nanoseconds (0: unset), smaller than a time.Time.
+type ztime int64
+
+func at(t time.Time) ztime                { return ztime(t.UnixNano()) }
+func (t ztime) add(d time.Duration) ztime { return t + ztime(d) }
+func (t ztime) time() time.Time           { return time.Unix(0, int64(t)).UTC() }
+
+// zreasm is the part of TCP_Reassembler that decides gaps and pending data: sequence numbers
+// are relative (the first data byte after the SYN is 1).
+type zreasm struct {
+	lastReassem uint64 // everything below was delivered (or given up as a gap)
+	trim        uint64 // everything below was acknowledged
+	pending     []span // undelivered data above a hole, sorted and merged
+	skip        bool   // skip_deliveries
+	didEOF      bool
+}
+
+// zendpoint is TCP_Endpoint.
+type zendpoint struct {
+	state, prev ZeekState
+	startSeq    int64
+	lastSeq     uint32
+	ackSeq      uint32
+	seqWraps    uint32
+	ackWraps    uint32
+	// Relative sequence numbers of the last SYN, FIN and RST, for repeated letters.
+	lastSYN, lastFIN, lastRST uint64
+	finCnt, rstCnt            int
+	finSeq                    uint64
+	didClose                  bool
+	chk, rxmt, win0, gap      scaled
+	re                        zreasm
+}
+
+func (e *zendpoint) relSeqSpace(seq, wraps uint32) uint64 {
+	return uint64(wraps)<<32 + uint64(seq) - uint64(e.startSeq)
+}
+
+// noDataAcked: none of the endpoint's data acknowledged (one octet allowed, for the SYN).
+func (e *zendpoint) noDataAcked() bool {
+	ack := uint64(e.ackWraps)<<32 + uint64(e.ackSeq)
+	start := uint64(e.startSeq)
+	return ack == start || ack == start+1
+}
+
+// size is TCP_Endpoint::Size: payload bytes from sequence numbers.
+func (e *zendpoint) size(peer *zendpoint) uint64 {
+	if e.prev == ZeekSynSent && e.state == ZeekReset && peer.state == ZeekInactive && !e.noDataAcked() {
+		return 0
+	}
+	last := uint64(e.seqWraps)<<32 + uint64(e.lastSeq)
+	ack := uint64(e.ackWraps)<<32 + uint64(e.ackSeq)
+	var size uint64
+	if last > ack {
+		size = last - uint64(e.startSeq)
+	} else {
+		size = ack - uint64(e.startSeq)
+	}
+	if size != 0 {
+		size--
+	}
+	if e.finCnt > 0 && size != 0 {
+		size--
+	}
+	return size
+}
+
+func (e *zendpoint) hasUndelivered() bool { return len(e.re.pending) > 0 }
+
+// zrow is one Zeek connection: Connection plus TCPSessionAdapter.
+type zrow struct {
+	cfg     *ZeekConfig
+	orig    Side      // which of our sides is Zeek's originator
+	ports   [2]uint16 // by side
+	ep      [2]zendpoint
+	history []byte
+	seen    [2]uint16 // hist_seen, by role: [0] originator, [1] responder
+
+	start, lastTime ztime
+	pkts, ipBytes   [2]uint64 // by role, as ConnSize counts (its counters flip with the roles)
+	missed          uint64
+
+	firstPacketSeen uint8 // bit 1 orig, bit 2 resp
+	isPartial       bool
+	active          bool // is_active
+	closeDeferred   bool
+	deferredGen     bool
+
+	// Timers. Zero times are unset.
+	inactivity  time.Duration
+	attemptAt   ztime
+	expireAt    []ztime // pending ExpireTimer instances
+	deleteAt    ztime   // ConnDeleteTimer
+	established bool    // connection_established raised in this packet
+}
+
+const (
+	zeekOrig = 1
+	zeekResp = 2
+)
+
+func newZrow(cfg *ZeekConfig, seg *capture.Segment, from Side) *zrow {
+	t := at(seg.Time)
+	r := &zrow{cfg: cfg, orig: from, start: t, lastTime: t, active: true,
+		inactivity: zeekInitialInactivity}
+	for i := range r.ep {
+		r.ep[i].re = zreasm{lastReassem: 1, trim: 1}
+	}
+	r.expireAt = []ztime{t.add(zeekSYNTimeout)}
+	r.ports[from], r.ports[1-from] = seg.Src.Port(), seg.Dst.Port()
+	// TCPAnalyzer::WantConnection: a connection not starting with a pure SYN is flipped when
+	// its source port looks like a server's and its destination's does not (or both do, the
+	// packet is no SYN-ACK and the source port is the lower).
+	f := seg.Flags
+	if !f.Has(capture.SYN) || f.Has(capture.ACK) {
+		sp, dp := seg.Src.Port(), seg.Dst.Port()
+		if cfg.likely(sp) {
+			flip := true
+			if cfg.likely(dp) {
+				flip = !f.Has(capture.SYN) && sp < dp
+			}
+			if flip {
+				r.flipRoles()
+			}
+		}
+	}
+	return r
+}
+
+func (r *zrow) isOrig(s Side) bool { return s == r.orig }
+
+func (r *zrow) role(s Side) int {
+	if s == r.orig {
+		return 0
+	}
+	return 1
+}
+
+// flipRoles is Connection::FlipRoles with TCPSessionAdapter::FlipRoles.
+func (r *zrow) flipRoles() {
+	r.orig = 1 - r.orig
+	fps := r.firstPacketSeen
+	r.firstPacketSeen = 0
+	if fps&zeekOrig != 0 {
+		r.firstPacketSeen |= zeekResp
+	}
+	if fps&zeekResp != 0 {
+		r.firstPacketSeen |= zeekOrig
+	}
+	r.isPartial = false
+	r.pkts[0], r.pkts[1] = r.pkts[1], r.pkts[0]
+	r.ipBytes[0], r.ipBytes[1] = r.ipBytes[1], r.ipBytes[0]
+	r.history = append(r.history, '^')
+}
+
+func (r *zrow) letter(s Side, c byte) {
+	if !r.isOrig(s) {
+		c += 'a' - 'A'
+	}
+	r.history = append(r.history, c)
+}
+
+// checkHistory is Connection::CheckHistory: adds c the first time mask is seen for s's role
+// and reports whether it had been seen before.
+func (r *zrow) checkHistory(s Side, mask uint16, c byte) bool {
+	ro := r.role(s)
+	if r.seen[ro]&mask == 0 {
+		r.seen[ro] |= mask
+		r.letter(s, c)
 		return false
 	}
 	return true
 }
 
-// scaled adds letter c when *n reaches 1, 10, 100, ... (Zeek's scaled history entries).
-func (z *ZeekView) scaled(side Side, n *uint32, c byte) {
-	*n++
-	for th := uint32(1); th <= *n && th != 0; th *= 10 {
-		if th == *n {
-			z.letter(side, c)
-			return
+func (r *zrow) setState(s Side, st ZeekState) {
+	e, peer := &r.ep[s], &r.ep[1-s]
+	if st == e.state {
+		return
+	}
+	if !isHandshake(st) && isHandshake(e.state) && isHandshake(peer.state) {
+		r.setInactivity(zeekTCPInactivity)
+	}
+	e.prev, e.state = e.state, st
+}
+
+func (r *zrow) setInactivity(d time.Duration) { r.inactivity = d }
+
+func (r *zrow) addTimer(t ztime) {
+	if len(r.expireAt) < 16 {
+		r.expireAt = append(r.expireAt, t)
+	}
+}
+
+func (r *zrow) cancelTimers() {
+	r.attemptAt = 0
+	r.expireAt = nil
+}
+
+// expired runs Zeek's timers up to t (they fire before a packet of time t is processed) and
+// reports whether one of them removed the connection.
+func (r *zrow) expired(tt time.Time) bool {
+	t := at(tt)
+	if r.deleteAt != 0 && t >= r.deleteAt {
+		return true
+	}
+	if r.lastTime.add(r.inactivity) <= t {
+		return true // Connection::InactivityTimer: last_time + timeout <= t
+	}
+	if r.attemptAt != 0 && t >= r.attemptAt {
+		r.attemptAt = 0
+		o, p := r.ep[r.orig].state, r.ep[1-r.orig].state
+		if r.active && (o == ZeekSynSent || o == ZeekSynAckSent) && p == ZeekInactive {
+			return true // AttemptTimer: connection_attempt
 		}
-		if th > 1e9/10 {
-			return
+	}
+	kept := r.expireAt[:0]
+	removed := false
+	for _, e := range r.expireAt {
+		for e <= t && !removed {
+			if !r.active {
+				e = 0
+				break
+			}
+			if r.expireRemoves(e) {
+				removed = true
+				break
+			}
+			e = e.add(zeekSessionTimer)
+		}
+		if e != 0 {
+			kept = append(kept, e)
+		}
+	}
+	r.expireAt = kept
+	return removed
+}
+
+// expireRemoves is the test of TCPSessionAdapter::ExpireTimer at time t.
+func (r *zrow) expireRemoves(t ztime) bool {
+	if r.lastTime.add(zeekConnectionLinger) >= t {
+		return false
+	}
+	o, p := &r.ep[r.orig], &r.ep[1-r.orig]
+	if o.didClose || p.didClose {
+		if (o.didClose && p.didClose) || o.state == ZeekReset || p.state == ZeekReset ||
+			o.state == ZeekInactive || p.state == ZeekInactive {
+			return true
+		}
+	}
+	return o.state == ZeekInactive && p.state == ZeekInactive
+}
+
+// isReuse is TCPSessionAdapter::IsReuse: a SYN that starts a new connection on the 4-tuple.
+func (r *zrow) isReuse(seg *capture.Segment, from Side) bool {
+	f := seg.Flags
+	if !f.Has(capture.SYN) {
+		return false
+	}
+	connOrig := &r.ep[r.orig]
+	if f.Has(capture.ACK) {
+		if connOrig.state != ZeekInactive {
+			return false
+		}
+		connOrig = &r.ep[1-r.orig]
+	}
+	if !(r.ep[0].didClose || r.ep[1].didClose) {
+		if seg.Seq == uint32(connOrig.startSeq) {
+			return false
+		}
+		resp := &r.ep[1-r.orig]
+		if !f.Has(capture.ACK) && connOrig.state == ZeekSynAckSent && resp.state == ZeekInactive &&
+			seg.Seq == uint32(resp.startSeq) {
+			return false // SYN and SYN-ACK reversed: Process flips the roles
+		}
+	}
+	return true
+}
+
+func segLen(n uint32, f capture.Flags) uint32 {
+	l := n
+	if f.Has(capture.SYN) {
+		l++
+	}
+	if f.Has(capture.FIN) {
+		l++
+	}
+	if f.Has(capture.RST) {
+		l -= n
+	}
+	return l
+}
+
+func seqDelta(a, b uint32) int32 { return int32(a - b) }
+
+// relSeq is get_relative_seq.
+func relSeq(e *zendpoint, cur, last, wraps uint32) (uint64, bool) {
+	delta := seqDelta(cur, last)
+	if delta < 0 {
+		if wraps > 0 && cur > last {
+			wraps--
+		}
+	} else if delta > 0 && cur < last {
+		wraps++
+	}
+	if wraps == 0 {
+		d := seqDelta(cur, uint32(e.startSeq))
+		return uint64(int64(d)), d < 0
+	}
+	return e.relSeqSpace(cur, wraps), false
+}
+
+// packet is TCPAnalyzer::DeliverPacket and TCPSessionAdapter::Process for one segment.
+func (r *zrow) packet(seg *capture.Segment, from Side) {
+	t := seg.Time
+	f := seg.Flags
+	ep, peer := &r.ep[from], &r.ep[1-from]
+
+	if seg.BadChecksum {
+		// TCPAnalyzer::ValidateChecksum: the packet goes no further.
+		if ep.chk.hit() {
+			r.letter(from, 'C')
+		}
+		return
+	}
+	if seg.Truncated {
+		return // truncated_header: the TCP header is not all there
+	}
+	// A connection that began with a SYN-ACK, and has seen nothing else, that now sees an ACK
+	// or data (either way) was no stealth scan: the SYN-ACK's sender is the responder
+	// (zeek/zeek#2191). Zeek decides it before the packet is counted, and writes the history
+	// as if the roles had been known from the start ("^h").
+	if o, p := &r.ep[r.orig], &r.ep[1-r.orig]; string(r.history) == "H" && o.state == ZeekSynAckSent &&
+		p.state == ZeekInactive && !f.Has(capture.SYN) && !f.Has(capture.RST) &&
+		(f.Has(capture.ACK) || seg.PayloadLen > 0) {
+		r.flipFromSynAck()
+	}
+	isOrig, role := r.isOrig(from), r.role(from)
+	r.established = false
+
+	baseSeq, ackSeq, n := seg.Seq, seg.Ack, seg.PayloadLen
+	r.setPartialStatus(f, isOrig)
+	sl := segLen(n, f)
+	onePast := baseSeq + sl
+	r.initEndpoint(ep, f, baseSeq, onePast)
+	rel, underflow := relSeq(ep, baseSeq, ep.lastSeq, ep.seqWraps)
+	r.updateHistory(from, f, rel, uint64(n))
+	if seg.Window == 0 && !f.Has(capture.RST) && peer.state != ZeekClosed && ep.state != ZeekReset {
+		if ep.win0.hit() {
+			r.letter(from, 'W')
+		}
+	}
+	if !r.ep[0].didClose || !r.ep[1].didClose {
+		r.lastTime = at(t)
+	}
+	if f.Has(capture.FIN) {
+		ep.finCnt++
+		ep.finSeq = rel + uint64(sl)
+	}
+	if f.Has(capture.RST) {
+		ep.rstCnt++
+	}
+	var relAck uint64
+	if f.Has(capture.ACK) {
+		if peer.state == ZeekInactive {
+			relAck = 1
+			peer.startSeq = int64(ackSeq - 1)
+			peer.ackSeq = ackSeq - 1
+			peer.lastSeq = ackSeq - 1
+		} else {
+			ra, under := relSeq(peer, ackSeq, peer.ackSeq, peer.ackWraps)
+			if under {
+				relAck = 0
+			} else {
+				relAck = ra
+				if !f.Has(capture.RST) {
+					d := seqDelta(ackSeq, peer.ackSeq)
+					if !(ackSeq == 0 && d > zeekTooLargeSeqDelta) && d > 0 {
+						if ackSeq < peer.ackSeq {
+							peer.ackWraps++
+						}
+						peer.ackSeq = ackSeq
+					}
+				}
+			}
+		}
+	}
+	deltaLast := r.updateLastSeq(from, onePast, f, n)
+
+	doClose, genEvent := r.updateStateMachine(t, from, baseSeq, ackSeq, n, deltaLast, isOrig, f)
+
+	if f.Has(capture.ACK) {
+		r.ackReceived(1-from, relAck)
+	}
+	// CheckPIA_FirstPacket
+	if isOrig {
+		r.firstPacketSeen |= zeekOrig
+	} else {
+		r.firstPacketSeen |= zeekResp
+	}
+	relData := rel
+	if f.Has(capture.SYN) {
+		relData++
+	}
+	if n > 0 && !f.Has(capture.RST) && !underflow {
+		r.dataSent(from, relData, uint64(n))
+	}
+	r.checkEOF(from)
+	if doClose {
+		r.connectionClosed(from, genEvent)
+	}
+
+	// ConnSize counts with the direction the packet had when it arrived.
+	r.pkts[role]++
+	r.ipBytes[role] += uint64(seg.IPLen)
+
+	if r.established && !r.cfg.bare() {
+		// base/protocols/conn/inactivity.zeek, on connection_established.
+		o, p := r.portOf(r.orig), r.portOf(1-r.orig)
+		svc := p
+		if r.ep[r.orig].state == ZeekInactive && !r.cfg.likely(p) && r.cfg.likely(o) {
+			svc = o
+		}
+		if zeekInteractivePorts[svc] {
+			r.setInactivity(zeekInteractive)
 		}
 	}
 }
 
-func (z *ZeekView) observe(c *Conn, seg *capture.Segment, from Side, kind reassembly.Kind) {
-	if !z.init {
-		z.init = true
-		z.orig = ClientSide
-		if c.sideOf(seg) == ServerSide && c.Midstream && !seg.Flags.Has(capture.SYN) {
-			// Zeek takes the first packet's sender as originator unless a well-known port says
-			// otherwise; a flip is written as '^'.
-			z.History = "^"
+// ports, by side, recorded on the first packet.
+func (r *zrow) portOf(s Side) uint16 { return r.ports[s] }
+
+// flipFromSynAck flips a connection whose first packet, a SYN-ACK, turned out to come from the
+// responder; the history is rewritten as if the roles had been known from the start.
+func (r *zrow) flipFromSynAck() {
+	h := r.history
+	r.flipRoles()
+	nh := make([]byte, 0, len(h)+1)
+	nh = append(nh, '^')
+	for _, c := range h {
+		switch {
+		case c >= 'a' && c <= 'z':
+			c -= 'a' - 'A'
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
 		}
-		if c.RoleInferred && seg.Flags.Has(capture.SYN|capture.ACK) {
-			z.History = "^"
+		nh = append(nh, c)
+	}
+	r.history = nh
+	r.seen[0], r.seen[1] = r.seen[1], r.seen[0]
+}
+
+func (r *zrow) setPartialStatus(f capture.Flags, isOrig bool) {
+	if isOrig {
+		if r.firstPacketSeen&zeekOrig == 0 {
+			r.isPartial = !f.Has(capture.SYN) || f.Has(capture.ACK)
+		}
+	} else if r.firstPacketSeen&zeekResp == 0 && !r.isPartial {
+		r.isPartial = !f.Has(capture.SYN)
+	}
+}
+
+// initEndpoint is init_endpoint.
+func (r *zrow) initEndpoint(e *zendpoint, f capture.Flags, first, last uint32) {
+	reinit := func() {
+		e.startSeq = int64(first)
+		e.ackSeq = first
+		e.lastSeq = last
+	}
+	switch e.state {
+	case ZeekInactive:
+		if f.Has(capture.SYN) {
+			e.ackSeq = first
+			e.startSeq = int64(first)
+		} else {
+			e.ackSeq = first - 1
+			e.startSeq = int64(first - 1)
+			last = first
+		}
+		e.lastSeq = last
+	case ZeekSynSent, ZeekSynAckSent:
+		if f.Has(capture.SYN) && first != uint32(e.startSeq) {
+			reinit()
+		}
+	case ZeekEstablished, ZeekPartial:
+		if f.Has(capture.SYN) {
+			reinit()
+		}
+	case ZeekReset:
+		if f.Has(capture.SYN) && e.prev == ZeekInactive {
+			reinit()
 		}
 	}
-	f := seg.Flags
-	d := &c.Dir[from]
-	rel := uint32(reassembly.Seq(seg.Seq) - d.ISN)
+}
+
+// updateHistory is update_history.
+func (r *zrow) updateHistory(s Side, f capture.Flags, rel, n uint64) {
+	e := &r.ep[s]
 	bits := 0
 	for _, b := range []capture.Flags{capture.SYN, capture.FIN, capture.RST} {
 		if f&b != 0 {
 			bits++
 		}
 	}
-	if seg.BadChecksum {
-		z.scaled(from, &z.nBadSum[from], 'C')
-		return
-	}
 	switch {
 	case bits > 1:
 		if f.Has(capture.FIN | capture.RST) {
-			z.check(from, histFinRst, 'I')
+			r.checkHistory(s, histFinRst, 'I')
 		} else {
-			z.check(from, histMulti, 'Q')
+			r.checkHistory(s, histMulti, 'Q')
 		}
 	case bits == 1:
 		if f.Has(capture.SYN) {
@@ -121,100 +773,375 @@ func (z *ZeekView) observe(c *Conn, seg *capture.Segment, from Side, kind reasse
 			if f.Has(capture.ACK) {
 				code = 'H'
 			}
-			if z.check(from, histSYN, code) && rel != z.lastSYN[from] {
-				z.letter(from, code)
+			if r.checkHistory(s, histSYN, code) && rel != e.lastSYN {
+				r.letter(s, code)
 			}
-			z.lastSYN[from] = rel
+			e.lastSYN = rel
 		}
 		if f.Has(capture.FIN) {
-			end := rel + seg.PayloadLen
-			if z.check(from, histFIN, 'F') && end != z.lastFIN[from] {
-				z.letter(from, 'F')
+			if r.checkHistory(s, histFIN, 'F') && rel+n != e.lastFIN {
+				r.letter(s, 'F')
 			}
-			z.lastFIN[from] = end
+			e.lastFIN = rel + n
 		}
 		if f.Has(capture.RST) {
-			if z.check(from, histRST, 'R') && rel != z.lastRST[from] {
-				z.letter(from, 'R')
+			if r.checkHistory(s, histRST, 'R') && rel != e.lastRST {
+				r.letter(s, 'R')
 			}
-			z.lastRST[from] = rel
+			e.lastRST = rel
 		}
 	default:
-		if seg.PayloadLen > 0 {
-			z.check(from, histData, 'D')
+		if n > 0 {
+			r.checkHistory(s, histData, 'D')
 		} else if f.Has(capture.ACK) {
-			z.check(from, histAck, 'A')
+			r.checkHistory(s, histAck, 'A')
 		}
 	}
-	if kind == reassembly.Retransmission && seg.PayloadLen > 0 {
-		z.scaled(from, &z.nRetrans[from], 'T')
-	}
-	if seg.Window == 0 && !f.Has(capture.RST) && !f.Has(capture.SYN) && z.state[1-from] != ZeekClosed && z.state[from] != ZeekReset {
-		z.scaled(from, &z.nZeroWin[from], 'W')
-	}
-	if kind == reassembly.Gap {
-		z.scaled(1-from, &z.nGap[1-from], 'G')
-	}
-	if kind == reassembly.New || kind == reassembly.Gap || kind == reassembly.OutOfOrder {
-		z.size[from] += uint64(seg.PayloadLen)
-	}
-	z.step(from, f)
 }
 
-// step moves Zeek's endpoint states.
-func (z *ZeekView) step(from Side, f capture.Flags) {
-	me, peer := &z.state[from], &z.state[1-from]
+// updateLastSeq is update_last_seq: a payload that does not advance the highest sequence
+// number seen is a retransmission ('T').
+func (r *zrow) updateLastSeq(s Side, last uint32, f capture.Flags, n uint32) int32 {
+	e := &r.ep[s]
+	d := seqDelta(last, e.lastSeq)
 	switch {
-	case f.Has(capture.RST):
-		*me = ZeekReset
-		return
-	case f.Has(capture.SYN):
-		switch *me {
-		case ZeekInactive, ZeekPartial:
-			if f.Has(capture.ACK) {
-				*me = ZeekSynAckSent
-				if *peer == ZeekSynSent {
-					// nothing: established once the originator ACKs
+	case (f.Has(capture.SYN) || f.Has(capture.RST)) && (d > zeekTooLargeSeqDelta || d < -zeekTooLargeSeqDelta):
+	case f.Has(capture.FIN) && e.lastSeq == uint32(e.startSeq)+1:
+		e.updateLastSeq(last)
+	case e.state == ZeekReset:
+	case d > 0:
+		e.updateLastSeq(last)
+	case n > 0:
+		if e.rxmt.hit() {
+			r.letter(s, 'T')
+		}
+	}
+	return d
+}
+
+func (e *zendpoint) updateLastSeq(seq uint32) {
+	if seq < e.lastSeq {
+		e.seqWraps++
+	}
+	e.lastSeq = seq
+}
+
+// updateStateMachine is UpdateStateMachine and the Update*State functions.
+func (r *zrow) updateStateMachine(t time.Time, s Side, baseSeq, ackSeq, n uint32, deltaLast int32,
+	isOrig bool, f capture.Flags) (doClose, genEvent bool) {
+	e, peer := &r.ep[s], &r.ep[1-s]
+	syn, fin, rst, ack := f.Has(capture.SYN), f.Has(capture.FIN), f.Has(capture.RST), f.Has(capture.ACK)
+	switch e.state {
+	case ZeekInactive:
+		if syn {
+			if isOrig {
+				if ack {
+					r.setState(s, ZeekSynAckSent)
+				} else {
+					r.setState(s, ZeekSynSent)
+				}
+				if r.attemptAt == 0 {
+					r.attemptAt = at(t).add(zeekAttemptDelay)
 				}
 			} else {
-				*me = ZeekSynSent
-			}
-		}
-	}
-	if f.Has(capture.FIN) {
-		if *me != ZeekReset {
-			if *me == ZeekInactive {
-				*me = ZeekPartial
-			}
-			*me = ZeekClosed
-		}
-		return
-	}
-	if f.Has(capture.ACK) && !f.Has(capture.SYN) {
-		switch *me {
-		case ZeekInactive:
-			*me = ZeekPartial
-		case ZeekSynSent, ZeekSynAckSent:
-			if *peer == ZeekSynAckSent || *peer == ZeekSynSent || *peer == ZeekEstablished {
-				*me = ZeekEstablished
-				if *peer == ZeekSynAckSent || *peer == ZeekSynSent {
-					*peer = ZeekEstablished
+				if !ack && peer.state == ZeekSynAckSent && baseSeq == uint32(e.startSeq) {
+					// A SYN/SYN-ACK reversal: flip and establish.
+					r.isPartial = false
+					r.flipRoles()
+					r.setState(1-s, ZeekEstablished)
+					r.firstPacketSeen |= zeekOrig
+				}
+				if peer.state == ZeekSynSent {
+					r.setState(1-s, ZeekEstablished)
+				}
+				r.setState(s, ZeekEstablished)
+				if peer.state != ZeekPartial {
+					r.established = true
 				}
 			}
 		}
-	} else if !f.Has(capture.SYN) && *me == ZeekInactive {
-		*me = ZeekPartial
+		if fin {
+			r.setState(s, ZeekClosed)
+			doClose, genEvent = true, true
+		}
+		if rst {
+			r.setState(s, ZeekReset)
+			reject := false
+			if isOrig {
+				reject = peer.state == ZeekEstablished
+			} else {
+				reject = peer.state == ZeekSynSent || peer.state == ZeekSynAckSent
+			}
+			doClose, genEvent = true, !reject
+		}
+		if e.state == ZeekInactive {
+			switch {
+			case !isOrig && n == 0 && r.ep[r.orig].state == ZeekSynSent:
+				// An ACK of the SYN before the SYN-ACK: not a partial connection.
+			case ack && peer.state == ZeekEstablished:
+				// SYN-ACK seen but not the SYN, and now an ACK: the SYN was missed.
+				r.setState(s, ZeekEstablished)
+				r.isPartial = false
+				if r.isOrig(s) {
+					r.firstPacketSeen |= zeekOrig
+				} else {
+					r.firstPacketSeen |= zeekResp
+				}
+			default:
+				r.setState(s, ZeekPartial)
+			}
+		}
+	case ZeekSynSent, ZeekSynAckSent:
+		if fin {
+			r.setState(s, ZeekClosed)
+			doClose, genEvent = true, true
+		}
+		if rst {
+			r.setState(s, ZeekReset)
+			r.active = false // ConnectionReset
+			doClose = true
+		}
+	case ZeekEstablished, ZeekPartial:
+		if syn && e.state == ZeekPartial && peer.state == ZeekInactive && !ack {
+			r.setState(s, ZeekSynSent)
+		}
+		if fin && !rst {
+			r.setState(s, ZeekClosed)
+			if peer.state == ZeekReset && peer.prev == ZeekClosed {
+				// The peer's FIN then RST was a normal close after all.
+				r.setState(1-s, ZeekClosed)
+			}
+			doClose, genEvent = true, true
+		}
+		if rst {
+			r.setState(s, ZeekReset)
+			doClose = true
+			if peer.state != ZeekReset || peer.prev != ZeekEstablished {
+				r.active = false
+			}
+		}
+	case ZeekClosed:
+		if rst && peer.state != ZeekClosed {
+			r.setState(s, ZeekReset)
+			if !e.didClose {
+				doClose = true
+			}
+		}
+	case ZeekReset:
+	}
+	return doClose, genEvent
+}
+
+func isClean(e *zendpoint) bool {
+	return e.state == ZeekEstablished || (e.state == ZeekClosed && e.prev == ZeekEstablished)
+}
+
+// ackReceived is TCP_Reassembler::AckReceived for side s's data, at relative sequence seq.
+func (r *zrow) ackReceived(s Side, seq uint64) {
+	e := &r.ep[s]
+	if e.finCnt > 0 && seq >= e.finSeq {
+		seq = e.finSeq - 1
+	}
+	if seq <= e.re.trim {
+		return
+	}
+	if seq > e.re.lastReassem {
+		r.undelivered(s, seq)
+	}
+	e.re.trim = seq
+	r.checkEOF(s)
+}
+
+// undelivered is TCP_Reassembler::Undelivered: the peer acknowledged data never seen.
+func (r *zrow) undelivered(s Side, upTo uint64) {
+	e := &r.ep[s]
+	if upTo <= 2 && r.isPartial {
+		return
+	}
+	re := &e.re
+	if !re.skip {
+		for len(re.pending) > 0 && re.pending[0].from < upTo {
+			b := re.pending[0]
+			r.gap(s, b.from-re.lastReassem)
+			re.lastReassem = b.to
+			re.pending = re.pending[1:]
+		}
+		if upTo > re.lastReassem {
+			r.gap(s, upTo-re.lastReassem)
+		}
+	}
+	if upTo > re.lastReassem {
+		re.lastReassem = upTo
+	}
+	for len(re.pending) > 0 && re.pending[0].to <= re.lastReassem {
+		re.pending = re.pending[1:]
 	}
 }
 
-// ConnState is Zeek's conn_state for the connection.
-func (z *ZeekView) ConnState() string {
-	os, rs := z.state[z.orig], z.state[1-z.orig]
+// gap is TCP_Reassembler::Gap: 'G' and missed_bytes, for a cleanly established connection.
+func (r *zrow) gap(s Side, n uint64) {
+	if isClean(&r.ep[s]) && isClean(&r.ep[1-s]) {
+		if r.ep[s].gap.hit() {
+			r.letter(s, 'G')
+		}
+		r.missed += n
+	}
+}
+
+// dataSent is TCP_Reassembler::DataSent (with NewBlock and BlockInserted).
+func (r *zrow) dataSent(s Side, seq, n uint64) {
+	e := &r.ep[s]
+	re := &e.re
+	if re.skip {
+		return
+	}
+	ack := e.relSeqSpace(e.ackSeq, e.ackWraps)
+	upper := seq + n
+	if seq < ack {
+		if upper <= ack {
+			return
+		}
+		seq = ack
+	}
+	if upper <= re.trim {
+		return
+	}
+	if seq < re.trim {
+		seq = re.trim
+	}
+	switch {
+	case seq <= re.lastReassem && upper > re.lastReassem:
+		re.lastReassem = upper
+		for len(re.pending) > 0 && re.pending[0].from <= re.lastReassem {
+			if re.pending[0].to > re.lastReassem {
+				re.lastReassem = re.pending[0].to
+			}
+			re.pending = re.pending[1:]
+		}
+		if e.noDataAcked() && e.size(&r.ep[1-s]) > zeekMaxInitialWindow && re.lastReassem > re.trim {
+			re.trim = re.lastReassem
+		}
+	case seq > re.lastReassem:
+		re.pending = addSpan(re.pending, span{seq, upper})
+	}
+	if e.noDataAcked() && len(re.pending) > 0 && re.pending[len(re.pending)-1].to-re.lastReassem > zeekMaxAboveHole {
+		re.pending = nil
+		re.skip = true
+	}
+	// Buffered: delivered but not yet acknowledged, and waiting above a hole.
+	var buffered uint64
+	if re.lastReassem > re.trim {
+		buffered = re.lastReassem - re.trim
+	}
+	for _, b := range re.pending {
+		buffered += b.to - b.from
+	}
+	if buffered > zeekExcessiveData {
+		re.pending = nil
+		re.skip = true
+	}
+}
+
+// addSpan inserts b into the sorted, merged list l (bounded: the oldest holes are forgotten).
+func addSpan(l []span, b span) []span {
+	out := make([]span, 0, len(l)+1)
+	placed := false
+	for _, x := range l {
+		switch {
+		case x.to < b.from:
+			out = append(out, x)
+		case b.to < x.from:
+			if !placed {
+				out = append(out, b)
+				placed = true
+			}
+			out = append(out, x)
+		default:
+			b = span{min(b.from, x.from), max(b.to, x.to)}
+		}
+	}
+	if !placed {
+		out = append(out, b)
+	}
+	if len(out) > 64 {
+		out = out[len(out)-64:]
+	}
+	return out
+}
+
+// dataPending is TCP_Reassembler::DataPending for side s.
+func (r *zrow) dataPending(s Side) bool {
+	e, peer := &r.ep[s], &r.ep[1-s]
+	if e.re.skip {
+		return false
+	}
+	delivered := uint64(e.startSeq) + e.re.lastReassem
+	last := uint64(e.seqWraps)<<32 + uint64(e.lastSeq)
+	if last < delivered {
+		return false
+	}
+	if delivered != last-1 && delivered != last {
+		return true
+	}
+	return e.state != ZeekReset && peer.hasUndelivered()
+}
+
+// checkEOF is TCP_Reassembler::CheckEOF with TCPSessionAdapter::EndpointEOF.
+func (r *zrow) checkEOF(s Side) {
+	e := &r.ep[s]
+	if e.re.didEOF || !(e.finCnt > 0 || e.state == ZeekClosed || e.state == ZeekReset) || r.dataPending(s) {
+		return
+	}
+	e.re.didEOF = true
+	if r.closeDeferred {
+		r.connectionClosed(s, r.deferredGen)
+		r.closeDeferred = false
+	}
+}
+
+// connectionClosed is TCPSessionAdapter::ConnectionClosed.
+func (r *zrow) connectionClosed(s Side, genEvent bool) {
+	e, peer := &r.ep[s], &r.ep[1-s]
+	if r.dataPending(s) {
+		r.closeDeferred = true
+		if !r.deferredGen {
+			r.deferredGen = genEvent
+		}
+		return
+	}
+	r.closeDeferred = false
+	if e.didClose {
+		return
+	}
+	e.didClose = true
+	if e.state == ZeekReset || peer.didClose || peer.state == ZeekInactive {
+		if e.prev != ZeekInactive || peer.state != ZeekInactive {
+			if r.deferredGen {
+				genEvent = true
+				r.deferredGen = false
+			}
+			if genEvent {
+				r.active = false // ConnectionFinished
+			}
+		}
+		r.cancelTimers()
+		if d := r.lastTime.add(zeekCloseDelay); r.deleteAt == 0 || d < r.deleteAt {
+			r.deleteAt = d
+		}
+	} else if e.prev != ZeekInactive {
+		r.addTimer(r.lastTime.add(zeekSessionTimer))
+	}
+}
+
+// connState is conn_state() of base/protocols/conn/main.zeek.
+func (r *zrow) connState() string {
+	o, p := &r.ep[r.orig], &r.ep[1-r.orig]
+	os, rs := o.state, p.state
 	oInactive := os == ZeekInactive || os == ZeekPartial
 	rInactive := rs == ZeekInactive || rs == ZeekPartial
 	switch {
 	case rs == ZeekReset:
-		if os == ZeekSynSent || os == ZeekSynAckSent || (os == ZeekReset && z.size[0] == 0 && z.size[1] == 0) {
+		if os == ZeekSynSent || os == ZeekSynAckSent || (os == ZeekReset && o.size(p) == 0 && p.size(o) == 0) {
 			return "REJ"
 		}
 		if oInactive {
@@ -223,7 +1150,7 @@ func (z *ZeekView) ConnState() string {
 		return "RSTR"
 	case os == ZeekReset:
 		if rInactive {
-			if rstos0(z.History) {
+			if rstos0(string(r.history)) {
 				return "RSTOS0"
 			}
 			return "OTH"
@@ -249,7 +1176,14 @@ func (z *ZeekView) ConnState() string {
 	return "OTH"
 }
 
-// rstos0 matches Zeek's /\^?S[^HAFGIQ]*R.*/ on the history.
+func (r *zrow) row() ZeekRow {
+	o, p := &r.ep[r.orig], &r.ep[1-r.orig]
+	return ZeekRow{Orig: r.orig, Start: r.start.time(), Last: r.lastTime.time(), ConnState: r.connState(),
+		History: string(r.history), Pkts: r.pkts, IPBytes: r.ipBytes,
+		Bytes: [2]uint64{o.size(p), p.size(o)}, MissedBytes: r.missed, States: [2]ZeekState{o.state, p.state}}
+}
+
+// rstos0 matches Zeek's /\^?S[^HAFGIQ]*R.*/ against the whole history.
 func rstos0(h string) bool {
 	i := 0
 	if i < len(h) && h[i] == '^' {
