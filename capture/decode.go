@@ -128,6 +128,9 @@ const (
 // value with verifyChecksums set as wanted is ready to use, and decode never allocates.
 type decoder struct {
 	verifyChecksums bool
+	// noDecap: do not look inside IP tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, GTP-U);
+	// link-level framing (VLAN, MPLS, PPPoE) is always decoded.
+	noDecap bool
 }
 
 func be16(b []byte) uint16 { return binary.BigEndian.Uint16(b) }

@@ -24,6 +24,9 @@ type Config struct {
 	VerifyChecksums bool
 	// Stdin is what the path "-" reads; nil means os.Stdin.
 	Stdin io.Reader
+	// NoDecap leaves TCP inside IP tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, GTP-U)
+	// alone: only the outer packets are seen (as non-TCP).
+	NoDecap bool
 }
 
 // File magics: the first four bytes, as a string.
@@ -49,7 +52,7 @@ func OpenFiles(paths []string, cfg Config) (Source, error) {
 	if len(paths) > 1<<16 {
 		return nil, fmt.Errorf("%d capture files given, more than the %d that can be merged; merge them in batches with mergecap first", len(paths), 1<<16)
 	}
-	s := &source{dec: decoder{verifyChecksums: cfg.VerifyChecksums}}
+	s := &source{dec: decoder{verifyChecksums: cfg.VerifyChecksums, noDecap: cfg.NoDecap}}
 	if cfg.Filter != "" {
 		f, err := newFilter(cfg.Filter)
 		if err != nil {

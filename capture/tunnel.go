@@ -37,6 +37,9 @@ func enter(seg *Segment, kind TunnelKind, src, dst netip.Addr, id uint32, depth 
 // tunnel decodes the payload of an IP datagram that is not TCP, looking for an encapsulated
 // TCP segment. b is the IP payload as captured.
 func (d *decoder) tunnel(proto uint8, src, dst netip.Addr, b []byte, depth int, seg *Segment) verdict {
+	if d.noDecap {
+		return notTCP
+	}
 	switch proto {
 	case protoIPIP:
 		if !enter(seg, TunnelIPIP, src, dst, 0, depth) {
