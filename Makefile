@@ -6,9 +6,10 @@ BIN       := bin/tcpstate
 DEMO      := testdata/pcaps/kernel/mixed-40/capture.pcap
 APT_PKGS  := libpcap-dev
 LAB_PKGS  := tcpdump iptables iproute2
-PEER_PKGS := tcptrace tshark
+PEER_PKGS := tcptrace tshark tcpdump time
+BROWSER_PKGS := chromium
 
-.PHONY: all run build test deps lab-deps peer-deps testdata bench fuzz clean
+.PHONY: all run build test deps lab-deps peer-deps browser-deps testdata bench fuzz clean
 
 all: build
 
@@ -23,6 +24,10 @@ lab-deps:
 peer-deps:
 	@./scripts/ensure-packages.sh --optional $(PEER_PKGS)
 
+# browser-deps: headless Chromium for the HTML report's end-to-end tests (root only; they skip otherwise).
+browser-deps:
+	@./scripts/ensure-packages.sh --optional $(BROWSER_PKGS)
+
 build: deps
 	$(GO) build -o $(BIN) ./cmd/tcpstate
 
@@ -31,7 +36,7 @@ run: build
 	./$(BIN) -r $(DEMO) -o table
 
 # test: the whole suite. Tests needing root/network namespaces skip with a reason elsewhere.
-test: deps lab-deps
+test: deps lab-deps browser-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
@@ -40,7 +45,7 @@ testdata: build lab-deps
 	$(GO) run ./internal/kernellab/cmd/record -out testdata/pcaps/kernel
 
 bench: build peer-deps
-	./scripts/bench.sh
+	GO=$(GO) ./scripts/bench.sh
 
 fuzz:
 	./scripts/fuzz.sh 60s

@@ -28,8 +28,9 @@ type LiveConfig struct {
 	Promisc bool
 	// Filter is a tcpdump filter expression; "" keeps everything.
 	Filter string
-	// VerifyChecksums as in Config.
+	// VerifyChecksums and NoDecap as in Config.
 	VerifyChecksums bool
+	NoDecap         bool
 	// ReadTimeout bounds how long Poll waits for a packet: it is also libpcap's buffer timeout,
 	// the longest a packet waits in the kernel before it is handed over. 0 means 100 ms.
 	ReadTimeout time.Duration
@@ -124,7 +125,7 @@ func OpenLive(cfg LiveConfig) (*Live, error) {
 		return nil, activateError(cfg.Interface, err, in.Error())
 	}
 	l := &Live{iface: cfg.Interface, handle: h, link: uint16(h.LinkType()), snaplen: h.SnapLen(),
-		timeout: cfg.ReadTimeout, count: cfg.Count, dec: decoder{verifyChecksums: cfg.VerifyChecksums}}
+		timeout: cfg.ReadTimeout, count: cfg.Count, dec: decoder{verifyChecksums: cfg.VerifyChecksums, noDecap: cfg.NoDecap}}
 	if !linkSupported(l.link) {
 		h.Close()
 		return nil, fmt.Errorf("%s: link type %d (%s) is not supported; tcpstate reads Ethernet, Linux cooked (-i any), raw IP and loopback interfaces: try -i any",
@@ -219,6 +220,9 @@ func (l *Live) Interface() string { return l.iface }
 // LinkName is the link type, as tcpdump names it (EN10MB, LINUX_SLL, ...).
 func (l *Live) LinkName() string { return linkName(l.link) }
 
+// LinkDescription says what the link type is, in libpcap's words ("Ethernet").
+func (l *Live) LinkDescription() string { return pcap.DatalinkValToDescription(int(linkToDLT(l.link))) }
+
 // Snaplen is the snapshot length in effect.
 func (l *Live) Snaplen() int { return l.snaplen }
 
@@ -278,8 +282,13 @@ func (l *Live) Poll(seg *Segment) (got, open bool) {
 			}
 			l.ended = true
 			if err != io.EOF {
-				l.errs = append(l.errs, &ReadError{File: l.iface, Packet: l.records + 1,
-					Err: fmt.Errorf("capture stopped: %v (%v)", err, l.handle.Error())})
+				// No packet number or offset: a live capture has no file position to point at.
+				why := strings.TrimSpace(l.handle.Error().Error())
+				if why == "" {
+					why = err.Error()
+				}
+				l.errs = append(l.errs, &ReadError{File: l.iface,
+					Err: fmt.Errorf("the capture stopped after %d packet(s): %s", l.records, why)})
 			}
 			return false, false
 		}

@@ -168,15 +168,21 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 			s.ev.gotFIN, s.ev.tGotFIN = true, t
 		}
 		// What the receiver is taken to have received: this ACK of its SYN and FIN.
+		if rd.SynAckedBy(ack) {
+			r.ev.tSynAckLast = t
+		}
+		if rd.FinAckedBy(ack) {
+			r.ev.tFinAckLast = t
+		}
 		if rd.SynAckedBy(ack) && (r.ev.sentSYN || r.ev.sentSYNACK) && !r.ev.synAcked {
-			if !r.ev.synAckLost {
+			if r.ev.synAckLost < 2 {
 				r.ev.synAcked, r.ev.tSynAcked = true, t
 			} else if r.ev.synAckPending.IsZero() {
 				r.ev.synAckPending = t
 			}
 		}
 		if rd.FinAckedBy(ack) && !r.ev.finAcked {
-			if !r.ev.finAckLost {
+			if r.ev.finAckLost < 2 {
 				r.ev.finAcked, r.ev.tFinAcked = true, t
 			} else if r.ev.finAckPending.IsZero() {
 				r.ev.finAckPending, r.ev.tFinAcked = t, t
@@ -206,10 +212,10 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 			s.ev.lastFIN = t
 		} else if kind == reassembly.Retransmission {
 			s.ev.prevFINGap, s.ev.lastFIN = t.Sub(s.ev.lastFIN), t
-			if s.ev.finAcked && t.Sub(s.ev.tFinAcked) > c.slack(from) ||
-				!s.ev.finAckPending.IsZero() && t.Sub(s.ev.finAckPending) > c.slack(from) {
-				// FIN retransmitted after the peer's ACK of it: that ACK never arrived.
-				s.ev.finAcked, s.ev.finAckLost, s.ev.finAckPending = false, true, time.Time{}
+			if (s.ev.finAcked || !s.ev.finAckPending.IsZero()) && t.Sub(s.ev.tFinAckLast) > c.slack(from) {
+				// FIN retransmitted well after the peer's latest ACK of it: that ACK never arrived.
+				s.ev.finAcked, s.ev.finAckPending = false, time.Time{}
+				s.ev.finAckLost++
 			}
 		}
 	}
@@ -229,11 +235,12 @@ func (c *Conn) applySYN(seg *capture.Segment, from Side, kind reassembly.Kind) {
 		s.ev.nSYN++
 		s.ev.prevSYNGap = t.Sub(s.ev.lastSYN)
 		s.ev.lastSYN = t
-		lost := s.ev.synAcked && !s.ev.tSynAcked.IsZero() && t.Sub(s.ev.tSynAcked) > c.slack(from) ||
-			!s.ev.synAckPending.IsZero() && t.Sub(s.ev.synAckPending) > c.slack(from)
+		lost := (s.ev.synAcked && !s.ev.tSynAcked.IsZero() || !s.ev.synAckPending.IsZero()) &&
+			t.Sub(s.ev.tSynAckLast) > c.slack(from)
 		if lost && !s.ev.midstream {
-			// SYN or SYN-ACK sent again after the peer acknowledged it: that ACK was lost.
-			s.ev.synAcked, s.ev.synAckLost, s.ev.synAckPending = false, true, time.Time{}
+			// SYN or SYN-ACK sent again well after the peer's latest ACK of it: that ACK was lost.
+			s.ev.synAcked, s.ev.synAckPending = false, time.Time{}
+			s.ev.synAckLost++
 			if !seg.Flags.Has(capture.ACK) {
 				s.ev.gotSYN = false
 			}
@@ -260,9 +267,16 @@ func (c *Conn) applyRST(seg *capture.Segment, from Side) {
 	// seq = that SYN-ACK's ACK and stays in SYN_SENT.
 	// A RST from an endpoint that never opened (a closed port, a stale segment) says only that
 	// it has no socket: nothing to record against its later life on this 4-tuple.
+	// A RST whose sequence number lies outside what its supposed sender has sent and had
+	// acknowledged was not written by that stack: it was forged or injected on the path.
 	inSynSent := s.ev.sentSYN && !s.ev.gotSYN && !s.ev.midstream
 	opened := s.ev.sentSYN || s.ev.sentSYNACK || s.ev.midstream
-	if opened && !(inSynSent && sd.SynSeen && seq != sd.ISN+1) && !s.ev.sentRST {
+	lo := sd.Next
+	if sd.AckedSet && sd.Acked.LT(lo) {
+		lo = sd.Acked
+	}
+	ownSeq := !sd.Started || sd.Segments <= 1 || (seq.GEQ(lo-1) && seq.LEQ(sd.Next))
+	if opened && ownSeq && !(inSynSent && sd.SynSeen && seq != sd.ISN+1) && !s.ev.sentRST {
 		s.ev.sentRST, s.ev.tReset = true, t
 	}
 

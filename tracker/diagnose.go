@@ -220,6 +220,8 @@ func (c *Conn) inference(side Side, s State, viaTimer bool) (bool, string) {
 		return true, "handshake not captured: assumed synchronized from mid-connection traffic"
 	case c.RoleInferred && side == ClientSide && !ep.ev.gotSYN:
 		return true, "client SYN not captured"
+	case ep.ev.synAckLost > 0 && ep.ev.synAcked && s == Established || ep.ev.finAckLost > 0 && ep.ev.finAcked:
+		return true, "an earlier ACK towards it was lost; the later one is assumed delivered"
 	case ep.ev.pending():
 		return true, "an ACK towards it came after an earlier one was lost; its arrival is not confirmed"
 	case c.finInferred[side]:

@@ -34,8 +34,16 @@ type evidence struct {
 	// After a loss towards the endpoint has been proven (it retransmitted what the peer had
 	// acknowledged), a later ACK is no longer assumed delivered: it is pending until the
 	// endpoint's next retransmission was due and did not come.
-	synAckLost, finAckLost       bool
+	// One loss is taken as chance (the next ACK is assumed delivered); after two, the path
+	// towards the endpoint is taken as dropping them and later ACKs wait for confirmation.
+	synAckLost, finAckLost       int
 	synAckPending, finAckPending time.Time
+	// The latest packet from the peer that acknowledged its SYN / FIN: a retransmission
+	// within a round trip of it crossed it and proves no loss.
+	tSynAckLast, tFinAckLast time.Time
+	// retries is the profile's retransmission budget for its SYN or SYN-ACK: once spent, its
+	// silence means it gave up, not that an ACK arrived.
+	retries int
 
 	// midstream: the handshake was not captured; the endpoint is taken as synchronized.
 	midstream bool
@@ -76,7 +84,7 @@ type Endpoint struct {
 // holds gives the state. Conditions read the evidence only, so withdrawing evidence moves the
 // state back by itself. Timers are applied afterwards by age.
 func (e *evidence) derive(now time.Time) State {
-	synAcked := e.synAcked || confirmed(e.synAckPending, e.lastSYN, e.prevSYNGap, now)
+	synAcked := e.synAcked || e.nSYN <= e.retries && confirmed(e.synAckPending, e.lastSYN, e.prevSYNGap, now)
 	finAcked := e.finAcked || confirmed(e.finAckPending, e.lastFIN, e.prevFINGap, now)
 	opened := e.sentSYN || e.sentSYNACK || e.midstream
 	synced := e.midstream || (e.gotSYN && synAcked) || (e.gotSYN && e.sentFIN)

@@ -106,9 +106,10 @@ type Profile struct {
 
 // Profiles by --os name.
 var profiles = map[string]Profile{
-	// Linux: TCP_TIMEWAIT_LEN 60 s; tcp_syn_retries 6 (1+2+4+8+16+32+64 = 127 s);
-	// tcp_synack_retries 5 (1+2+4+8+16+32 = 63 s); tcp_fin_timeout 60 s.
-	"linux": {Name: "linux", TimeWait: 60 * time.Second, SynRetries: 6, SynTimeout: 127 * time.Second,
+	// Linux: TCP_TIMEWAIT_LEN 60 s; tcp_syn_retries 6 plus tcp_syn_linear_timeouts 4 (6.x):
+	// SYNs at 0,1,2,3,4,5,7,11,19,35,69 s, giving up at about 134 s (measured in the kernel
+	// lab); tcp_synack_retries 5 (1+2+4+8+16+32 = 63 s); tcp_fin_timeout 60 s.
+	"linux": {Name: "linux", TimeWait: 60 * time.Second, SynRetries: 10, SynTimeout: 134 * time.Second,
 		SynAckRetries: 5, SynAckTimeout: 63 * time.Second, FinWait2Orphan: 60 * time.Second},
 	// Windows: TcpTimedWaitDelay 120 s; TcpMaxConnectRetransmissions 2 (3+6+12 = 21 s);
 	// TcpMaxConnectResponseRetransmissions 2.

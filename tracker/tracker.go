@@ -237,6 +237,7 @@ func (t *Tracker) newConn(seg *capture.Segment) *Conn {
 		}
 	}
 	c.Client.Addr, c.Server.Addr = client, server
+	c.Client.ev.retries, c.Server.ev.retries = t.cfg.Profile.SynRetries, t.cfg.Profile.SynAckRetries
 	c.Client.Since, c.Server.Since = seg.Time, seg.Time
 	if c.Midstream {
 		c.Client.ev.midstream, c.Server.ev.midstream = true, true

@@ -140,12 +140,13 @@ func TestRefused(t *testing.T) {
 
 func TestForgedResets(t *testing.T) {
 	est := with(pkt{true, 30 * ms, A | P, 101, 501, 10})
-	// Out of window: ignored by the server.
+	// Out of window: ignored by the server. Its sequence number is not the client's either:
+	// the client never sent it (forged on the path), so the client is untouched too.
 	tr := play(t, append(append([]pkt(nil), est...), pkt{true, 40 * ms, R, 900000, 0, 0}))
-	want(t, tr, 1, Closed, Established, DiagRstIgnored)
+	want(t, tr, 1, Established, Established, DiagRstIgnored)
 	// In window but not exact: challenge ACK, ignored.
 	tr = play(t, append(append([]pkt(nil), est...), pkt{true, 40 * ms, R, 111 + 50, 0, 0}))
-	want(t, tr, 1, Closed, Established, DiagRstIgnored)
+	want(t, tr, 1, Established, Established, DiagRstIgnored)
 	// Exact: accepted.
 	tr = play(t, append(append([]pkt(nil), est...), pkt{true, 40 * ms, R, 111, 0, 0}))
 	want(t, tr, 1, Closed, Closed, DiagReset)
@@ -201,4 +202,39 @@ func TestFinMissingFromCapture(t *testing.T) {
 		pkt{true, 60 * ms, A, 112, 502, 0},
 	))
 	want(t, tr, 1, TimeWait, Closed, DiagCaptureGap)
+}
+
+func TestFinAckLostOnceThenDelivered(t *testing.T) {
+	// The server's ACK of the client's FIN is lost once (the client retransmits its FIN), then
+	// the re-ACK arrives: one loss is chance, the client is in FIN_WAIT_2.
+	tr := play(t, with(
+		pkt{true, 30 * ms, A | F, 101, 501, 0},
+		pkt{false, 40 * ms, A, 501, 102, 0},
+		pkt{true, 240 * ms, A | F, 101, 501, 0},
+		pkt{false, 241 * ms, A, 501, 102, 0},
+	))
+	want(t, tr, 1, FinWait2, CloseWait)
+	// Lost twice: the path drops them; the third ACK is not assumed delivered.
+	tr = play(t, with(
+		pkt{true, 30 * ms, A | F, 101, 501, 0},
+		pkt{false, 40 * ms, A, 501, 102, 0},
+		pkt{true, 240 * ms, A | F, 101, 501, 0},
+		pkt{false, 241 * ms, A, 501, 102, 0},
+		pkt{true, 650 * ms, A | F, 101, 501, 0},
+		pkt{false, 651 * ms, A, 501, 102, 0},
+	))
+	want(t, tr, 1, FinWait1, CloseWait)
+}
+
+func TestCrossingRetransmissionsProveNoLoss(t *testing.T) {
+	// The server's FIN (which acks the client's FIN) is lost; both retransmit at the same
+	// instant, so the client's retransmission crossed the server's and proves nothing.
+	tr := play(t, with(
+		pkt{true, 30 * ms, A | F, 101, 501, 0},
+		pkt{false, 40 * ms, A | F, 501, 102, 0},
+		pkt{false, 250 * ms, A | F, 501, 102, 0},
+		pkt{true, 250*ms + 1000, A | F, 101, 501, 0},
+		pkt{true, 251 * ms, A, 102, 502, 0},
+	))
+	want(t, tr, 1, TimeWait, Closed)
 }

@@ -34,6 +34,8 @@ Examples:
   tcpstate -r good.pcap --expect-init expect.yaml  write expectations from a known-good capture
   tcpstate -r new.pcap --expect expect.yaml       exit 1, with a readable report, on mismatch
   tcpstate -r a.pcap -r b.pcapng.gz               several files, merged in time order
+  sudo tcpstate -i eth0 'port 443'                live view, refreshed every second (Ctrl-C: final table)
+  sudo tcpstate -i any -o json -w cap.pcap        stream finished connections, save the packets
 
 Usage:
   tcpstate -r FILE [-r FILE ...] [flags] [BPF filter expression]
@@ -72,6 +74,14 @@ type options struct {
 	maxFlows int
 	shard    string
 	filter   string
+
+	// Live capture (-i).
+	noPromisc  bool
+	listIfaces bool
+	count      int
+	duration   time.Duration
+	user       string
+	noDecap    bool
 }
 
 // exitError carries an exit code with its message.
@@ -116,6 +126,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVarP(&o.iface, "interface", "i", "", "capture live on `IFACE`")
 	fs.StringVarP(&o.write, "write", "w", "", "with -i, also save the captured packets to `FILE`")
 	fs.IntVarP(&o.snaplen, "snaplen", "s", 262144, "with -i, bytes to capture per packet")
+	fs.BoolVarP(&o.noPromisc, "no-promiscuous-mode", "p", false, "with -i, do not put the interface into promiscuous mode")
+	fs.IntVarP(&o.count, "count", "c", 0, "with -i, stop after `COUNT` packets")
+	fs.DurationVar(&o.duration, "duration", 0, "with -i, stop after `DURATION` (e.g. 30s, 10m)")
+	fs.StringVarP(&o.user, "user", "Z", "", "with -i, drop root privileges to `USER` once the interface is open (tcpdump -Z)")
+	fs.BoolVarP(&o.listIfaces, "list-interfaces", "D", false, "list the interfaces -i can capture on, and exit")
 	fs.StringVarP(&o.output, "output", "o", "", "output format: table, json, events, zeek, zeek-json (default table on a terminal, json otherwise)")
 	fs.StringVar(&o.html, "html", "", "also write a self-contained visual report to `FILE`")
 	fs.StringVar(&o.names, "names", "rfc", "state names as printed by: rfc, linux (ss), windows or bsd (netstat)")
@@ -126,6 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.expInit, "expect-init", "", "write an expectation `FILE` describing this (known good) capture, to edit and commit")
 	fs.IntVar(&o.maxFlows, "max-flows", 0, "cap the connection table at `N` entries (0: no cap)")
 	fs.StringVar(&o.shard, "shard", "", "analyse only shard `I/N` of the 4-tuple hash space")
+	fs.BoolVar(&o.noDecap, "no-decap", false, "do not track TCP inside tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, GTP-U)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no summary or progress, just the output")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "explain each state: since when, timers, evidence for inferred states")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -158,6 +174,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "tcpstate", version)
 		return nil
 	}
+	if o.listIfaces {
+		return listInterfaces(stdout)
+	}
 	names, err := tracker.ParseNaming(o.names)
 	if err != nil {
 		return usageErr("%v", err)
@@ -184,13 +203,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch {
 	case o.iface != "" && len(o.files) > 0:
 		return usageErr("give either -r FILE or -i IFACE, not both")
+	case o.iface == "" && (o.noPromisc || o.count != 0 || o.duration != 0 || o.user != ""):
+		return usageErr("-p, -c, --duration and --user apply to live capture: add -i IFACE")
 	case o.iface != "":
-		return usageErr("live capture (-i) is not available in this build yet; record with 'tcpdump -i %s -w cap.pcap' and run 'tcpstate -r cap.pcap'", o.iface)
+		return runLive(o, names, prof, failOn, stdout, stderr)
 	case len(o.files) == 0:
 		return usageErr("nothing to read: give a capture with -r FILE (e.g. tcpstate -r capture.pcap)")
 	}
-	if o.html != "" || o.maxFlows != 0 || o.shard != "" {
-		return usageErr("--html, --max-flows and --shard are not available in this build yet")
+	if o.maxFlows != 0 || o.shard != "" {
+		return usageErr("--max-flows and --shard are not available in this build yet")
 	}
 	var expectations []*report.Expectation
 	if o.expect != "" {
@@ -203,7 +224,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 	}
 
-	src, err := capture.OpenFiles(o.files, capture.Config{Filter: o.filter})
+	src, err := capture.OpenFiles(o.files, capture.Config{Filter: o.filter, NoDecap: o.noDecap})
 	if err != nil {
 		return &exitError{2, err.Error()}
 	}
@@ -215,6 +236,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg := tracker.Config{Profile: prof}
 	if o.output == "events" {
 		cfg.OnEvent = func(e tracker.Event) { report.WriteEvent(out, &e, ropts) }
+	}
+	var html *report.HTMLCollector
+	if o.html != "" { // per-packet data is kept only for the report
+		html = report.NewHTMLCollector()
+		html.Attach(&cfg)
 	}
 	tr := tracker.New(cfg)
 
@@ -261,6 +287,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return &exitError{2, "writing output: " + err.Error()}
 	}
 	out.Flush()
+	if html != nil {
+		info := report.HTMLInfo{Files: o.files, Filter: o.filter, Version: version}
+		if err := report.WriteHTMLFile(o.html, conns, html, info, ropts); err != nil {
+			return &exitError{2, err.Error()}
+		}
+	}
 
 	st := src.Stats()
 	if o.verbose && !o.quiet {

@@ -50,6 +50,7 @@ type ToolConn struct {
 	Server    *ToolEndpoint   `json:"server"`
 	FirstSeen string          `json:"first_seen"`
 	LastSeen  string          `json:"last_seen"`
+	Packets   *int            `json:"packets"`
 	Line      int             `json:"-"` // 1-based line in the tool's output
 }
 
@@ -96,6 +97,8 @@ type Mismatch struct {
 	Tool     string
 	Kernel   string
 	Note     string
+	// Inferred: the tool flagged this endpoint's state as inferred (not shown by the wire).
+	Inferred bool
 }
 
 // Result is the agreement of one scenario.
@@ -194,7 +197,7 @@ func Compare(scenario string, conns []ToolConn, ssClient, ssServer []SSRow) Resu
 		sv, err2 := parseEndpoint(c.Server)
 		if err1 != nil || err2 != nil {
 			res.Total += 2
-			res.Mismatches = append(res.Mismatches, Mismatch{scenario, label, "both", "unparseable", "-", fmt.Sprint(err1, "; ", err2)})
+			res.Mismatches = append(res.Mismatches, Mismatch{Scenario: scenario, Conn: label, Endpoint: "both", Tool: "unparseable", Kernel: "-", Note: fmt.Sprint(err1, "; ", err2)})
 			continue
 		}
 		in := &inst{c: c, cl: cl, sv: sv}
@@ -230,7 +233,7 @@ func Compare(scenario string, conns []ToolConn, ssClient, ssServer []SSRow) Resu
 			}
 			if Side(in.cl.Addr()) == "server" && Side(in.sv.Addr()) == "client" {
 				res.Mismatches = append(res.Mismatches, Mismatch{scenario, label, "role",
-					"client=" + in.cl.String(), "client=" + in.sv.String(), "the lab connects from the client namespace"})
+					"client=" + in.cl.String(), "client=" + in.sv.String(), "the lab connects from the client namespace", false})
 			}
 			for _, ep := range []struct {
 				role        string
@@ -241,7 +244,7 @@ func Compare(scenario string, conns []ToolConn, ssClient, ssServer []SSRow) Resu
 				tool := normState(ep.e.State)
 				ns := Side(ep.self.Addr())
 				if ns == "" {
-					res.Mismatches = append(res.Mismatches, Mismatch{scenario, label, ep.role, tool, "?", "address outside the lab ranges"})
+					res.Mismatches = append(res.Mismatches, Mismatch{Scenario: scenario, Conn: label, Endpoint: ep.role, Tool: tool, Kernel: "?", Note: "address outside the lab ranges"})
 					continue
 				}
 				kernel, note := "CLOSED", "no ss row in "+ns
@@ -256,7 +259,7 @@ func Compare(scenario string, conns []ToolConn, ssClient, ssServer []SSRow) Resu
 					res.Agree++
 					continue
 				}
-				res.Mismatches = append(res.Mismatches, Mismatch{scenario, label, ep.role, tool, kernel, note})
+				res.Mismatches = append(res.Mismatches, Mismatch{Scenario: scenario, Conn: label, Endpoint: ep.role, Tool: tool, Kernel: kernel, Note: note, Inferred: ep.e.Inferred})
 			}
 		}
 	}
@@ -275,7 +278,7 @@ func Compare(scenario string, conns []ToolConn, ssClient, ssServer []SSRow) Resu
 			res.Total++
 			res.Mismatches = append(res.Mismatches, Mismatch{scenario,
 				fmt.Sprintf("%s > %s (not reported)", r.Local.AddrPort(), r.Peer.AddrPort()), ns,
-				"(missing)", r.Canonical(), fmt.Sprintf("ss-%s line %d", ns, r.LineNo)})
+				"(missing)", r.Canonical(), fmt.Sprintf("ss-%s line %d", ns, r.LineNo), false})
 		}
 	}
 	return res

@@ -7,25 +7,40 @@
 //	c0 192.0.2.2/24   <-veth->  rc 192.0.2.1/24     rs 198.51.100.1/24  <-veth->  s0 198.51.100.2/24
 //	   2001:db8:1::2/64            2001:db8:1::1/64    2001:db8:2::1/64              2001:db8:2::2/64
 //
-// tcpdump runs in the router on rc (the tap in the middle of the path: it sees client packets
-// before the router's FORWARD chain, server packets after it). TSO, GSO, GRO, scatter-gather
-// and TX checksum offload are turned off on all four veths (legacy ethtool ioctls, no ethtool
-// binary needed), so captured frames are wire-sized with correct checksums. IPv6 duplicate
-// address detection is off (nodad, accept_dad=0) and router solicitations are off.
+// The tap (Scenario.Tap) is by default tcpdump in the router on rc, a tap in the middle of the
+// path: it sees client packets before the router's FORWARD chain, server packets after it.
+// Other taps: the router's rs (forged-rst), the client's c0 or the server's s0 (tcpdump on
+// an endpoint itself: -at-client/-at-server scenarios, `record -tap`), and "span": rc and
+// rs captured separately and merged, so every forwarded packet is in the capture twice. TSO,
+// GSO, GRO, scatter-gather and TX checksum offload are turned off on all four veths (legacy
+// ethtool ioctls, no ethtool binary needed), so captured frames are wire-sized with correct
+// checksums. IPv6 duplicate address detection is off (nodad, accept_dad=0) and router
+// solicitations are off.
 //
 // Sockets are plain non-blocking kernel TCP sockets created inside the end namespaces with
 // setns(2) on a locked OS thread (see Netns.Do) and driven step by step by the scenario code
 // in this process, so client and server actions interleave exactly; every socket stays open
-// until the ss snapshot has been taken. Scenarios that need loss use iptables in the router;
-// crossing-fins holds packets in the router with a small NFQUEUE client (netem is not built
-// into every kernel).
+// until the ss snapshot has been taken. Losses "after the tap" are iptables DROP rules placed
+// where the tap has already seen the packet: the router's FORWARD chain for client packets,
+// the INPUT chain of the receiving end namespace for either direction. crossing-fins and
+// simultaneous-open hold packets in the router with a small NFQUEUE client (netem is not built
+// into every kernel); forged-rst injects RSTs through a raw socket in the router. Losses
+// "before the tap" (packets delivered but missing from the capture) and exact SPAN duplicates
+// are made by editing the recorded capture (Scenario.Edit); the ss truth is unchanged.
 //
 // Recording (cmd/record, RecordAll): Play sets up and starts the capture, drives the traffic,
 // then the recorder waits Settle, stops tcpdump with SIGINT, and immediately runs `ss -tan`
 // and `ss -tano` in the client and server namespaces. Each scenario states the kernel states
 // it intends; a recording whose ss snapshot or capture does not show them is an error.
+// Scenarios may also take at-snapshots during the play (Run.Snapshot): once nothing is in
+// flight (no packet on the tap for 250 ms, no retransmission or probe timer armed), `ss -tan`
+// in both ends, saved as ss-client@N.txt / ss-server@N.txt with the instant in scenario.json:
+// the truth for `tcpstate --at`. Slow scenarios (kernel timers running out) set FinalAt: they
+// are compared at the snapshot instant with --at.
 //
 // Harness: ParseSS/CanonicalState read ss output; ParseToolJSON reads `tcpstate -o json`;
 // Compare holds one against the other endpoint by endpoint. TestKernelAgreement runs it on the
-// committed recordings, TestKernelFresh on fresh ones (root only).
+// committed recordings, TestKernelAt on their at-snapshots, TestKernelDuplicates checks that
+// SPAN duplicates are counted once, and TestKernelFresh does all three on fresh recordings
+// (root only; the slow scenarios only with TCPSTATE_KERNEL_SLOW=1).
 package kernellab

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -47,13 +49,50 @@ type Lab struct {
 	created  []Netns
 	socks    []*Sock
 	holders  []*Holder
-	tcpdump  *exec.Cmd
-	tdDone   chan struct{}
-	tdStderr bytes.Buffer
+	injector int // raw socket in the router (0: none yet)
+	dumps    []*tcpdumpProc
+	capPath  string // the capture file the scenario sees
+	capTap   string
 
 	CaptureStart, CaptureEnd time.Time
 	CaptureStats             string // tcpdump's closing statistics
 	closed                   bool
+}
+
+// Where tcpdump runs (Scenario.Tap).
+const (
+	TapRouter       = "router"        // router namespace on rc: a tap in the middle of the path (default)
+	TapRouterServer = "router-server" // router namespace on rs: a tap between the router and the server
+	TapClient       = "client"        // client namespace on c0: tcpdump on the client host itself
+	TapServer       = "server"        // server namespace on s0: tcpdump on the server host itself
+	TapSpan         = "span"          // router namespace on rc and rs, merged into one file (SPAN duplicates)
+)
+
+// Taps lists the valid tap names.
+var Taps = []string{TapRouter, TapRouterServer, TapClient, TapServer, TapSpan}
+
+// TapDescription describes a tap for scenario.json.
+func TapDescription(tap string) string {
+	const opts = "tcpdump -U --immediate-mode -w, default snaplen"
+	switch tap {
+	case TapRouterServer:
+		return "router namespace, interface " + RouterServerIface + " (server-facing veth); " + opts
+	case TapClient:
+		return "client namespace, interface " + ClientIface + " (the client host's own interface); " + opts
+	case TapServer:
+		return "server namespace, interface " + ServerIface + " (the server host's own interface); " + opts
+	case TapSpan:
+		return "router namespace, interfaces " + RouterClientIface + " and " + RouterServerIface + " captured separately and merged in time order (every forwarded packet twice, as from a SPAN port mirroring both); " + opts
+	}
+	return "router namespace, interface " + RouterClientIface + " (client-facing veth); " + opts
+}
+
+type tcpdumpProc struct {
+	cmd    *exec.Cmd
+	done   chan struct{}
+	stderr bytes.Buffer
+	path   string
+	where  string
 }
 
 // Preflight tells why the lab cannot run here (nil when it can).
@@ -228,6 +267,18 @@ func (l *Lab) StartHolder(queue uint16, count int, maxHold time.Duration) (*Hold
 	return h, nil
 }
 
+// StartHolderMatch starts a holder for the packets that match (see Holder) in the router.
+func (l *Lab) StartHolderMatch(queue uint16, count int, maxHold time.Duration, what string, match func([]byte) bool) (*Holder, error) {
+	h, err := l.Router.StartHolderMatch(queue, count, maxHold, what, match)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.holders = append(l.holders, h)
+	l.mu.Unlock()
+	return h, nil
+}
+
 // Firewall runs iptables (v6: ip6tables) with args inside the router namespace.
 func (l *Lab) Firewall(ctx context.Context, v6 bool, args ...string) error {
 	bin := "iptables"
@@ -238,11 +289,56 @@ func (l *Lab) Firewall(ctx context.Context, v6 bool, args ...string) error {
 	return err
 }
 
-// StartCapture starts tcpdump in the router on the client-facing interface and returns once
-// tcpdump has opened the interface.
-func (l *Lab) StartCapture(path string) error {
-	cmd := l.Router.Command(context.Background(), "tcpdump", "-i", RouterClientIface, "-U", "--immediate-mode",
-		"-Z", "root", "-w", path)
+// tapPoints returns the namespaces and interfaces of a tap.
+func (l *Lab) tapPoints(tap string) ([]Netns, []string, error) {
+	switch tap {
+	case "", TapRouter:
+		return []Netns{l.Router}, []string{RouterClientIface}, nil
+	case TapRouterServer:
+		return []Netns{l.Router}, []string{RouterServerIface}, nil
+	case TapClient:
+		return []Netns{l.Client}, []string{ClientIface}, nil
+	case TapServer:
+		return []Netns{l.Server}, []string{ServerIface}, nil
+	case TapSpan:
+		return []Netns{l.Router, l.Router}, []string{RouterClientIface, RouterServerIface}, nil
+	}
+	return nil, nil, fmt.Errorf("unknown tap %q (have %s)", tap, strings.Join(Taps, ", "))
+}
+
+// StartCapture starts tcpdump at the tap (TapRouter when empty) writing path, and returns
+// once tcpdump has opened its interface(s). A SPAN tap runs one tcpdump per interface; their
+// files are merged into path when the capture stops.
+func (l *Lab) StartCapture(path, tap string) error {
+	nss, ifs, err := l.tapPoints(tap)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if len(l.dumps) > 0 {
+		l.mu.Unlock()
+		return errors.New("capture already running")
+	}
+	l.capPath, l.capTap = path, tap
+	l.mu.Unlock()
+	for i := range nss {
+		p := path
+		if len(nss) > 1 {
+			p = fmt.Sprintf("%s.%s.part", path, ifs[i])
+		}
+		if err := l.startTcpdump(nss[i], ifs[i], p); err != nil {
+			l.StopCapture()
+			return err
+		}
+	}
+	// The packet sockets are open once tcpdump says so; give them a moment anyway.
+	l.CaptureStart = time.Now()
+	time.Sleep(20 * time.Millisecond)
+	return nil
+}
+
+func (l *Lab) startTcpdump(ns Netns, ifname, path string) error {
+	cmd := ns.Command(context.Background(), "tcpdump", "-i", ifname, "-U", "--immediate-mode", "-Z", "root", "-w", path)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err
@@ -250,18 +346,19 @@ func (l *Lab) StartCapture(path string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("tcpdump: %w", err)
 	}
+	td := &tcpdumpProc{cmd: cmd, done: make(chan struct{}), path: path, where: ns.Name + "/" + ifname}
 	l.mu.Lock()
-	l.tcpdump, l.tdDone = cmd, make(chan struct{})
+	l.dumps = append(l.dumps, td)
 	l.mu.Unlock()
 	ready := make(chan struct{})
 	go func() {
-		defer close(l.tdDone)
+		defer close(td.done)
 		r := bufio.NewReader(stderr)
 		once := false
 		for {
 			line, err := r.ReadString('\n')
 			l.mu.Lock()
-			l.tdStderr.WriteString(line)
+			td.stderr.WriteString(line)
 			l.mu.Unlock()
 			if !once && strings.Contains(line, "listening on") {
 				once = true
@@ -281,58 +378,110 @@ func (l *Lab) StartCapture(path string) error {
 	case <-time.After(10 * time.Second):
 	}
 	l.mu.Lock()
-	out := l.tdStderr.String()
+	out := td.stderr.String()
 	l.mu.Unlock()
 	if !strings.Contains(out, "listening on") {
-		l.StopCapture()
-		return fmt.Errorf("tcpdump did not start: %s", strings.TrimSpace(out))
+		return fmt.Errorf("tcpdump on %s did not start: %s", td.where, strings.TrimSpace(out))
 	}
-	// The packet socket is open once tcpdump says so; give it a moment anyway.
-	l.CaptureStart = time.Now()
-	time.Sleep(20 * time.Millisecond)
 	return nil
 }
 
-// StopCapture stops tcpdump with SIGINT and waits for it to flush and exit.
+// LiveCapture decodes what the running capture has written so far (all parts of a SPAN tap).
+func (l *Lab) LiveCapture() (*CaptureInfo, error) {
+	l.mu.Lock()
+	var paths []string
+	for _, d := range l.dumps {
+		paths = append(paths, d.path)
+	}
+	l.mu.Unlock()
+	all := &CaptureInfo{}
+	for _, p := range paths {
+		info, err := ReadLiveCapture(p)
+		if err != nil {
+			return nil, err
+		}
+		all.Frames += info.Frames
+		all.TCP = append(all.TCP, info.TCP...)
+		if !info.First.IsZero() && (all.First.IsZero() || info.First.Before(all.First)) {
+			all.First = info.First
+		}
+		if info.Last.After(all.Last) {
+			all.Last = info.Last
+		}
+	}
+	sort.SliceStable(all.TCP, func(i, j int) bool { return all.TCP[i].Time.Before(all.TCP[j].Time) })
+	return all, nil
+}
+
+// StopCapture stops tcpdump with SIGINT, waits for it to flush and exit, and merges the
+// files of a SPAN tap.
 func (l *Lab) StopCapture() error {
 	l.mu.Lock()
-	cmd, done := l.tcpdump, l.tdDone
-	l.tcpdump = nil
+	dumps := l.dumps
+	l.dumps = nil
 	l.mu.Unlock()
-	if cmd == nil {
+	if len(dumps) == 0 {
 		return nil
 	}
 	l.CaptureEnd = time.Now()
-	_ = cmd.Process.Signal(syscall.SIGINT)
-	waitErr := make(chan error, 1)
-	go func() { <-done; waitErr <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-waitErr:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		err = fmt.Errorf("tcpdump did not stop on SIGINT; killed: %v", <-waitErr)
+	for _, td := range dumps {
+		_ = td.cmd.Process.Signal(syscall.SIGINT)
 	}
-	l.mu.Lock()
-	out := l.tdStderr.String()
-	l.mu.Unlock()
-	var stats []string
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "packets") {
-			stats = append(stats, strings.TrimSpace(line))
+	var errs, stats []string
+	for _, td := range dumps {
+		waitErr := make(chan error, 1)
+		go func() { <-td.done; waitErr <- td.cmd.Wait() }()
+		var err error
+		select {
+		case err = <-waitErr:
+		case <-time.After(10 * time.Second):
+			_ = td.cmd.Process.Kill()
+			err = fmt.Errorf("tcpdump did not stop on SIGINT; killed: %v", <-waitErr)
+		}
+		l.mu.Lock()
+		out := td.stderr.String()
+		l.mu.Unlock()
+		var st []string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "packets") {
+				st = append(st, strings.TrimSpace(line))
+			}
+		}
+		prefix := ""
+		if len(dumps) > 1 {
+			prefix = td.where + ": "
+		}
+		stats = append(stats, prefix+strings.Join(st, "; "))
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) && strings.Contains(out, "packets captured") {
+				err = nil // tcpdump exits non-zero on signal with some builds; it flushed
+			}
+		}
+		if m := droppedRE.FindStringSubmatch(out); err == nil && m != nil && m[1] != "0" {
+			err = fmt.Errorf("tcpdump on %s dropped packets: %s", td.where, strings.Join(st, "; "))
+		}
+		if err != nil {
+			errs = append(errs, err.Error())
 		}
 	}
-	l.CaptureStats = strings.Join(stats, "; ")
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && strings.Contains(out, "packets captured") {
-			err = nil // tcpdump exits non-zero on signal with some builds; it flushed
+	l.CaptureStats = strings.Join(stats, " | ")
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	if len(dumps) > 1 {
+		var parts []string
+		for _, td := range dumps {
+			parts = append(parts, td.path)
+		}
+		if err := MergePcaps(l.capPath, parts...); err != nil {
+			return err
+		}
+		for _, p := range parts {
+			os.Remove(p)
 		}
 	}
-	if m := droppedRE.FindStringSubmatch(out); err == nil && m != nil && m[1] != "0" {
-		err = fmt.Errorf("tcpdump dropped packets: %s", l.CaptureStats)
-	}
-	return err
+	return nil
 }
 
 var droppedRE = regexp.MustCompile(`(\d+) packets? dropped by kernel`)
@@ -367,6 +516,9 @@ func (l *Lab) Close() error {
 	for _, s := range socks {
 		s.Close()
 	}
+	if l.injector > 0 {
+		syscall.Close(l.injector)
+	}
 	for i := len(created) - 1; i >= 0; i-- {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if _, err := run(ctx, "ip", "netns", "del", created[i].Name); err != nil {
@@ -375,4 +527,82 @@ func (l *Lab) Close() error {
 		cancel()
 	}
 	return errors.Join(errs...)
+}
+
+// FirewallIn runs iptables (v6: ip6tables) with args inside namespace ns and returns its output.
+func (l *Lab) FirewallIn(ctx context.Context, ns Netns, v6 bool, args ...string) (string, error) {
+	bin := "iptables"
+	if v6 {
+		bin = "ip6tables"
+	}
+	return ns.Run(ctx, bin, append([]string{"-w", "5"}, args...)...)
+}
+
+// InjectTCP crafts an IPv4 TCP segment without options or payload (a forged RST, say) and
+// sends it from the router namespace through a raw socket. It leaves the router as a packet
+// the router originated (OUTPUT, routed by destination), whatever its source address. It
+// returns the IP packet sent.
+func (l *Lab) InjectTCP(src, dst netip.AddrPort, seq, ack uint32, flags uint8, win uint16) ([]byte, error) {
+	if !src.Addr().Is4() || !dst.Addr().Is4() {
+		return nil, errors.New("InjectTCP: IPv4 only")
+	}
+	l.mu.Lock()
+	fd := l.injector
+	l.mu.Unlock()
+	if fd == 0 {
+		err := l.Router.Do(func() error {
+			var err error
+			fd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.IPPROTO_RAW)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("raw socket in the router: %w", err)
+		}
+		l.mu.Lock()
+		l.injector = fd
+		l.mu.Unlock()
+	}
+	pkt := craftTCP4(src, dst, seq, ack, flags, win, uint16(time.Now().UnixNano()))
+	if err := syscall.Sendto(fd, pkt, 0, &syscall.SockaddrInet4{Addr: dst.Addr().As4()}); err != nil {
+		return nil, fmt.Errorf("inject: %w", err)
+	}
+	return pkt, nil
+}
+
+// craftTCP4 builds an IPv4 header (DF, TTL 64) and a 20-byte TCP header with checksums.
+func craftTCP4(src, dst netip.AddrPort, seq, ack uint32, flags uint8, win, ipID uint16) []byte {
+	b := make([]byte, 40)
+	be := binary.BigEndian
+	b[0], b[8], b[9] = 0x45, 64, syscall.IPPROTO_TCP
+	be.PutUint16(b[2:], 40)
+	be.PutUint16(b[4:], ipID)
+	be.PutUint16(b[6:], 0x4000)
+	s4, d4 := src.Addr().As4(), dst.Addr().As4()
+	copy(b[12:], s4[:])
+	copy(b[16:], d4[:])
+	be.PutUint16(b[10:], inetChecksum(b[:20], 0))
+	t := b[20:]
+	be.PutUint16(t[0:], src.Port())
+	be.PutUint16(t[2:], dst.Port())
+	be.PutUint32(t[4:], seq)
+	be.PutUint32(t[8:], ack)
+	t[12], t[13] = 5<<4, flags
+	be.PutUint16(t[14:], win)
+	pseudo := uint32(be.Uint16(s4[0:])) + uint32(be.Uint16(s4[2:])) + uint32(be.Uint16(d4[0:])) + uint32(be.Uint16(d4[2:])) +
+		syscall.IPPROTO_TCP + uint32(len(t))
+	be.PutUint16(t[16:], inetChecksum(t, pseudo))
+	return b
+}
+
+func inetChecksum(b []byte, sum uint32) uint16 {
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return ^uint16(sum)
 }

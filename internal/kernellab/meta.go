@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // Files of one recorded scenario directory.
@@ -30,25 +31,61 @@ type ExpectedConn struct {
 
 // ScenarioMeta is scenario.json.
 type ScenarioMeta struct {
-	Name          string            `json:"name"`
-	Description   string            `json:"description"`
-	ClientAddrs   []string          `json:"client_addrs"`
-	ServerAddrs   []string          `json:"server_addrs"`
-	Tap           string            `json:"tap"`
-	CaptureStart  string            `json:"capture_start"`
-	CaptureEnd    string            `json:"capture_end"`
-	FirstPacket   string            `json:"first_packet,omitempty"`
-	LastPacket    string            `json:"last_packet,omitempty"`
-	Snapshot      string            `json:"snapshot"`
-	SnapshotAfter string            `json:"snapshot_after_last_packet,omitempty"`
-	Frames        int               `json:"frames"`
-	TCPSegments   int               `json:"tcp_segments"`
-	MaxFrameLen   int               `json:"max_frame_len"`
-	Kernel        string            `json:"kernel,omitempty"`
-	TcpdumpStats  string            `json:"tcpdump_stats,omitempty"`
-	Expect        []ExpectedConn    `json:"expect"`
-	Notes         []string          `json:"notes,omitempty"`
-	Offloads      map[string]string `json:"offloads,omitempty"`
+	Name          string         `json:"name"`
+	Description   string         `json:"description"`
+	ClientAddrs   []string       `json:"client_addrs"`
+	ServerAddrs   []string       `json:"server_addrs"`
+	Tap           string         `json:"tap"`
+	CaptureStart  string         `json:"capture_start"`
+	CaptureEnd    string         `json:"capture_end"`
+	FirstPacket   string         `json:"first_packet,omitempty"`
+	LastPacket    string         `json:"last_packet,omitempty"`
+	Snapshot      string         `json:"snapshot"`
+	SnapshotAfter string         `json:"snapshot_after_last_packet,omitempty"`
+	Frames        int            `json:"frames"`
+	TCPSegments   int            `json:"tcp_segments"`
+	MaxFrameLen   int            `json:"max_frame_len"`
+	Kernel        string         `json:"kernel,omitempty"`
+	TcpdumpStats  string         `json:"tcpdump_stats,omitempty"`
+	Expect        []ExpectedConn `json:"expect"`
+	Snapshots     []AtSnapshot   `json:"snapshots,omitempty"`
+	Edit          *EditMeta      `json:"capture_edit,omitempty"`
+	Slow          bool           `json:"slow,omitempty"`
+	// FinalAt: the snapshot was taken after timers ran out, long after the last packet; the
+	// tool is held to it with --at Snapshot rather than at the end of the capture.
+	FinalAt bool `json:"final_at,omitempty"`
+	// Duplicates: every packet is in the capture twice (SPAN); the tool must count each once.
+	Duplicates bool              `json:"duplicates,omitempty"`
+	Notes      []string          `json:"notes,omitempty"`
+	Offloads   map[string]string `json:"offloads,omitempty"`
+}
+
+// AtSnapshot is an ss snapshot of both ends taken during the scenario, while nothing was in
+// flight: the truth for `tcpstate --at Time`.
+type AtSnapshot struct {
+	N           int            `json:"n"`
+	Label       string         `json:"label"`
+	Time        string         `json:"time"`    // RFC 3339 ns: just before the first ss ran; pass it to --at
+	SSDone      string         `json:"ss_done"` // when both ss had returned (no packet in between)
+	ClientFile  string         `json:"client_file"`
+	ServerFile  string         `json:"server_file"`
+	QuietBefore string         `json:"quiet_before"` // time since the last TCP packet on the tap at Time
+	Expect      []ExpectedConn `json:"expect"`
+}
+
+// SnapshotFiles returns the ss file names of at-snapshot n.
+func SnapshotFiles(n int) (client, server string) {
+	return fmt.Sprintf("ss-client@%d.txt", n), fmt.Sprintf("ss-server@%d.txt", n)
+}
+
+// EditMeta describes how the committed capture differs from what the tap recorded (losses
+// before the tap, SPAN duplicates): the kernel truth is that of the real traffic.
+type EditMeta struct {
+	What           string   `json:"what"`
+	RemovedPackets []int    `json:"removed_packets,omitempty"` // numbers in the original capture
+	Removed        []string `json:"removed,omitempty"`         // what they were
+	Duplicated     bool     `json:"duplicated,omitempty"`
+	OriginalFrames int      `json:"original_frames"`
 }
 
 // ReadMeta reads dir/scenario.json.
@@ -72,7 +109,7 @@ func ScenarioDirs(root string) ([]string, error) {
 	}
 	var dirs []string
 	for _, e := range ents {
-		if !e.IsDir() {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") { // .name.tmp-*: a recording in progress
 			continue
 		}
 		d := filepath.Join(root, e.Name())

@@ -51,15 +51,18 @@ func nfqMsg(msgType uint16, flags uint16, seq uint32, queue uint16, attrs ...[]b
 }
 
 // Holder receives the TCP packets that an iptables NFQUEUE rule sends to its queue. It lets
-// them through until it sees a FIN; from then on it holds every packet until it holds Count
-// FINs (or MaxHold passed), releases all held packets in arrival order, and lets every later
-// packet through. Holding everything (not only FINs) keeps the router from reordering: an ACK
-// answering the first released FIN cannot overtake the second. Used to make FINs cross.
+// them through until it sees a matching packet (a FIN by default); from then on it holds every
+// packet until it holds Count matching ones (or MaxHold passed), releases all held packets in
+// arrival order, and lets every later packet through. Holding everything (not only the
+// matching packets) keeps the router from reordering: an ACK answering the first released FIN
+// cannot overtake the second. Used to make FINs (or SYNs) cross.
 type Holder struct {
 	fd      int
 	queue   uint16
 	count   int
 	maxHold time.Duration
+	match   func(ip []byte) bool
+	what    string
 
 	mu       sync.Mutex
 	held     []uint32
@@ -72,9 +75,15 @@ type Holder struct {
 	err      error
 }
 
-// StartHolder binds queue number queue in the namespace and starts holding packets.
+// StartHolder binds queue number queue in the namespace and starts holding packets from the
+// first FIN until it holds count FINs.
 func (n Netns) StartHolder(queue uint16, count int, maxHold time.Duration) (*Holder, error) {
-	h := &Holder{queue: queue, count: count, maxHold: maxHold, stop: make(chan struct{}), done: make(chan struct{})}
+	return n.StartHolderMatch(queue, count, maxHold, "FIN", tcpFIN)
+}
+
+// StartHolderMatch is StartHolder for packets that match (what names them in the events).
+func (n Netns) StartHolderMatch(queue uint16, count int, maxHold time.Duration, what string, match func(ip []byte) bool) (*Holder, error) {
+	h := &Holder{queue: queue, count: count, maxHold: maxHold, match: match, what: what, stop: make(chan struct{}), done: make(chan struct{})}
 	err := n.Do(func() error {
 		fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.NETLINK_NETFILTER)
 		if err != nil {
@@ -179,10 +188,11 @@ func (h *Holder) loop() {
 				if ne.Uint16(m[4:]) != nfnlSubsysQueue<<8|nfqnlMsgPacket || len(m) < 20 {
 					continue
 				}
-				id, fin, ok := parseQueued(m[20:])
+				id, payload, ok := parseQueued(m[20:])
 				if !ok {
 					continue
 				}
+				fin := h.match(payload)
 				if h.released || (len(h.held) == 0 && !fin) {
 					if err := h.verdict(id); err != nil && h.err == nil {
 						h.err = err
@@ -196,11 +206,11 @@ func (h *Holder) loop() {
 				what := "packet"
 				if fin {
 					h.fins++
-					what = "FIN"
+					what = h.what
 				}
 				h.events = append(h.events, fmt.Sprintf("%s holding %s (queue id %d)", time.Now().Format(time.RFC3339Nano), what, id))
 				if h.fins >= h.count {
-					h.releaseLocked(fmt.Sprintf("%d FINs held", h.fins))
+					h.releaseLocked(fmt.Sprintf("%d %ss held", h.fins, h.what))
 				}
 			}
 		}
@@ -226,8 +236,8 @@ func splitNetlink(b []byte) [][]byte {
 	return out
 }
 
-// parseQueued returns the queue id of a queued packet and whether it is a TCP FIN.
-func parseQueued(attrs []byte) (id uint32, fin, ok bool) {
+// parseQueued returns the queue id of a queued packet and its IP packet (as far as copied).
+func parseQueued(attrs []byte) (id uint32, payload []byte, ok bool) {
 	for len(attrs) >= 4 {
 		l := int(ne.Uint16(attrs[0:]))
 		t := ne.Uint16(attrs[2:]) & 0x3fff
@@ -238,34 +248,49 @@ func parseQueued(attrs []byte) (id uint32, fin, ok bool) {
 		case t == nfqaPacketHdr && l >= 8:
 			id, ok = binary.BigEndian.Uint32(attrs[4:]), true
 		case t == nfqaPayload:
-			fin = tcpFIN(attrs[4:l])
+			payload = attrs[4:l]
 		}
 		attrs = attrs[min((l+3)&^3, len(attrs)):]
 	}
-	return id, fin, ok
+	return id, payload, ok
 }
 
 // tcpFIN reports whether an IP packet (v4 or v6, no extension headers) is a TCP FIN.
 func tcpFIN(ip []byte) bool {
+	f, ok := tcpFlags(ip)
+	return ok && f&FlagFIN != 0
+}
+
+// tcpSYNOnly reports whether an IP packet is a TCP SYN without ACK (a connection request).
+func tcpSYNOnly(ip []byte) bool {
+	f, ok := tcpFlags(ip)
+	return ok && f&(FlagSYN|FlagACK|FlagRST) == FlagSYN
+}
+
+// tcpFlags returns the TCP flags of an IP packet (v4 or v6, no extension headers).
+func tcpFlags(ip []byte) (uint8, bool) {
 	if len(ip) < 1 {
-		return false
+		return 0, false
 	}
 	off := 0
 	switch ip[0] >> 4 {
 	case 4:
 		if len(ip) < 20 || ip[9] != syscall.IPPROTO_TCP {
-			return false
+			return 0, false
 		}
 		off = int(ip[0]&0x0f) * 4
 	case 6:
 		if len(ip) < 40 || ip[6] != syscall.IPPROTO_TCP {
-			return false
+			return 0, false
 		}
 		off = 40
 	default:
-		return false
+		return 0, false
 	}
-	return len(ip) > off+13 && ip[off+13]&FlagFIN != 0
+	if len(ip) <= off+13 {
+		return 0, false
+	}
+	return ip[off+13], true
 }
 
 // Events returns what the holder did, with timestamps.

@@ -1,11 +1,13 @@
 package kernellab
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"sort"
 	"time"
 )
 
@@ -17,6 +19,9 @@ type Packet struct {
 	Flags      uint8
 	Seq, Ack   uint32
 	Win        uint16
+	IPID       uint16 // IPv4 identification (0 for IPv6)
+	TSval      uint32 // TCP timestamp value (0 without the option)
+	HasTS      bool
 	PayloadLen int
 	CapLen     int // bytes captured (link layer included)
 	WireLen    int
@@ -59,63 +64,183 @@ type CaptureInfo struct {
 
 // ReadCapture decodes a classic pcap file of Ethernet frames (what tcpdump -w writes on a veth).
 func ReadCapture(path string) (*CaptureInfo, error) {
+	f, err := ReadPcap(path, false)
+	if f == nil {
+		return nil, err
+	}
+	return f.Info(), err
+}
+
+// ReadLiveCapture decodes what a running tcpdump has written so far (a partial last record is
+// ignored, a missing file is an empty capture).
+func ReadLiveCapture(path string) (*CaptureInfo, error) {
+	if fi, err := os.Stat(path); err != nil || fi.Size() < 24 {
+		return &CaptureInfo{}, nil
+	}
+	f, err := ReadPcap(path, true)
+	if f == nil {
+		return nil, err
+	}
+	return f.Info(), err
+}
+
+// PcapRecord is one record of a classic pcap file: its 16-byte header (in the file's byte
+// order) and the captured bytes.
+type PcapRecord struct {
+	Hdr  [16]byte
+	Data []byte
+	Time time.Time
+}
+
+// PcapFile is a classic pcap file held in memory (the lab's captures are small).
+type PcapFile struct {
+	Header  [24]byte
+	Order   binary.ByteOrder
+	Nano    bool
+	Records []PcapRecord
+}
+
+// ReadPcap reads a classic pcap file of Ethernet frames. With partialOK a truncated last
+// record (a file tcpdump is still writing) is dropped silently.
+func ReadPcap(path string, partialOK bool) (*PcapFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var gh [24]byte
-	if _, err := io.ReadFull(f, gh[:]); err != nil {
+	pf := &PcapFile{}
+	if _, err := io.ReadFull(f, pf.Header[:]); err != nil {
 		return nil, fmt.Errorf("%s: pcap header: %w", path, err)
 	}
-	var bo binary.ByteOrder
-	nano := false
-	switch binary.LittleEndian.Uint32(gh[:]) {
+	switch binary.LittleEndian.Uint32(pf.Header[:]) {
 	case 0xa1b2c3d4:
-		bo = binary.LittleEndian
+		pf.Order = binary.LittleEndian
 	case 0xa1b23c4d:
-		bo, nano = binary.LittleEndian, true
+		pf.Order, pf.Nano = binary.LittleEndian, true
 	case 0xd4c3b2a1:
-		bo = binary.BigEndian
+		pf.Order = binary.BigEndian
 	case 0x4d3cb2a1:
-		bo, nano = binary.BigEndian, true
+		pf.Order, pf.Nano = binary.BigEndian, true
 	default:
 		return nil, fmt.Errorf("%s: not a classic pcap file", path)
 	}
-	if lt := bo.Uint32(gh[20:]); lt != 1 {
+	if lt := pf.Order.Uint32(pf.Header[20:]); lt != 1 {
 		return nil, fmt.Errorf("%s: link type %d, want Ethernet (1)", path, lt)
 	}
-	info := &CaptureInfo{}
-	var rh [16]byte
 	for n := 1; ; n++ {
-		if _, err := io.ReadFull(f, rh[:]); err == io.EOF {
+		var rec PcapRecord
+		if _, err := io.ReadFull(f, rec.Hdr[:]); err == io.EOF {
 			break
 		} else if err != nil {
-			return info, fmt.Errorf("%s: packet %d header: %w", path, n, err)
+			if partialOK {
+				break
+			}
+			return pf, fmt.Errorf("%s: packet %d header: %w", path, n, err)
 		}
-		sec, frac := int64(bo.Uint32(rh[0:])), int64(bo.Uint32(rh[4:]))
-		if !nano {
+		incl := int(pf.Order.Uint32(rec.Hdr[8:]))
+		if incl > 1<<20 {
+			return pf, fmt.Errorf("%s: packet %d: implausible length %d", path, n, incl)
+		}
+		rec.Data = make([]byte, incl)
+		if _, err := io.ReadFull(f, rec.Data); err != nil {
+			if partialOK {
+				break
+			}
+			return pf, fmt.Errorf("%s: packet %d data: %w", path, n, err)
+		}
+		sec, frac := int64(pf.Order.Uint32(rec.Hdr[0:])), int64(pf.Order.Uint32(rec.Hdr[4:]))
+		if !pf.Nano {
 			frac *= 1000
 		}
-		ts := time.Unix(sec, frac).UTC()
-		incl, orig := int(bo.Uint32(rh[8:])), int(bo.Uint32(rh[12:]))
-		data := make([]byte, incl)
-		if _, err := io.ReadFull(f, data); err != nil {
-			return info, fmt.Errorf("%s: packet %d data: %w", path, n, err)
-		}
+		rec.Time = time.Unix(sec, frac).UTC()
+		pf.Records = append(pf.Records, rec)
+	}
+	return pf, nil
+}
+
+// Info decodes the records.
+func (pf *PcapFile) Info() *CaptureInfo {
+	info := &CaptureInfo{}
+	for i, rec := range pf.Records {
+		incl, orig := len(rec.Data), int(pf.Order.Uint32(rec.Hdr[12:]))
 		info.Frames++
 		if info.First.IsZero() {
-			info.First = ts
+			info.First = rec.Time
 		}
-		info.Last = ts
+		info.Last = rec.Time
 		info.MaxCapLen = max(info.MaxCapLen, incl)
 		info.MaxWireLen = max(info.MaxWireLen, orig)
-		if p, ok := decodeTCP(data); ok {
-			p.N, p.Time, p.CapLen, p.WireLen = n, ts, incl, orig
+		if p, ok := decodeTCP(rec.Data); ok {
+			p.N, p.Time, p.CapLen, p.WireLen = i+1, rec.Time, incl, orig
 			info.TCP = append(info.TCP, p)
 		}
 	}
-	return info, nil
+	return info
+}
+
+// Write writes the file (header and records as they are).
+func (pf *PcapFile) Write(path string) error {
+	var b bytes.Buffer
+	b.Write(pf.Header[:])
+	for _, r := range pf.Records {
+		b.Write(r.Hdr[:])
+		b.Write(r.Data)
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// MergePcaps merges several captures of the same format into one, in timestamp order
+// (records with equal timestamps keep the order of the inputs).
+func MergePcaps(out string, ins ...string) error {
+	var merged *PcapFile
+	for _, in := range ins {
+		pf, err := ReadPcap(in, false)
+		if err != nil {
+			return err
+		}
+		if merged == nil {
+			merged = pf
+			continue
+		}
+		if pf.Nano != merged.Nano || pf.Order != merged.Order {
+			return fmt.Errorf("%s: pcap format differs from %s", in, ins[0])
+		}
+		merged.Records = append(merged.Records, pf.Records...)
+	}
+	if merged == nil {
+		return fmt.Errorf("nothing to merge")
+	}
+	sort.SliceStable(merged.Records, func(i, j int) bool { return merged.Records[i].Time.Before(merged.Records[j].Time) })
+	return merged.Write(out)
+}
+
+// EditPcap rewrites path without the records numbered in remove (1-based) and, with
+// duplicate, with every remaining record written twice in a row (the same bytes and time,
+// as a SPAN port that mirrors both directions of a link can deliver them).
+func EditPcap(path string, remove []int, duplicate bool) error {
+	pf, err := ReadPcap(path, false)
+	if err != nil {
+		return err
+	}
+	drop := map[int]bool{}
+	for _, n := range remove {
+		if n < 1 || n > len(pf.Records) {
+			return fmt.Errorf("%s: no packet %d to remove (%d packets)", path, n, len(pf.Records))
+		}
+		drop[n] = true
+	}
+	var recs []PcapRecord
+	for i, r := range pf.Records {
+		if drop[i+1] {
+			continue
+		}
+		recs = append(recs, r)
+		if duplicate {
+			recs = append(recs, r)
+		}
+	}
+	pf.Records = recs
+	return pf.Write(path)
 }
 
 func decodeTCP(b []byte) (Packet, bool) {
@@ -138,6 +263,7 @@ func decodeTCP(b []byte) (Packet, bool) {
 			return p, false
 		}
 		src, dst = netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
+		p.IPID = binary.BigEndian.Uint16(b[4:])
 		l4 = b[ihl:tot]
 	case 0x86dd:
 		if len(b) < 40 || b[6] != 6 { // no extension headers in the lab
@@ -166,5 +292,53 @@ func decodeTCP(b []byte) (Packet, bool) {
 	p.Flags = l4[13]
 	p.Win = binary.BigEndian.Uint16(l4[14:])
 	p.PayloadLen = len(l4) - off
+	for o := l4[20:off]; len(o) > 0; {
+		switch o[0] {
+		case 0: // end of options
+			o = nil
+			continue
+		case 1: // nop
+			o = o[1:]
+			continue
+		}
+		if len(o) < 2 || int(o[1]) < 2 || int(o[1]) > len(o) {
+			break
+		}
+		if o[0] == 8 && o[1] == 10 {
+			p.TSval, p.HasTS = binary.BigEndian.Uint32(o[2:]), true
+		}
+		o = o[o[1]:]
+	}
 	return p, true
+}
+
+// segKey identifies one IP packet carrying a TCP segment, whichever interface it was seen on
+// (a forwarded packet differs only in TTL, checksum and MACs; a retransmission has another IP
+// ID or timestamp).
+type segKey struct {
+	src, dst     netip.AddrPort
+	seq, ack, ts uint32
+	id           uint16
+	flags        uint8
+	payload      int
+}
+
+// UniqueSegments counts the TCP segments of a capture per 4-tuple, each IP packet once however
+// often the capture holds it (SPAN duplicates).
+func UniqueSegments(info *CaptureInfo) map[[2]netip.AddrPort]int {
+	seen := map[segKey]bool{}
+	out := map[[2]netip.AddrPort]int{}
+	for _, p := range info.TCP {
+		k := segKey{p.Src, p.Dst, p.Seq, p.Ack, p.TSval, p.IPID, p.Flags, p.PayloadLen}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		a, b := p.Src, p.Dst
+		if a.Compare(b) > 0 {
+			a, b = b, a
+		}
+		out[[2]netip.AddrPort{a, b}]++
+	}
+	return out
 }

@@ -11,6 +11,8 @@ import (
 type Scenario struct {
 	Name        string
 	Description string
+	Tap         string
+	Slow        bool
 }
 
 // RecordOptions tune RecordAll.
@@ -18,6 +20,8 @@ type RecordOptions struct {
 	Only     []string
 	Parallel int
 	Retries  int
+	Tap      string
+	SkipSlow bool
 	Logf     func(format string, args ...any)
 }
 

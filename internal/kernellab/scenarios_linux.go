@@ -116,6 +116,11 @@ func synDropped(v6 bool) func(*Run) error {
 
 // Scenarios returns every scenario, in recording order.
 func Scenarios() []*Scenario {
+	return append(baseScenarios(), moreScenarios()...)
+}
+
+// baseScenarios are the first 20 scenarios.
+func baseScenarios() []*Scenario {
 	return []*Scenario{
 		{Name: "close-client-first", Description: "IPv4: an HTTP-like request and answer, then the client closes first and the server closes after reading EOF; the client ends in TIME_WAIT.",
 			Play: closeClientFirst(false)},

@@ -27,10 +27,17 @@ func main() {
 	parallel := flag.Int("parallel", 3, "scenarios recorded at once, each in its own namespaces")
 	retries := flag.Int("retries", 1, "extra attempts for a scenario whose recording does not show its intent")
 	list := flag.Bool("list", false, "list the scenarios and exit")
+	tap := flag.String("tap", "", "record the selected scenarios with tcpdump at this tap instead, into <name>-at-<tap>: "+
+		"router (client-facing router interface, the default tap), router-server, client or server (tcpdump on that host's own interface), span (both router interfaces merged)")
+	skipSlow := flag.Bool("skip-slow", false, "leave out the scenarios marked slow (when -only is not given)")
 	flag.Parse()
 	if *list {
 		for _, s := range kernellab.Scenarios() {
-			fmt.Printf("%-28s %s\n", s.Name, s.Description)
+			slow := ""
+			if s.Slow {
+				slow = " [slow]"
+			}
+			fmt.Printf("%-34s %s%s\n", s.Name, s.Description, slow)
 		}
 		return
 	}
@@ -46,7 +53,7 @@ func main() {
 	}
 	t0 := time.Now()
 	metas, err := kernellab.RecordAll(ctx, *out, kernellab.RecordOptions{
-		Only: names, Parallel: *parallel, Retries: *retries,
+		Only: names, Parallel: *parallel, Retries: *retries, Tap: *tap, SkipSlow: *skipSlow,
 		Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) },
 	})
 	n := 0
