@@ -76,6 +76,9 @@ func TestGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := runCLI(tc.args...)
 			got := fmt.Sprintf("$ tcpstate %s\nexit: %d\n--- stdout\n%s--- stderr\n%s", strings.Join(tc.args, " "), code, out, errs)
+			if wd, err := os.Getwd(); err == nil {
+				got = strings.ReplaceAll(got, wd, "$CWD") // messages name the directory they looked in
+			}
 			path := filepath.Join("testdata", "golden", tc.name+".txt")
 			if *update {
 				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
