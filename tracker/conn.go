@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
@@ -70,6 +71,12 @@ type rstNote struct {
 	verdict  string
 	t        time.Time
 	packet   uint64
+	// An in-window but inexact RST draws a challenge ACK from its receiver (RFC 5961 §3.2):
+	// a pure ACK carrying the receiver's RCV.NXT. wantChallenge is that number; challenge the
+	// packet that answered it.
+	wantChallenge bool
+	rcvNxt        reassembly.Seq
+	challenge     uint64
 }
 
 // endpoint returns the endpoint on side s.
@@ -136,6 +143,8 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 		c.applyRST(seg, from)
 		return kind
 	}
+
+	c.noteChallengeACK(seg, from)
 
 	// A live packet from an endpoint that supposedly accepted a RST: the RST never took.
 	if s.ev.gotRST && t.Sub(s.ev.tReset) > c.slack(from) {
@@ -301,7 +310,14 @@ func (c *Conn) applyRST(seg *capture.Segment, from Side) {
 	default:
 		accepted, verdict = c.rstInWindow(seq, from, state)
 	}
-	c.rstNotes = append(c.rstNotes[:min(len(c.rstNotes), 7)], rstNote{from: from, accepted: accepted, verdict: verdict, t: t, packet: seg.Packet})
+	note := rstNote{from: from, accepted: accepted, verdict: verdict, t: t, packet: seg.Packet}
+	if !accepted && verdict == verdictChallenge {
+		note.wantChallenge, note.rcvNxt = true, sd.Next
+		if sd.AckedSet && sd.Acked.LT(sd.Next) {
+			note.rcvNxt = sd.Acked
+		}
+	}
+	c.rstNotes = append(c.rstNotes[:min(len(c.rstNotes), 7)], note)
 	if accepted && !r.ev.gotRST {
 		r.ev.gotRST, r.ev.tReset = true, t
 	}
@@ -333,9 +349,31 @@ func (c *Conn) rstInWindow(seq reassembly.Seq, from Side, state State) (bool, st
 		return false, "out of window"
 	}
 	if win > 0 && seq.InWindow(lo, win) {
-		return false, "in window but not exact: draws a challenge ACK (RFC 5961)"
+		return false, verdictChallenge
 	}
 	return false, "out of window"
+}
+
+const verdictChallenge = "in window but not exact: draws a challenge ACK (RFC 5961)"
+
+// noteChallengeACK recognises the challenge ACK a receiver sends after an in-window RST it
+// did not accept: a pure ACK from it, at its RCV.NXT, soon after the RST.
+func (c *Conn) noteChallengeACK(seg *capture.Segment, from Side) {
+	if seg.PayloadLen != 0 || seg.Flags&(capture.SYN|capture.FIN|capture.RST) != 0 || !seg.Flags.Has(capture.ACK) {
+		return
+	}
+	for i := len(c.rstNotes) - 1; i >= 0; i-- {
+		n := &c.rstNotes[i]
+		if n.from == from || !n.wantChallenge || n.challenge != 0 {
+			continue
+		}
+		ack := reassembly.Seq(seg.Ack)
+		if ack.GEQ(n.rcvNxt) && ack.LEQ(c.Dir[1-from].Next) && seg.Time.Sub(n.t) < time.Second {
+			n.challenge = seg.Packet
+			n.verdict = fmt.Sprintf("in window but not exact: answered by a challenge ACK (packet %d, RFC 5961)", seg.Packet)
+		}
+		return
+	}
 }
 
 func (c *Conn) noteRSTIgnored(side Side, t time.Time) {

@@ -238,3 +238,21 @@ func TestCrossingRetransmissionsProveNoLoss(t *testing.T) {
 	))
 	want(t, tr, 1, TimeWait, Closed)
 }
+
+func TestChallengeACKRecognised(t *testing.T) {
+	est := with(pkt{true, 30 * ms, A | P, 101, 501, 10})
+	tr := play(t, append(est,
+		pkt{true, 40 * ms, R, 111 + 50, 0, 0}, // in window, not exact
+		pkt{false, 41 * ms, A, 501, 111, 0},   // the server's challenge ACK at its RCV.NXT
+	))
+	want(t, tr, 1, Established, Established, DiagRstIgnored)
+	var detail string
+	for _, d := range tr.Conns()[0].Diagnoses {
+		if d.ID == DiagRstIgnored {
+			detail = d.Detail
+		}
+	}
+	if !strings.Contains(detail, "challenge ACK (packet 6") {
+		t.Errorf("challenge ACK not recognised: %q", detail)
+	}
+}
