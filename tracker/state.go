@@ -100,7 +100,8 @@ type Profile struct {
 	SynAckRetries int
 	SynAckTimeout time.Duration
 	// FinWait2Orphan: how long FIN_WAIT_2 lasts once the application has closed the socket
-	// (after shutdown() alone it lasts for ever). Not applied: the wire cannot tell the two.
+	// (after shutdown() alone it lasts for ever). The wire cannot tell the two, so past it the
+	// state stays FIN_WAIT_2 but is marked inferred.
 	FinWait2Orphan time.Duration
 }
 

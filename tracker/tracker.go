@@ -141,6 +141,10 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 			ep.Deadline = time.Time{}
 		}
 		ep.Inferred, ep.Evidence = c.inference(side, s, viaTimer)
+		if !ep.Inferred && s == FinWait2 && now.Sub(since) >= t.cfg.Profile.FinWait2Orphan {
+			ep.Inferred, ep.Evidence = true, fmt.Sprintf("FIN_WAIT_2 for over %s: gone by now if its application called close(), still there after shutdown() alone; the wire cannot tell which",
+				t.cfg.Profile.FinWait2Orphan)
+		}
 		if s == before[side] {
 			continue
 		}

@@ -256,3 +256,18 @@ func TestChallengeACKRecognised(t *testing.T) {
 		t.Errorf("challenge ACK not recognised: %q", detail)
 	}
 }
+
+func TestFinWait2PastOrphanTimeoutIsInferred(t *testing.T) {
+	tr := play(t, with(
+		pkt{true, 30 * ms, A | F, 101, 501, 0},
+		pkt{false, 40 * ms, A, 501, 102, 0},
+	))
+	c := tr.Conns()[0]
+	if c.Client.State != FinWait2 || c.Client.Inferred {
+		t.Fatalf("right after the close: %v inferred=%v", c.Client.State, c.Client.Inferred)
+	}
+	tr.Finish(t0.Add(2 * time.Minute))
+	if c.Client.State != FinWait2 || !c.Client.Inferred || !strings.Contains(c.Client.Evidence, "shutdown()") {
+		t.Errorf("two minutes later: %v inferred=%v %q", c.Client.State, c.Client.Inferred, c.Client.Evidence)
+	}
+}
