@@ -67,7 +67,9 @@ func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
 type selector struct {
 	set    bool
 	prefix netip.Prefix // zero: any address
-	port   uint16       // 0: any port
+	port   uint16
+	// portSet: a port was given (port 0 is a port too: hostile traffic uses it).
+	portSet bool
 }
 
 func parseSelector(s string) (selector, error) {
@@ -78,8 +80,9 @@ func parseSelector(s string) (selector, error) {
 	sel := selector{set: true}
 	addr := s
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		sel.prefix = netip.PrefixFrom(ap.Addr(), ap.Addr().BitLen())
-		sel.port = ap.Port()
+		a := ap.Addr().Unmap()
+		sel.prefix = netip.PrefixFrom(a, a.BitLen())
+		sel.port, sel.portSet = ap.Port(), true
 		return sel, nil
 	}
 	if strings.HasPrefix(s, ":") {
@@ -87,7 +90,7 @@ func parseSelector(s string) (selector, error) {
 		if err != nil {
 			return sel, fmt.Errorf("bad port in %q", s)
 		}
-		sel.port = uint16(p)
+		sel.port, sel.portSet = uint16(p), true
 		return sel, nil
 	}
 	if i := strings.LastIndex(s, "]:"); strings.HasPrefix(s, "[") && i > 0 {
@@ -96,14 +99,14 @@ func parseSelector(s string) (selector, error) {
 		if err != nil {
 			return sel, fmt.Errorf("bad port in %q", s)
 		}
-		sel.port, addr = uint16(p), s[1:i]
+		sel.port, sel.portSet, addr = uint16(p), true, s[1:i]
 	} else if i := strings.LastIndex(s, ":"); i > 0 && strings.Count(s, ":") == 1 && strings.Contains(s[:i], "/") {
 		// CIDR with a port: 192.0.2.0/24:80
 		p, err := strconv.ParseUint(s[i+1:], 10, 16)
 		if err != nil {
 			return sel, fmt.Errorf("bad port in %q", s)
 		}
-		sel.port, addr = uint16(p), s[:i]
+		sel.port, sel.portSet, addr = uint16(p), true, s[:i]
 	}
 	if strings.Contains(addr, "/") {
 		p, err := netip.ParsePrefix(addr)
@@ -117,6 +120,7 @@ func parseSelector(s string) (selector, error) {
 	if err != nil {
 		return sel, fmt.Errorf("%q is not an address, CIDR, addr:port or :port", s)
 	}
+	a = a.Unmap() // connections are matched by their unmapped address
 	sel.prefix = netip.PrefixFrom(a, a.BitLen())
 	return sel, nil
 }
@@ -125,7 +129,7 @@ func (s selector) match(ap netip.AddrPort) bool {
 	if !s.set {
 		return true
 	}
-	if s.port != 0 && ap.Port() != s.port {
+	if s.portSet && ap.Port() != s.port {
 		return false
 	}
 	return !s.prefix.IsValid() || s.prefix.Contains(ap.Addr().Unmap())
@@ -152,6 +156,9 @@ func ParseExpectations(name string, data []byte) ([]*Expectation, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&out); err != nil {
 		return nil, fmt.Errorf("%s: %v", name, cleanYAMLErr(err))
+	}
+	if len(out) == 0 { // "[]": an empty list would check nothing and always pass
+		return nil, fmt.Errorf("%s: line %d: the list of expectations is empty", name, list.Line)
 	}
 	for i, e := range out {
 		if e == nil {

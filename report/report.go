@@ -3,11 +3,12 @@
 package report
 
 import (
-	"encoding/json"
+	"bufio"
 	"fmt"
 	"io"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,6 +70,10 @@ type JSONConn struct {
 	ReusedBy  uint64          `json:"reused_by,omitempty"`
 	Tunnel    *JSONTunnel     `json:"tunnel,omitempty"`
 	Profile   string          `json:"os_profile"`
+	// Evicted: dropped from a full table (--max-flows) before it finished; TimedOut: silent
+	// for the idle timeout. Either way it is reported as it stood then.
+	Evicted  bool `json:"evicted,omitempty"`
+	TimedOut bool `json:"timed_out,omitempty"`
 }
 
 // JSONZeek holds Zeek's labels for the connection.
@@ -96,10 +101,12 @@ func endpointJSON(ep *tracker.Endpoint, now time.Time) JSONEndpoint {
 
 // ConnJSON converts a connection to its JSON form.
 func ConnJSON(c *tracker.Conn, o *Options) JSONConn {
-	j := JSONConn{ID: c.ID, Client: endpointJSON(&c.Client, o.Now), Server: endpointJSON(&c.Server, o.Now),
+	now := asOf(c, o)
+	j := JSONConn{ID: c.ID, Client: endpointJSON(&c.Client, now), Server: endpointJSON(&c.Server, now),
 		FirstSeen: ts(c.FirstSeen), LastSeen: ts(c.LastSeen), Packets: c.Packets, Bytes: c.Bytes,
 		Diagnoses: []string{}, Zeek: JSONZeek{ConnState: c.Zeek.ConnState(), History: c.Zeek.History},
-		Midstream: c.Midstream, Reuses: c.Reuses, ReusedBy: c.ReusedBy, Profile: o.Profile.Name}
+		Midstream: c.Midstream, Reuses: c.Reuses, ReusedBy: c.ReusedBy, Profile: o.Profile.Name,
+		Evicted: c.Evicted, TimedOut: c.TimedOut}
 	for _, d := range c.Diagnoses {
 		j.Diagnoses = append(j.Diagnoses, d.ID)
 		j.Details = append(j.Details, JSONDiagnosis{ID: d.ID, Endpoint: d.Side.String(), Detail: d.Detail})
@@ -110,11 +117,22 @@ func ConnJSON(c *tracker.Conn, o *Options) JSONConn {
 	return j
 }
 
+// asOf is the instant c's timers are counted from: when it was evaluated (a streaming run may
+// finish a connection before the end), else the report's instant.
+func asOf(c *tracker.Conn, o *Options) time.Time {
+	if c.Evicted || c.TimedOut {
+		return c.AsOf
+	}
+	return o.Now
+}
+
 // WriteJSON writes one JSON object per connection, in order of first packet.
 func WriteJSON(w io.Writer, conns []*tracker.Conn, o *Options) error {
-	enc := json.NewEncoder(w)
+	j := NewJSONLine(o)
+	var b []byte
 	for _, c := range conns {
-		if err := enc.Encode(ConnJSON(c, o)); err != nil {
+		b = j.Append(b[:0], c)
+		if _, err := w.Write(b); err != nil {
 			return err
 		}
 	}
@@ -123,7 +141,7 @@ func WriteJSON(w io.Writer, conns []*tracker.Conn, o *Options) error {
 
 // AddrPort writes an address the way ss does: IPv6 in brackets.
 func AddrPort(a netip.AddrPort) string {
-	if a.Addr().Is6() && !a.Addr().Is4In6() {
+	if a.Addr().Is6() {
 		return fmt.Sprintf("[%s]:%d", a.Addr(), a.Port())
 	}
 	return fmt.Sprintf("%s:%d", a.Addr(), a.Port())
@@ -186,63 +204,139 @@ type Summary struct {
 	ServerState map[tracker.State]int
 	Diagnoses   map[string]int
 	Problems    int
+	// Evicted and TimedOut count connections a streaming run finished early (--max-flows,
+	// the idle timeout).
+	Evicted, TimedOut int
 }
 
 // Summarize counts states and diagnoses.
 func Summarize(conns []*tracker.Conn) Summary {
-	s := Summary{ClientState: map[tracker.State]int{}, ServerState: map[tracker.State]int{}, Diagnoses: map[string]int{}}
+	s := newSummary()
 	for _, c := range conns {
-		s.Conns++
-		s.Packets += c.Packets
-		s.ClientState[c.Client.State]++
-		s.ServerState[c.Server.State]++
-		problem := false
-		for _, d := range c.Diagnoses {
-			s.Diagnoses[d.ID]++
-			problem = problem || tracker.Problem(d.ID)
-		}
-		if problem {
-			s.Problems++
-		}
+		s.Add(c)
 	}
 	return s
 }
 
+func newSummary() Summary {
+	return Summary{ClientState: map[tracker.State]int{}, ServerState: map[tracker.State]int{}, Diagnoses: map[string]int{}}
+}
+
+// Add counts one connection.
+func (s *Summary) Add(c *tracker.Conn) {
+	s.Conns++
+	s.Packets += c.Packets
+	s.ClientState[c.Client.State]++
+	s.ServerState[c.Server.State]++
+	problem := false
+	for _, d := range c.Diagnoses {
+		s.Diagnoses[d.ID]++
+		problem = problem || tracker.Problem(d.ID)
+	}
+	if problem {
+		s.Problems++
+	}
+	if c.Evicted {
+		s.Evicted++
+	}
+	if c.TimedOut {
+		s.TimedOut++
+	}
+}
+
 // WriteTable writes the ss-like table, problems first, then a summary like `ss -s`.
 func WriteTable(w io.Writer, conns []*tracker.Conn, o *Options) error {
-	rows := [][]string{{"ID", "CLIENT", "STATE", "SERVER", "STATE", "PKTS", "BYTES", "DIAGNOSES"}}
-	sorted := ProblemsFirst(conns)
-	for _, c := range sorted {
-		rows = append(rows, []string{fmt.Sprint(c.ID), AddrPort(c.Client.Addr), stateCell(&c.Client, o.Names),
-			AddrPort(c.Server.Addr), stateCell(&c.Server, o.Names), fmt.Sprint(c.Packets), fmt.Sprint(c.Bytes), diagList(c)})
+	tw := NewTableWriter(o)
+	for _, c := range conns {
+		tw.Add(c)
 	}
-	widths := make([]int, len(rows[0]))
-	for _, r := range rows {
-		for i, cell := range r[:len(r)-1] {
-			widths[i] = max(widths[i], len(cell))
-		}
+	return tw.Write(w)
+}
+
+// TableWriter builds the table from connections given one at a time (in ID order), keeping
+// only each one's row, so that a streaming run need not keep the connections themselves: the
+// table sorts problems first, so it can only be written once every row is in.
+type TableWriter struct {
+	o       *Options
+	rows    []tableRow
+	sum     Summary
+	widths  [7]int
+	Footers []string // extra lines after the summary
+}
+
+// tableRow is one connection's row: its cells joined by tabs (and, with -v, its details).
+type tableRow struct {
+	cells    string
+	details  string
+	severity int32
+}
+
+var tableHeader = [8]string{"ID", "CLIENT", "STATE", "SERVER", "STATE", "PKTS", "BYTES", "DIAGNOSES"}
+
+// NewTableWriter returns an empty table.
+func NewTableWriter(o *Options) *TableWriter {
+	tw := &TableWriter{o: o, sum: newSummary()}
+	for i := range tw.widths {
+		tw.widths[i] = len(tableHeader[i])
 	}
-	var b strings.Builder
-	for ri, r := range rows {
-		for i, cell := range r {
-			if i == len(r)-1 {
-				b.WriteString(cell)
+	return tw
+}
+
+// Add adds c's row. c is not kept.
+func (tw *TableWriter) Add(c *tracker.Conn) {
+	o := tw.o
+	cells := [8]string{strconv.FormatUint(c.ID, 10), AddrPort(c.Client.Addr), stateCell(&c.Client, o.Names),
+		AddrPort(c.Server.Addr), stateCell(&c.Server, o.Names), strconv.FormatUint(c.Packets, 10),
+		strconv.FormatUint(c.Bytes, 10), diagList(c)}
+	for i := range tw.widths {
+		tw.widths[i] = max(tw.widths[i], len(cells[i]))
+	}
+	r := tableRow{cells: strings.Join(cells[:], "\t"), severity: int32(severity(c))}
+	if o.Verbose {
+		var b strings.Builder
+		writeDetails(&b, c, o)
+		r.details = b.String()
+	}
+	tw.rows = append(tw.rows, r)
+	tw.sum.Add(c)
+}
+
+// Write writes the table: problems first (then by ID), and the summary.
+func (tw *TableWriter) Write(w io.Writer) error {
+	sort.SliceStable(tw.rows, func(i, j int) bool { return tw.rows[i].severity < tw.rows[j].severity })
+	bw := bufio.NewWriterSize(w, 64<<10)
+	line := func(cells []string) {
+		for i, cell := range cells {
+			bw.WriteString(cell)
+			if i == len(cells)-1 {
 				break
 			}
-			b.WriteString(cell)
-			b.WriteString(strings.Repeat(" ", widths[i]-len(cell)+2))
+			for range tw.widths[i] - len(cell) + 2 {
+				bw.WriteByte(' ')
+			}
 		}
-		b.WriteByte('\n')
-		if o.Verbose && ri > 0 {
-			writeDetails(&b, sorted[ri-1], o)
+		bw.WriteByte('\n')
+	}
+	line(tableHeader[:])
+	var cells [8]string
+	for _, r := range tw.rows {
+		rest := r.cells
+		for i := range cells {
+			cells[i], rest, _ = strings.Cut(rest, "\t")
 		}
+		line(cells[:])
+		bw.WriteString(r.details)
 	}
-	if len(conns) == 0 {
-		b.WriteString("(no TCP connections)\n")
+	if len(tw.rows) == 0 {
+		bw.WriteString("(no TCP connections)\n")
 	}
-	writeSummary(&b, conns, o)
-	_, err := io.WriteString(w, b.String())
-	return err
+	var b strings.Builder
+	writeSummary(&b, &tw.sum, tw.o)
+	for _, f := range tw.Footers {
+		b.WriteString(f + "\n")
+	}
+	bw.WriteString(b.String())
+	return bw.Flush()
 }
 
 func writeDetails(b *strings.Builder, c *tracker.Conn, o *Options) {
@@ -251,8 +345,8 @@ func writeDetails(b *strings.Builder, c *tracker.Conn, o *Options) {
 		ep   *tracker.Endpoint
 	}{{"client", &c.Client}, {"server", &c.Server}} {
 		fmt.Fprintf(b, "    %s %s since %s", side.name, side.ep.State.Name(o.Names), ts(side.ep.Since))
-		if !side.ep.Deadline.IsZero() && side.ep.Deadline.After(o.Now) {
-			fmt.Fprintf(b, ", timer %.1fs left (%s profile)", side.ep.Deadline.Sub(o.Now).Seconds(), o.Profile.Name)
+		if now := asOf(c, o); !side.ep.Deadline.IsZero() && side.ep.Deadline.After(now) {
+			fmt.Fprintf(b, ", timer %.1fs left (%s profile)", side.ep.Deadline.Sub(now).Seconds(), o.Profile.Name)
 		}
 		if side.ep.Inferred {
 			fmt.Fprintf(b, "; inferred: %s", side.ep.Evidence)
@@ -265,8 +359,7 @@ func writeDetails(b *strings.Builder, c *tracker.Conn, o *Options) {
 	fmt.Fprintf(b, "    zeek %s %s\n", c.Zeek.ConnState(), c.Zeek.History)
 }
 
-func writeSummary(b *strings.Builder, conns []*tracker.Conn, o *Options) {
-	s := Summarize(conns)
+func writeSummary(b *strings.Builder, s *Summary, o *Options) {
 	fmt.Fprintf(b, "\nTotal: %d connections, %d packets, %d with problems (states as of %s; a '?' marks an inferred state)\n",
 		s.Conns, s.Packets, s.Problems, ts(o.Now))
 	var states []string
@@ -287,6 +380,12 @@ func writeSummary(b *strings.Builder, conns []*tracker.Conn, o *Options) {
 	}
 	if len(diags) > 0 {
 		fmt.Fprintf(b, "Diagnoses: %s\n", strings.Join(diags, ", "))
+	}
+	if s.Evicted > 0 {
+		fmt.Fprintf(b, "Evicted: %d connection(s) dropped from the full table (--max-flows) before they finished, reported as they stood then\n", s.Evicted)
+	}
+	if s.TimedOut > 0 {
+		fmt.Fprintf(b, "Timed out: %d connection(s) silent for the idle timeout, reported as they stood then\n", s.TimedOut)
 	}
 }
 

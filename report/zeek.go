@@ -51,50 +51,67 @@ func zeekRows(c *tracker.Conn) [][]any {
 // WriteZeek writes a Zeek conn.log (TSV with its #fields header).
 func WriteZeek(w io.Writer, conns []*tracker.Conn) error {
 	var b strings.Builder
-	b.WriteString("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n")
-	b.WriteString("#fields\t" + strings.Join(zeekFields, "\t") + "\n")
-	b.WriteString("#types\t" + strings.Join(zeekTypes, "\t") + "\n")
+	b.WriteString(zeekHeader())
 	for _, c := range conns {
-		for _, row := range zeekRows(c) {
-			for i, v := range row {
-				if i > 0 {
-					b.WriteByte('\t')
-				}
-				switch x := v.(type) {
-				case nil:
-					b.WriteString("-")
-				case float64:
-					fmt.Fprintf(&b, "%.6f", x)
-				case string:
-					if x == "" {
-						x = "-"
-					}
-					b.WriteString(x)
-				default:
-					fmt.Fprint(&b, x)
-				}
-			}
-			b.WriteByte('\n')
-		}
+		writeZeekRows(&b, c)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// zeekHeader is conn.log's header.
+func zeekHeader() string {
+	return "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n" +
+		"#fields\t" + strings.Join(zeekFields, "\t") + "\n" +
+		"#types\t" + strings.Join(zeekTypes, "\t") + "\n"
+}
+
+// writeZeekRows writes c's conn.log rows.
+func writeZeekRows(b *strings.Builder, c *tracker.Conn) {
+	for _, row := range zeekRows(c) {
+		for i, v := range row {
+			if i > 0 {
+				b.WriteByte('\t')
+			}
+			switch x := v.(type) {
+			case nil:
+				b.WriteString("-")
+			case float64:
+				fmt.Fprintf(b, "%.6f", x)
+			case string:
+				if x == "" {
+					x = "-"
+				}
+				b.WriteString(x)
+			default:
+				fmt.Fprint(b, x)
+			}
+		}
+		b.WriteByte('\n')
+	}
 }
 
 // WriteZeekJSON writes the same rows as Zeek's JSON logs do.
 func WriteZeekJSON(w io.Writer, conns []*tracker.Conn) error {
 	enc := json.NewEncoder(w)
 	for _, c := range conns {
-		for _, row := range zeekRows(c) {
-			m := make(map[string]any, len(row))
-			for i, v := range row {
-				if v != nil { // Zeek leaves unset fields out of its JSON logs
-					m[zeekFields[i]] = v
-				}
+		if err := writeZeekJSONRows(enc, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeZeekJSONRows(enc *json.Encoder, c *tracker.Conn) error {
+	for _, row := range zeekRows(c) {
+		m := make(map[string]any, len(row))
+		for i, v := range row {
+			if v != nil { // Zeek leaves unset fields out of its JSON logs
+				m[zeekFields[i]] = v
 			}
-			if err := enc.Encode(m); err != nil {
-				return err
-			}
+		}
+		if err := enc.Encode(m); err != nil {
+			return err
 		}
 	}
 	return nil

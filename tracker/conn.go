@@ -63,6 +63,26 @@ type Conn struct {
 	zwLong      [2]time.Duration
 	lastData    time.Time
 	done        bool
+
+	// Evicted: a full table (--max-flows) dropped it before it finished; it is reported as it
+	// stood then. TimedOut: silent for the idle timeout of a streaming run, so reported and
+	// forgotten as it stood then (see StreamConfig).
+	Evicted  bool
+	TimedOut bool
+	// AsOf is the instant its states and diagnoses were last evaluated: the end of the input
+	// (or --at), the latest Tick, or when a streaming run finished it early.
+	AsOf time.Time
+
+	rt connRuntime // the tracker's bookkeeping, not part of the connection's state
+}
+
+// connRuntime is where the tracker keeps a connection: its entry in the flow table and its
+// place among the live connections of a streaming run (most recently active first).
+type connRuntime struct {
+	ent        int32
+	prev, next *Conn
+	// first is the connection's first segment, while streaming.
+	first capture.Segment
 }
 
 type rstNote struct {
@@ -385,4 +405,15 @@ func (c *Conn) noteRSTIgnored(side Side, t time.Time) {
 			return
 		}
 	}
+}
+
+// Summary is a copy of what c reports (ID, endpoints, counters, diagnoses), without the
+// machinery that tracked it, for keeping every connection of a long capture at little cost.
+func (c *Conn) Summary() *Conn {
+	return &Conn{ID: c.ID, Client: c.Client, Server: c.Server, FirstSeen: c.FirstSeen, LastSeen: c.LastSeen,
+		Packets: c.Packets, Bytes: c.Bytes, DirPackets: c.DirPackets, DirIPBytes: c.DirIPBytes,
+		Duplicates: c.Duplicates, Midstream: c.Midstream, RoleInferred: c.RoleInferred, Reuses: c.Reuses,
+		ReusedBy: c.ReusedBy, Diagnoses: append([]Diagnosis(nil), c.Diagnoses...), Tunnel: c.Tunnel,
+		TunnelSrc: c.TunnelSrc, TunnelDst: c.TunnelDst, EndedBy: c.EndedBy, Evicted: c.Evicted,
+		TimedOut: c.TimedOut, AsOf: c.AsOf}
 }

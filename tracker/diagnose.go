@@ -174,6 +174,8 @@ func (c *Conn) diagnose(now time.Time, p *Profile) {
 		}
 	}
 	c.EndedBy = c.ending()
+	c.Zeek.syncHistory()
+	c.AsOf = now
 }
 
 func (c *Conn) ending() string {
@@ -214,6 +216,10 @@ func age(now, since time.Time) string {
 func (c *Conn) inference(side Side, s State, viaTimer bool) (bool, string) {
 	ep := c.endpoint(side)
 	switch {
+	case viaTimer && ep.State == s && ep.Inferred:
+		// The timer fired at an earlier evaluation (a Tick, a first Finish): keep what was said
+		// then, when ep.State still named the state whose timer ran out.
+		return true, ep.Evidence
 	case viaTimer:
 		return true, "timer expired since the last packet (" + timerReason(ep.State) + ")"
 	case ep.ev.midstream:

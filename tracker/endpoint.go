@@ -188,12 +188,22 @@ func (e *evidence) handshakeDeadline(retries int, total time.Duration) time.Time
 
 // evaluate derives the endpoint's state as of now, applying timers.
 func (ep *Endpoint) evaluate(now time.Time, p *Profile, lastPacket time.Time) (s State, since time.Time, viaTimer bool) {
+	s, since, viaTimer, _ = ep.evaluateTimer(now, p, lastPacket)
+	return s, since, viaTimer
+}
+
+// evaluateTimer is evaluate that also says when the state's timer will fire (zero: no timer
+// runs, or it has fired already).
+func (ep *Endpoint) evaluateTimer(now time.Time, p *Profile, lastPacket time.Time) (s State, since time.Time, viaTimer bool, deadline time.Time) {
 	s = ep.ev.derive(now)
 	since = ep.ev.enteredAt(s, lastPacket)
-	if d := ep.ev.deadline(s, since, p); !d.IsZero() && !now.Before(d) {
-		return Closed, d, true
+	if d := ep.ev.deadline(s, since, p); !d.IsZero() {
+		if !now.Before(d) {
+			return Closed, d, true, time.Time{}
+		}
+		return s, since, false, d
 	}
-	return s, since, false
+	return s, since, false, time.Time{}
 }
 
 func later(a, b time.Time) time.Time {

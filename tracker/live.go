@@ -41,10 +41,7 @@ func (t *Tracker) Release(now time.Time, quiet time.Duration, fn func(*Conn)) in
 		if !c.done {
 			c.diagnose(now, &t.cfg.Profile)
 		}
-		k := keyOf(c.Client.Addr, c.Server.Addr)
-		if t.flows[k] == c {
-			delete(t.flows, k)
-		}
+		t.forget(c.rt.ent)
 		n++
 		if fn != nil {
 			fn(c)

@@ -37,6 +37,10 @@ type Config struct {
 	OnSegment func(c *Conn, seg *capture.Segment, kind reassembly.Kind)
 	// Zeek says which Zeek setup the Zeek view mimics (zero: Zeek with its base scripts).
 	Zeek ZeekConfig
+	// Stream, if set, makes the tracker hand out connections as they finish and forget them,
+	// so that its memory follows the connections open at once, not the capture's length (see
+	// StreamConfig). Conns is then empty.
+	Stream *StreamConfig
 }
 
 // Stats counts what the tracker did.
@@ -44,25 +48,24 @@ type Stats struct {
 	Segments    uint64
 	Connections uint64
 	Duplicates  uint64
+	// Streaming runs only (StreamConfig).
+	Evicted  uint64 // dropped from a full table (--max-flows) before they finished
+	TimedOut uint64 // finished by the idle timeout
+	Peak     uint64 // the most connections tracked at once
 }
 
-type flowKey struct{ a, b netip.AddrPort }
-
-func keyOf(src, dst netip.AddrPort) flowKey {
-	if c := src.Addr().Compare(dst.Addr()); c < 0 || c == 0 && src.Port() < dst.Port() {
-		return flowKey{src, dst}
-	}
-	return flowKey{dst, src}
-}
-
-// Tracker is the flow table: the current instance of every 4-tuple, and every instance seen.
+// Tracker is the flow table: the current instance of every 4-tuple, and every instance seen
+// (or, streaming, every instance not finished yet).
 type Tracker struct {
 	cfg   Config
-	flows map[flowKey]*Conn
-	conns []*Conn
+	index flowIndex
+	ents  entries
+	free  []int32 // entry numbers to reuse
+	conns []*Conn // every instance in ID order (not kept when streaming)
 	// Now is the time of the latest segment: the clock of the tracker.
 	Now   time.Time
 	stats Stats
+	st    *stream // nil unless streaming
 }
 
 // New returns an empty tracker.
@@ -70,7 +73,11 @@ func New(cfg Config) *Tracker {
 	if cfg.Profile.Name == "" {
 		cfg.Profile, _ = LookupProfile("linux")
 	}
-	return &Tracker{cfg: cfg, flows: make(map[flowKey]*Conn)}
+	t := &Tracker{cfg: cfg}
+	if cfg.Stream != nil {
+		t.st = newStream(*cfg.Stream)
+	}
+	return t
 }
 
 // Stats reports counts so far.
@@ -80,25 +87,47 @@ func (t *Tracker) Stats() Stats { return t.stats }
 func (t *Tracker) Conns() []*Conn { return t.conns }
 
 // Add processes one segment.
-func (t *Tracker) Add(seg *capture.Segment) {
+func (t *Tracker) Add(seg *capture.Segment) { t.add(seg, 0, seg.Time) }
+
+// add processes seg. A non-zero ord is the segment's number in the whole capture: a shard of a
+// parallel run (parallel.go) names the connections it starts by it. now is the capture's clock
+// (the latest time of any segment so far, whichever shard it went to).
+func (t *Tracker) add(seg *capture.Segment, ord uint64, now time.Time) {
 	t.stats.Segments++
-	if seg.Time.After(t.Now) {
-		t.Now = seg.Time
+	if now.After(t.Now) {
+		t.Now = now
+		if t.st != nil {
+			t.st.clock(t)
+		}
 	}
-	k := keyOf(seg.Src, seg.Dst)
-	c := t.flows[k]
+	h := FlowHash(seg.Src, seg.Dst)
+	ei := t.lookup(h, seg.Src, seg.Dst)
+	var c *Conn
+	if ei >= 0 {
+		c = t.wake(ei)
+		if t.st != nil && t.st.over(t, ei) {
+			ei, c = -1, nil // finished, reported and forgotten: this packet starts anew
+		}
+	}
 	if c != nil && t.startsNewInstance(c, seg) {
-		old := c
-		c = t.newConn(seg)
+		old, oldEi := c, ei
+		c = t.newConn(seg, ord)
 		c.Reuses = old.ID
 		old.ReusedBy = c.ID
 		t.supersede(old, seg)
 		c.addDiag(Diagnosis{ID: DiagPortReused, Side: ClientSide,
 			Detail: fmt.Sprintf("4-tuple reused: connection #%d had it before", old.ID)})
+		ei = t.attach(c, h, oldEi)
 	} else if c == nil {
-		c = t.newConn(seg)
+		if t.st != nil {
+			t.st.makeRoom(t)
+		}
+		c = t.newConn(seg, ord)
+		ei = t.attach(c, h, -1)
 	}
-	t.flows[k] = c
+	if e := t.ents.at(ei); secs(seg.Time) > e.lastAny {
+		e.lastAny = secs(seg.Time)
+	}
 
 	before := [2]State{c.Client.State, c.Server.State}
 	kind := c.apply(seg)
@@ -110,6 +139,95 @@ func (t *Tracker) Add(seg *capture.Segment) {
 	if t.cfg.OnSegment != nil {
 		t.cfg.OnSegment(c, seg, kind)
 	}
+	if t.st != nil {
+		t.st.touched(t, ei, c)
+	}
+}
+
+// lookup finds the entry of the current instance of seg's 4-tuple (hash h); -1 if none.
+func (t *Tracker) lookup(h uint64, src, dst netip.AddrPort) int32 {
+	x := &t.index
+	if len(x.slots) == 0 {
+		return -1
+	}
+	m := x.mask()
+	for i := h & m; ; i = (i + 1) & m {
+		s := x.slots[i]
+		if s == 0 {
+			return -1
+		}
+		if s>>32 != h>>32 {
+			continue
+		}
+		ei := int32(uint32(s)) - 1
+		e := t.ents.at(ei)
+		if e.hashLo != uint32(h) {
+			continue
+		}
+		var cl, sv netip.AddrPort
+		if e.c != nil {
+			cl, sv = e.c.Client.Addr, e.c.Server.Addr
+		} else {
+			cl, sv = t.st.key(e)
+		}
+		if cl == src && sv == dst || cl == dst && sv == src {
+			return ei
+		}
+	}
+}
+
+// wake returns the connection of entry ei, unpacking it if it is dormant.
+func (t *Tracker) wake(ei int32) *Conn {
+	if c := t.ents.at(ei).c; c != nil {
+		return c
+	}
+	return t.st.wake(t, ei)
+}
+
+// attach gives c an entry (hash h). If it replaces the instance of entry old on the same
+// 4-tuple, it takes old's place in the index and old is detached: it waits for the end, or,
+// streaming, is finished right away when nothing about it can change any more.
+func (t *Tracker) attach(c *Conn, h uint64, old int32) int32 {
+	var ei int32
+	if n := len(t.free); n > 0 {
+		ei = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		ei = t.ents.add()
+	}
+	*t.ents.at(ei) = entry{c: c, hashLo: uint32(h), state: entIndexed, lastAny: secs(c.FirstSeen), half: true}
+	c.rt.ent = ei
+	if old >= 0 {
+		t.index.replace(h, old, ei)
+		t.ents.at(old).state = entDetached
+	} else {
+		t.index.insert(h, ei, &t.ents)
+	}
+	if t.st != nil {
+		t.st.attached(t, ei, old)
+	}
+	return ei
+}
+
+// forget frees entry ei, taking it out of the index if it is there.
+func (t *Tracker) forget(ei int32) {
+	e := t.ents.at(ei)
+	if e.state == entIndexed {
+		t.index.remove(t.hashOf(ei), ei, &t.ents)
+	}
+	*e = entry{}
+	t.free = append(t.free, ei)
+}
+
+// hashOf is the flow hash of entry ei (which must be in the index), from its two halves.
+func (t *Tracker) hashOf(ei int32) uint64 {
+	lo := t.ents.at(ei).hashLo
+	m := t.index.mask()
+	for i := uint64(lo) & m; ; i = (i + 1) & m {
+		if s := t.index.slots[i]; uint32(s) == uint32(ei+1) {
+			return s>>32<<32 | uint64(lo)
+		}
+	}
 }
 
 // SideOf says which endpoint of c sent seg.
@@ -120,6 +238,10 @@ func (c *Conn) SideOf(seg *capture.Segment) Side { return c.sideOf(seg) }
 func (t *Tracker) Finish(now time.Time) {
 	if now.IsZero() {
 		now = t.Now
+	}
+	if t.st != nil {
+		t.st.finishAll(t, now)
+		return
 	}
 	for _, c := range t.conns {
 		before := [2]State{c.Client.State, c.Server.State}
@@ -134,12 +256,8 @@ func (t *Tracker) Finish(now time.Time) {
 func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2]State) {
 	for side := ClientSide; side <= ServerSide; side++ {
 		ep := c.endpoint(side)
-		s, since, viaTimer := ep.evaluate(now, &t.cfg.Profile, c.LastSeen)
-		cur := ep.ev.derive(now)
-		ep.Deadline = ep.ev.deadline(cur, ep.ev.enteredAt(cur, c.LastSeen), &t.cfg.Profile)
-		if viaTimer {
-			ep.Deadline = time.Time{}
-		}
+		s, since, viaTimer, deadline := ep.evaluateTimer(now, &t.cfg.Profile, c.LastSeen)
+		ep.Deadline = deadline
 		ep.Inferred, ep.Evidence = c.inference(side, s, viaTimer)
 		if !ep.Inferred && s == FinWait2 && now.Sub(since) >= t.cfg.Profile.FinWait2Orphan {
 			ep.Inferred, ep.Evidence = true, fmt.Sprintf("FIN_WAIT_2 for over %s: gone by now if its application called close(), still there after shutdown() alone; the wire cannot tell which",
@@ -215,12 +333,35 @@ func (t *Tracker) supersede(c *Conn, seg *capture.Segment) {
 	c.diagnose(seg.Time, &t.cfg.Profile)
 }
 
-// newConn starts an instance, deciding which side is the client.
-func (t *Tracker) newConn(seg *capture.Segment) *Conn {
+// newConn starts an instance, deciding which side is the client. Its ID is ord when given (a
+// shard of a parallel run), else the count of every instance ever created (Release forgets
+// finished ones from t.conns).
+func (t *Tracker) newConn(seg *capture.Segment, ord uint64) *Conn {
 	t.stats.Connections++
-	// IDs count every instance ever created (Release forgets finished ones from t.conns).
-	c := &Conn{ID: t.stats.Connections, FirstSeen: seg.Time, LastSeen: seg.Time,
-		Tunnel: seg.Tunnel}
+	id := t.stats.Connections
+	if ord != 0 {
+		id = ord
+	}
+	var c *Conn
+	if t.st != nil {
+		c = t.st.alloc()
+		c.rt.first = *seg // while it has no other, its packed form is this segment (dormant.go)
+	} else {
+		c = &Conn{}
+	}
+	t.initConn(c, seg, id)
+	if t.st == nil {
+		t.conns = append(t.conns, c)
+	} else if t.st.cfg.OnNew != nil {
+		t.st.cfg.OnNew(c)
+	}
+	return c
+}
+
+// initConn sets up c, numbered id, for its first segment seg: which side is the client, and
+// what that says about each side before seg is applied.
+func (t *Tracker) initConn(c *Conn, seg *capture.Segment, id uint64) {
+	c.ID, c.FirstSeen, c.LastSeen, c.Tunnel = id, seg.Time, seg.Time, seg.Tunnel
 	c.Zeek.cfg = &t.cfg.Zeek
 	if seg.Tunnel != capture.TunnelNone {
 		c.TunnelSrc, c.TunnelDst = seg.TunnelSrc.String(), seg.TunnelDst.String()
@@ -256,8 +397,6 @@ func (t *Tracker) newConn(seg *capture.Segment) *Conn {
 		c.Dir[0].ISN = reassembly.Seq(seg.Ack - 1)
 		c.Dir[0].Next = reassembly.Seq(seg.Ack)
 	}
-	t.conns = append(t.conns, c)
-	return c
 }
 
 // wellKnownServerPorts are ports above 1023 that are nonetheless usually servers.

@@ -21,7 +21,7 @@ import (
 // bad checksum (capture.Config.VerifyChecksums) only add 'C'.
 type ZeekView struct {
 	// History is the history of the first row (Rows()[0]), kept for callers that show one
-	// label per connection.
+	// label per connection. It is brought up to date when the connection is diagnosed.
 	History string
 
 	cfg  *ZeekConfig
@@ -227,12 +227,21 @@ func (z *ZeekView) observe(c *Conn, seg *capture.Segment, from Side, _ reassembl
 		}
 	}
 	if r == nil {
-		r = newZrow(z.cfg, seg, from)
+		var old *zrow // a row of a recycled connection, to reuse (see stream.recycle)
+		if n := len(z.rows); n < cap(z.rows) {
+			old = z.rows[:n+1][n]
+		}
+		r = newZrow(z.cfg, seg, from, old)
 		z.rows = append(z.rows, r)
 	}
 	r.packet(seg, from)
-	if h := z.rows[0].history; len(h) != len(z.History) {
-		z.History = string(h)
+}
+
+// syncHistory brings History up to date with the first row (done when the connection is
+// diagnosed, rather than on every letter, which would allocate per packet).
+func (z *ZeekView) syncHistory() {
+	if len(z.rows) > 0 && string(z.rows[0].history) != z.History {
+		z.History = string(z.rows[0].history)
 	}
 }
 
@@ -358,14 +367,19 @@ const (
 	zeekResp = 2
 )
 
-func newZrow(cfg *ZeekConfig, seg *capture.Segment, from Side) *zrow {
+// newZrow starts a row; it reuses old (and its buffers) when given.
+func newZrow(cfg *ZeekConfig, seg *capture.Segment, from Side, old *zrow) *zrow {
 	t := at(seg.Time)
-	r := &zrow{cfg: cfg, orig: from, start: t, lastTime: t, active: true,
-		inactivity: zeekInitialInactivity}
+	r := old
+	if r == nil {
+		r = &zrow{}
+	}
+	*r = zrow{cfg: cfg, orig: from, start: t, lastTime: t, active: true,
+		inactivity: zeekInitialInactivity, history: r.history[:0], expireAt: r.expireAt[:0]}
 	for i := range r.ep {
 		r.ep[i].re = zreasm{lastReassem: 1, trim: 1}
 	}
-	r.expireAt = []ztime{t.add(zeekSYNTimeout)}
+	r.expireAt = append(r.expireAt, t.add(zeekSYNTimeout))
 	r.ports[from], r.ports[1-from] = seg.Src.Port(), seg.Dst.Port()
 	// TCPAnalyzer::WantConnection: a connection not starting with a pure SYN is flipped when
 	// its source port looks like a server's and its destination's does not (or both do, the

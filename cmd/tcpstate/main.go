@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -210,8 +211,28 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case len(o.files) == 0:
 		return usageErr("nothing to read: give a capture with -r FILE (e.g. tcpstate -r capture.pcap)")
 	}
-	if o.maxFlows != 0 || o.shard != "" {
-		return usageErr("--max-flows and --shard are not available in this build yet")
+	return runFile(o, names, prof, failOn, stdout, stderr)
+}
+
+// fileIdleTimeout: reading files, a connection silent this long (in capture time) is reported
+// as it stands and forgotten, so that connections whose end the capture never shows do not
+// hold memory for the rest of a long capture.
+const fileIdleTimeout = time.Hour
+
+// runFile is `tcpstate -r FILE...`. Connections stream: each is written out and forgotten once
+// it is finished (closed at both ends past TIME_WAIT, or replaced), in order of first packet,
+// so memory follows the connections open at once. Only --html keeps every connection (and its
+// packets) for the end.
+func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[string]bool, stdout, stderr io.Writer) error {
+	shardI, shardN, err := parseShard(o.shard)
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.maxFlows < 0:
+		return usageErr("--max-flows %d: give a positive number of connections (0: no cap)", o.maxFlows)
+	case o.maxFlows > 0 && o.html != "":
+		return usageErr("--max-flows drops connections before they end, and --html draws every connection whole: use one or the other")
 	}
 	var expectations []*report.Expectation
 	if o.expect != "" {
@@ -221,6 +242,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		if expectations, err = report.ParseExpectations(o.expect, data); err != nil {
 			return usageErr("--expect: %v", err)
+		}
+	}
+	var at time.Time
+	atRelative := -1.0
+	if o.at != "" {
+		if at, atRelative, err = parseAt(o.at); err != nil {
+			return err
 		}
 	}
 
@@ -238,50 +266,83 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		cfg.OnEvent = func(e tracker.Event) { report.WriteEvent(out, &e, ropts) }
 	}
 	var html *report.HTMLCollector
-	if o.html != "" { // per-packet data is kept only for the report
+	var stream *report.Stream
+	var finished []*tracker.Conn // what --expect, --expect-init and --html look at
+	var offenders []string
+	var ts tracker.Stats
+	if o.html != "" {
+		// The HTML report draws every connection with its packets: nothing is forgotten.
 		html = report.NewHTMLCollector()
 		html.Attach(&cfg)
-	}
-	tr := tracker.New(cfg)
-
-	var at time.Time
-	atRelative := -1.0
-	if o.at != "" {
-		if at, atRelative, err = parseAt(o.at); err != nil {
-			return err
+		tr := tracker.New(cfg)
+		var seg capture.Segment
+		var first, now time.Time
+		for src.Next(&seg) {
+			if first.IsZero() {
+				first = seg.Time
+				if atRelative >= 0 {
+					at = first.Add(time.Duration(atRelative * float64(time.Second)))
+				}
+			}
+			if !at.IsZero() && seg.Time.After(at) {
+				break
+			}
+			if seg.Time.After(now) {
+				now = seg.Time // the capture's clock, whichever shard the segment is for
+			}
+			if shardN > 0 && tracker.ShardOf(tracker.FlowHash(seg.Src, seg.Dst), shardN) != shardI {
+				continue
+			}
+			tr.Add(&seg)
 		}
-	}
-	var seg capture.Segment
-	var first time.Time
-	for src.Next(&seg) {
-		if first.IsZero() {
-			first = seg.Time
-			if atRelative >= 0 {
-				at = first.Add(time.Duration(atRelative * float64(time.Second)))
+		if !at.IsZero() {
+			now = at
+		}
+		ropts.Now = now
+		tr.Finish(now)
+		finished = tr.Conns()
+		for _, c := range finished {
+			if failOn != nil {
+				offenders = appendOffenders(offenders, c, failOn)
 			}
 		}
-		if !at.IsZero() && seg.Time.After(at) {
-			break
+		ts = tr.Stats()
+	} else {
+		stream = report.NewStream(out, o.output, ropts)
+		keep := expectations != nil || o.expInit != ""
+		rc := tracker.RunConfig{Config: cfg, At: at, AtOffset: time.Duration(atRelative * float64(time.Second)),
+			AtIsOffset: atRelative >= 0, ShardI: shardI, ShardN: shardN,
+			Stream:  tracker.StreamConfig{MaxFlows: o.maxFlows, IdleTimeout: fileIdleTimeout},
+			Workers: runtime.GOMAXPROCS(0),
+			AtEnd:   func(now time.Time) { ropts.Now = now }}
+		rs := tracker.Run(src, rc, func(c *tracker.Conn) {
+			stream.Conn(c)
+			if failOn != nil {
+				offenders = appendOffenders(offenders, c, failOn)
+			}
+			if keep {
+				finished = append(finished, c.Summary())
+			}
+		})
+		ts = rs.Stats
+	}
+	st := src.Stats()
+	if stream != nil {
+		if tw := stream.Table(); tw != nil && o.maxFlows > 0 {
+			tw.Footers = append(tw.Footers, fmt.Sprintf("Table cap (--max-flows %d): at most %d connections tracked at once, %d evicted", o.maxFlows, ts.Peak, ts.Evicted))
 		}
-		tr.Add(&seg)
-	}
-	now := tr.Now
-	if !at.IsZero() {
-		now = at
-	}
-	tr.Finish(now)
-	ropts.Now = now
-	conns := tr.Conns()
-
-	switch o.output {
-	case "table":
-		err = report.WriteTable(out, conns, ropts)
-	case "json":
-		err = report.WriteJSON(out, conns, ropts)
-	case "zeek":
-		err = report.WriteZeek(out, conns)
-	case "zeek-json":
-		err = report.WriteZeekJSON(out, conns)
+		err = stream.Close()
+	} else {
+		switch o.output {
+		case "table":
+			err = report.WriteTable(out, finished, ropts)
+		case "json":
+			err = report.WriteJSON(out, finished, ropts)
+		case "zeek":
+			err = report.WriteZeek(out, finished)
+		case "zeek-json":
+			err = report.WriteZeekJSON(out, finished)
+		}
 	}
 	if err != nil {
 		return &exitError{2, "writing output: " + err.Error()}
@@ -289,15 +350,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	out.Flush()
 	if html != nil {
 		info := report.HTMLInfo{Files: o.files, Filter: o.filter, Version: version}
-		if err := report.WriteHTMLFile(o.html, conns, html, info, ropts); err != nil {
+		if err := report.WriteHTMLFile(o.html, finished, html, info, ropts); err != nil {
 			return &exitError{2, err.Error()}
 		}
 	}
 
-	st := src.Stats()
 	if o.verbose && !o.quiet {
 		fmt.Fprintf(stderr, "tcpstate: %d packets read, %d TCP, %d not TCP, %d filtered out, %d duplicates ignored\n",
-			st.Packets, st.TCP, st.NonTCP, st.Filtered, tr.Stats().Duplicates)
+			st.Packets, st.TCP, st.NonTCP, st.Filtered, ts.Duplicates)
+		if o.maxFlows > 0 || ts.Evicted > 0 || ts.TimedOut > 0 {
+			fmt.Fprintf(stderr, "tcpstate: %d connections, at most %d tracked at once; %d evicted (--max-flows %d), %d timed out (silent for %s)\n",
+				ts.Connections, ts.Peak, ts.Evicted, o.maxFlows, ts.TimedOut, fileIdleTimeout)
+		}
 	}
 	if errs := src.Errs(); len(errs) > 0 {
 		var msgs []string
@@ -307,22 +371,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return &exitError{2, strings.Join(msgs, "\ntcpstate: ")}
 	}
 	if o.expInit != "" {
-		if err := writeExpectInit(o.expInit, strings.Join(o.files, ", "), conns); err != nil {
+		if err := writeExpectInit(o.expInit, strings.Join(o.files, ", "), finished); err != nil {
 			return &exitError{2, err.Error()}
 		}
 		if !o.quiet {
-			fmt.Fprintf(stderr, "tcpstate: wrote expectations for %d connection(s) to %s; edit it, then check with --expect %s\n", len(conns), o.expInit, o.expInit)
+			fmt.Fprintf(stderr, "tcpstate: wrote expectations for %d connection(s) to %s; edit it, then check with --expect %s\n", len(finished), o.expInit, o.expInit)
 		}
 	}
 	var failures []string
-	if failOn != nil {
-		if err := checkFailOn(conns, failOn, stderr); err != nil {
-			failures = append(failures, err.Error())
-		}
+	if len(offenders) > 0 {
+		failures = append(failures, fmt.Sprintf("--fail-on: %d finding(s):\n%s", len(offenders), strings.Join(offenders, "\n")))
 	}
 	if expectations != nil {
 		var rep strings.Builder
-		if n := report.CheckExpectations(&rep, o.expect, expectations, conns); n > 0 {
+		if n := report.CheckExpectations(&rep, o.expect, expectations, finished); n > 0 {
 			failures = append(failures, fmt.Sprintf("--expect: %d of %d expectation(s) failed:\n%s", n, len(expectations), strings.TrimRight(rep.String(), "\n")))
 		}
 	}
@@ -330,6 +392,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return &exitError{1, strings.Join(failures, "\n")}
 	}
 	return nil
+}
+
+// parseShard reads --shard I/N (0 <= I < N); N is 0 without it.
+func parseShard(s string) (i, n int, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(strings.TrimSpace(a))
+	n, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return 0, 0, usageErr("--shard %q: give I/N with 0 <= I < N, e.g. --shard 0/4 ... --shard 3/4 for four disjoint runs", s)
+	}
+	return i, n, nil
 }
 
 func writeExpectInit(path, source string, conns []*tracker.Conn) error {
@@ -384,18 +460,13 @@ func knownDiagnosis(id string) bool {
 	return false
 }
 
-func checkFailOn(conns []*tracker.Conn, set map[string]bool, stderr io.Writer) error {
-	var offenders []string
-	for _, c := range conns {
-		for _, d := range c.Diagnoses {
-			if set["any"] || set[d.ID] {
-				offenders = append(offenders, fmt.Sprintf("  #%d %s -> %s: %s (%s): %s", c.ID,
-					report.AddrPort(c.Client.Addr), report.AddrPort(c.Server.Addr), d.ID, d.Side, d.Detail))
-			}
+// appendOffenders adds c's findings of the --fail-on set.
+func appendOffenders(offenders []string, c *tracker.Conn, set map[string]bool) []string {
+	for _, d := range c.Diagnoses {
+		if set["any"] || set[d.ID] {
+			offenders = append(offenders, fmt.Sprintf("  #%d %s -> %s: %s (%s): %s", c.ID,
+				report.AddrPort(c.Client.Addr), report.AddrPort(c.Server.Addr), d.ID, d.Side, d.Detail))
 		}
 	}
-	if len(offenders) == 0 {
-		return nil
-	}
-	return fmt.Errorf("--fail-on: %d finding(s):\n%s", len(offenders), strings.Join(offenders, "\n"))
+	return offenders
 }

@@ -1,5 +1,5 @@
-// Command profile runs tcpstate's file path (capture.OpenFiles → tracker → Finish →
-// report.WriteJSON, as `tcpstate -r FILE -o json` does) under the Go profiler, so that where
+// Command profile runs tcpstate's file path (capture.OpenFiles → tracker.Run → report.Stream,
+// as `tcpstate -r FILE -o json` does) under the Go profiler, so that where
 // the time and the allocations go can be read with go tool pprof:
 //
 //	go build -o bin/profile ./internal/benchgen/cmd/profile
@@ -12,7 +12,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -30,6 +29,7 @@ func main() {
 	cpu := flag.String("cpuprofile", "", "write a CPU profile to `FILE`")
 	mem := flag.String("memprofile", "", "write an allocation profile to `FILE` (every allocation sampled)")
 	stage := flag.String("stage", "json", "stop after: read, track or json")
+	workers := flag.Int("workers", 1, "trackers in parallel (tracker.RunConfig.Workers)")
 	flag.Parse()
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: profile [-cpuprofile FILE] [-memprofile FILE] [-stage read|track|json] CAPTURE...")
@@ -49,7 +49,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
-	n, conns, err := run(flag.Args(), *stage)
+	n, conns, err := run(flag.Args(), *stage, *workers)
 	if err != nil {
 		fail(err)
 	}
@@ -68,37 +68,41 @@ func main() {
 	}
 }
 
-func run(files []string, stage string) (n uint64, conns int, err error) {
+func run(files []string, stage string, workers int) (n uint64, conns int, err error) {
 	src, err := capture.OpenFiles(files, capture.Config{})
 	if err != nil {
 		return 0, 0, err
 	}
 	defer src.Close()
-	prof, _ := tracker.LookupProfile("linux")
-	tr := tracker.New(tracker.Config{Profile: prof})
-	var seg capture.Segment
-	for src.Next(&seg) {
-		n++
-		if stage != "read" {
-			tr.Add(&seg)
+	if stage == "read" {
+		var seg capture.Segment
+		for src.Next(&seg) {
+			n++
 		}
+		if errs := src.Errs(); len(errs) > 0 {
+			return n, 0, errs[0]
+		}
+		return n, 0, nil
+	}
+	prof, _ := tracker.LookupProfile("linux")
+	ropts := &report.Options{Profile: prof}
+	format := "json"
+	if stage == "track" {
+		format = "events" // writes nothing per connection
+	}
+	out := report.NewStream(io.Discard, format, ropts)
+	rs := tracker.Run(src, tracker.RunConfig{Config: tracker.Config{Profile: prof}, Workers: workers,
+		AtEnd: func(now time.Time) { ropts.Now = now }}, func(c *tracker.Conn) {
+		conns++
+		out.Conn(c)
+	})
+	if err := out.Close(); err != nil {
+		return n, conns, err
 	}
 	if errs := src.Errs(); len(errs) > 0 {
 		return n, 0, errs[0]
 	}
-	if stage == "read" {
-		return n, 0, nil
-	}
-	tr.Finish(time.Time{})
-	if stage == "json" {
-		out := bufio.NewWriterSize(io.Discard, 64<<10)
-		ropts := &report.Options{Profile: prof, Now: tr.Now}
-		if err := report.WriteJSON(out, tr.Conns(), ropts); err != nil {
-			return n, 0, err
-		}
-		out.Flush()
-	}
-	return n, len(tr.Conns()), nil
+	return rs.Segments, conns, nil
 }
 
 func fail(err error) {

@@ -1,0 +1,418 @@
+package tracker
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/internal/pack"
+	"github.com/tcpstate/tcpstate/reassembly"
+)
+
+// A dormant connection is one packed into a string with internal/pack: every field of the Conn,
+// its endpoints' evidence, both reassembly directions and its Zeek rows, so that a packet that
+// wakes it up finds it exactly as it was. A live Conn takes a few kilobytes; packed, a SYN that
+// was never answered takes about a hundred bytes and a finished HTTPS exchange two hundred. A
+// streaming run (StreamConfig) keeps only the most recently active connections live and packs
+// the rest, which is what bounds its memory by the connections it tracks, not their size.
+//
+// Every field must be visited here: TestPackRoundTrip fills each field of a Conn with a value
+// and fails if one does not come back, so a new field cannot be forgotten silently.
+
+// codecState is what packing needs besides the codec: the strings it has interned and the
+// time its blobs count from (each tracker has its own; a blob is only ever unpacked by the
+// tracker that packed it).
+type codecState struct {
+	k       pack.Codec
+	strs    pack.Interner
+	epoch   time.Time
+	scratch []byte
+}
+
+// Kinds of blob.
+const (
+	blobFull    = iota // every field of the Conn
+	blobSegment        // the connection's only segment so far, to replay (Tracker.unpack)
+)
+
+// head packs (or unpacks) what every blob starts with: its kind, the connection's ID and
+// addresses (for a single segment: its source and destination).
+func (cs *codecState) head(kind *uint64, id *uint64, a, b *netip.AddrPort) {
+	k := &cs.k
+	k.U64(kind)
+	k.U64(id)
+	k.AddrPort(a)
+	k.AddrPort(b)
+	k.SetBase(cs.epoch)
+}
+
+func (cs *codecState) start(enc bool, blob string) {
+	if enc {
+		cs.k.Reset(true, cs.scratch)
+	} else {
+		cs.k.ResetString(blob)
+	}
+}
+
+func (cs *codecState) done() string {
+	cs.scratch = cs.k.Buf
+	return string(cs.k.Buf)
+}
+
+// packConn encodes all of c.
+func (cs *codecState) packConn(c *Conn) string {
+	if cs.epoch.IsZero() {
+		cs.epoch = c.FirstSeen.Truncate(time.Hour)
+	}
+	cs.start(true, "")
+	kind := uint64(blobFull)
+	cs.head(&kind, &c.ID, &c.Client.Addr, &c.Server.Addr)
+	c.pack(&cs.k, &cs.strs)
+	return cs.done()
+}
+
+// packSegment encodes a connection that has seen only seg (see Tracker.unpack).
+func (cs *codecState) packSegment(id uint64, seg *capture.Segment) string {
+	if cs.epoch.IsZero() {
+		cs.epoch = seg.Time.Truncate(time.Hour)
+	}
+	cs.start(true, "")
+	kind := uint64(blobSegment)
+	cs.head(&kind, &id, &seg.Src, &seg.Dst)
+	packSegment(&cs.k, seg)
+	return cs.done()
+}
+
+// unpackConn decodes a blobFull into c (a reset Conn), for a tracker whose Zeek setup is zcfg.
+func (cs *codecState) unpackConn(blob string, c *Conn, zcfg *ZeekConfig) {
+	cs.start(false, blob)
+	var kind uint64
+	cs.head(&kind, &c.ID, &c.Client.Addr, &c.Server.Addr)
+	if kind != blobFull {
+		panic("tracker: unpackConn of a segment blob")
+	}
+	c.pack(&cs.k, &cs.strs)
+	c.Zeek.cfg = zcfg
+	for _, r := range c.Zeek.rows {
+		r.cfg = zcfg
+	}
+}
+
+// key decodes only the addresses a blob starts with.
+func (cs *codecState) key(blob string) (a, b netip.AddrPort) {
+	cs.start(false, blob)
+	var kind, id uint64
+	cs.head(&kind, &id, &a, &b)
+	return a, b
+}
+
+// id decodes only the connection ID of a blob.
+func (cs *codecState) id(blob string) uint64 {
+	cs.start(false, blob)
+	var kind, id uint64
+	var a, b netip.AddrPort
+	cs.head(&kind, &id, &a, &b)
+	return id
+}
+
+// unpack decodes the blob of a dormant connection into c (a reset Conn). A connection that
+// had seen one segment was packed as that segment: it is rebuilt the way it was built, as
+// newConn and Add did, without telling anyone (no event, no OnSegment, no count): a
+// connection is a function of its segments, so it comes back exactly as it was.
+func (t *Tracker) unpack(blob string, c *Conn) {
+	cs := &t.st.cs
+	cs.start(false, blob)
+	var kind, id uint64
+	var a, b netip.AddrPort
+	cs.head(&kind, &id, &a, &b)
+	if kind == blobFull {
+		c.ID, c.Client.Addr, c.Server.Addr = id, a, b
+		c.pack(&cs.k, &cs.strs)
+		c.Zeek.cfg = &t.cfg.Zeek
+		for _, r := range c.Zeek.rows {
+			r.cfg = &t.cfg.Zeek
+		}
+		return
+	}
+	seg := &c.rt.first
+	*seg = capture.Segment{Src: a, Dst: b}
+	packSegment(&cs.k, seg)
+	t.initConn(c, seg, id)
+	onEvent := t.cfg.OnEvent
+	t.cfg.OnEvent = nil
+	before := [2]State{c.Client.State, c.Server.State}
+	if c.apply(seg) != reassembly.Duplicate {
+		t.settle(c, seg.Time, seg, before)
+	}
+	t.cfg.OnEvent = onEvent
+}
+
+// packable reports whether c can be packed as its first segment: nothing but that segment
+// ever touched it.
+func (c *Conn) onlyFirst() bool {
+	return c.Packets+c.Duplicates == 1 && c.Reuses == 0 && c.ReusedBy == 0 && !c.done &&
+		c.AsOf.IsZero() && !c.Evicted && !c.TimedOut
+}
+
+// packSegment visits every field of a segment.
+func packSegment(k *pack.Codec, s *capture.Segment) {
+	k.Time(&s.Time)
+	k.SetBase(s.Time)
+	k.Seq(&s.Seq)
+	k.Seq(&s.Ack)
+	pack.Uint(k, &s.Flags)
+	pack.Uint(k, &s.Window)
+	pack.Uint(k, &s.PayloadLen)
+	pack.Uint(k, &s.IPLen)
+	o := &s.Opts
+	pack.Uint(k, &o.Has)
+	pack.Uint(k, &o.MSS)
+	pack.Uint(k, &o.WScale)
+	pack.Uint(k, &o.TSVal)
+	pack.Uint(k, &o.TSEcr)
+	k.Bool(&o.FastOpen)
+	pack.Uint(k, &s.File)
+	k.U64(&s.Packet)
+	pack.Int(k, &s.Offset)
+	k.Bool(&s.Truncated)
+	k.Bool(&s.BadChecksum)
+	pack.Uint(k, &s.Tunnel)
+	tunnel := netip.AddrPortFrom(s.TunnelSrc, 0)
+	k.AddrPort(&tunnel)
+	s.TunnelSrc = tunnel.Addr()
+	tunnel = netip.AddrPortFrom(s.TunnelDst, 0)
+	k.AddrPort(&tunnel)
+	s.TunnelDst = tunnel.Addr()
+	pack.Uint(k, &s.TunnelVNI)
+}
+
+// pack visits every field of the connection but those of the blob's head (see the package
+// comment of internal/pack).
+func (c *Conn) pack(k *pack.Codec, in *pack.Interner) {
+	k.Time(&c.FirstSeen)
+	k.SetBase(c.FirstSeen)
+
+	c.Client.pack(k, in)
+	c.Server.pack(k, in)
+	k.Time(&c.LastSeen)
+	k.U64(&c.Packets)
+	k.U64(&c.Bytes)
+	for i := range 2 {
+		k.U64(&c.DirPackets[i])
+		k.U64(&c.DirIPBytes[i])
+	}
+	k.U64(&c.Duplicates)
+	k.Bool(&c.Midstream)
+	k.Bool(&c.RoleInferred)
+	k.U64(&c.Reuses)
+	k.U64(&c.ReusedBy)
+	n := k.Len(len(c.Diagnoses))
+	if !k.Enc {
+		c.Diagnoses = growTo(c.Diagnoses, n)
+	}
+	for i := range n {
+		d := &c.Diagnoses[i]
+		k.Dict(&d.ID, in)
+		pack.Uint(k, &d.Side)
+		k.Dict(&d.Detail, in)
+	}
+	c.Dir[0].Pack(k)
+	c.Dir[1].Pack(k)
+	c.Zeek.pack(k, in)
+	pack.Uint(k, &c.Tunnel)
+	k.Dict(&c.TunnelSrc, in)
+	k.Dict(&c.TunnelDst, in)
+	k.Dict(&c.EndedBy, in)
+	for i := range 2 {
+		k.Dur(&c.rtt[i])
+		k.Bool(&c.finInferred[i])
+		k.Time(&c.synTime[i])
+		k.Time(&c.zwSince[i])
+		k.Dur(&c.zwLong[i])
+	}
+	n = k.Len(len(c.rstNotes))
+	if !k.Enc {
+		c.rstNotes = growTo(c.rstNotes, n)
+	}
+	for i := range n {
+		r := &c.rstNotes[i]
+		pack.Uint(k, &r.from)
+		k.Bool(&r.accepted)
+		k.Dict(&r.verdict, in)
+		k.Time(&r.t)
+		k.U64(&r.packet)
+		k.Bool(&r.wantChallenge)
+		k.Seq((*uint32)(&r.rcvNxt))
+		k.U64(&r.challenge)
+	}
+	k.Time(&c.lastData)
+	k.Bool(&c.done)
+	k.Bool(&c.Evicted)
+	k.Bool(&c.TimedOut)
+	k.Time(&c.AsOf)
+}
+
+// growTo returns s with length n, reusing its array when it is big enough; decoding a slice
+// that was nil gives nil.
+func growTo[T any](s []T, n int) []T {
+	if n == 0 {
+		if s == nil {
+			return nil
+		}
+		return s[:0]
+	}
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}
+
+func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
+	pack.Uint(k, &ep.State)
+	k.Time(&ep.Since)
+	k.Bool(&ep.Inferred)
+	k.Dict(&ep.Evidence, in)
+	k.Time(&ep.Deadline)
+	e := &ep.ev
+	pack.Int(k, &e.retries)
+	if !k.Block(*e != evidence{retries: e.retries}) {
+		if !k.Enc {
+			*e = evidence{retries: e.retries}
+		}
+		return
+	}
+	k.Bool(&e.sentSYN)
+	k.Bool(&e.sentSYNACK)
+	k.Bool(&e.sentFIN)
+	k.Bool(&e.finPassive)
+	k.Bool(&e.sentRST)
+	k.Bool(&e.gotSYN)
+	k.Bool(&e.synAcked)
+	k.Bool(&e.finAcked)
+	k.Bool(&e.gotFIN)
+	k.Bool(&e.gotRST)
+	pack.Int(k, &e.synAckLost)
+	pack.Int(k, &e.finAckLost)
+	k.Time(&e.synAckPending)
+	k.Time(&e.finAckPending)
+	k.Time(&e.tSynAckLast)
+	k.Time(&e.tFinAckLast)
+	k.Bool(&e.midstream)
+	k.Bool(&e.replaced)
+	k.Time(&e.firstSYN)
+	k.Time(&e.lastSYN)
+	pack.Int(k, &e.nSYN)
+	k.Time(&e.tSynAcked)
+	k.Time(&e.tFinAcked)
+	k.Time(&e.tGotFIN)
+	k.Time(&e.tSentFIN)
+	k.Time(&e.lastFIN)
+	k.Dur(&e.prevFINGap)
+	k.Time(&e.tReset)
+	k.Dur(&e.prevSYNGap)
+}
+
+func (z *ZeekView) pack(k *pack.Codec, in *pack.Interner) {
+	k.Dict(&z.History, in)
+	n := k.Len(len(z.rows))
+	if !k.Enc {
+		z.rows = growTo(z.rows, n)
+	}
+	for i := range n {
+		if !k.Enc && z.rows[i] == nil {
+			z.rows[i] = &zrow{}
+		}
+		z.rows[i].pack(k)
+	}
+}
+
+func (r *zrow) pack(k *pack.Codec) {
+	pack.Uint(k, &r.orig)
+	for i := range 2 {
+		pack.Uint(k, &r.ports[i])
+		r.ep[i].pack(k)
+		pack.Uint(k, &r.seen[i])
+		k.U64(&r.pkts[i])
+		k.U64(&r.ipBytes[i])
+	}
+	k.Bytes(&r.history)
+	k.Nanos((*int64)(&r.start))
+	k.Nanos((*int64)(&r.lastTime))
+	k.U64(&r.missed)
+	pack.Uint(k, &r.firstPacketSeen)
+	k.Bool(&r.isPartial)
+	k.Bool(&r.active)
+	k.Bool(&r.closeDeferred)
+	k.Bool(&r.deferredGen)
+	k.Dur(&r.inactivity)
+	k.Nanos((*int64)(&r.attemptAt))
+	n := k.Len(len(r.expireAt))
+	if !k.Enc {
+		r.expireAt = growTo(r.expireAt, n)
+	}
+	for i := range n {
+		k.Nanos((*int64)(&r.expireAt[i]))
+	}
+	k.Nanos((*int64)(&r.deleteAt))
+	k.Bool(&r.established)
+}
+
+// pristine reports whether e is as newZrow leaves it: every field is listed, so that a field
+// added to zendpoint must be added here too (TestPackRoundTrip sets each one alone).
+func (e *zendpoint) pristine() bool {
+	return e.state == 0 && e.prev == 0 && e.startSeq == 0 && e.lastSeq == 0 && e.ackSeq == 0 &&
+		e.seqWraps == 0 && e.ackWraps == 0 && e.lastSYN == 0 && e.lastFIN == 0 && e.lastRST == 0 &&
+		e.finCnt == 0 && e.rstCnt == 0 && e.finSeq == 0 && !e.didClose && e.chk == (scaled{}) &&
+		e.rxmt == (scaled{}) && e.win0 == (scaled{}) && e.gap == (scaled{}) &&
+		e.re.lastReassem == 1 && e.re.trim == 1 && e.re.pending == nil && !e.re.skip && !e.re.didEOF
+}
+
+func (e *zendpoint) pack(k *pack.Codec) {
+	if !k.Block(!e.pristine()) {
+		if !k.Enc {
+			*e = zendpoint{re: zreasm{lastReassem: 1, trim: 1}}
+		}
+		return
+	}
+	pack.Uint(k, &e.state)
+	pack.Uint(k, &e.prev)
+	// startSeq holds a sequence number (in an int64): its low 32 bits are one, the rest zero.
+	lo, hi := uint32(e.startSeq), e.startSeq>>32
+	k.Seq(&lo)
+	k.I64(&hi)
+	if !k.Enc {
+		e.startSeq = hi<<32 | int64(lo)
+	}
+	k.Seq(&e.lastSeq)
+	k.Seq(&e.ackSeq)
+	pack.Uint(k, &e.seqWraps)
+	pack.Uint(k, &e.ackWraps)
+	k.U64(&e.lastSYN)
+	k.U64(&e.lastFIN)
+	k.U64(&e.lastRST)
+	pack.Int(k, &e.finCnt)
+	pack.Int(k, &e.rstCnt)
+	k.U64(&e.finSeq)
+	k.Bool(&e.didClose)
+	if k.Block(e.chk != scaled{} || e.rxmt != scaled{} || e.win0 != scaled{} || e.gap != scaled{}) {
+		for _, s := range [4]*scaled{&e.chk, &e.rxmt, &e.win0, &e.gap} {
+			pack.Uint(k, &s.cnt)
+			pack.Uint(k, &s.thresh)
+		}
+	} else if !k.Enc {
+		e.chk, e.rxmt, e.win0, e.gap = scaled{}, scaled{}, scaled{}, scaled{}
+	}
+	re := &e.re
+	pack.Default(k, &re.lastReassem, 1)
+	pack.Default(k, &re.trim, 1)
+	n := k.Len(len(re.pending))
+	if !k.Enc {
+		re.pending = growTo(re.pending, n)
+	}
+	for i := range n {
+		k.U64(&re.pending[i].from)
+		k.U64(&re.pending[i].to)
+	}
+	k.Bool(&re.skip)
+	k.Bool(&re.didEOF)
+}

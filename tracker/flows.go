@@ -1,0 +1,192 @@
+package tracker
+
+import (
+	"encoding/binary"
+	"math"
+	"math/bits"
+	"net/netip"
+	"time"
+)
+
+// The flow table: which connection instance a 4-tuple currently belongs to. It is the first
+// thing every packet touches, so it is built for that: the 4-tuple is hashed once into 64 bits
+// (the same whichever way the packet travels), and an open-addressing index of 8-byte slots
+// (32 bits of that hash beside an entry number) finds the entry with, usually, one probe and
+// one comparison of the addresses. Entries live in one slice and are recycled, so the table
+// allocates nothing per packet or per connection once it has grown.
+
+// FlowHash is the 4-tuple hash: 64 bits, the same for both directions of a flow, and the same
+// on every machine and every run (no random seed), so that --shard I/N splits a capture the
+// same way wherever it runs. Each endpoint (address as 16 bytes, IPv4 mapped; port) is mixed
+// on its own with two 64×64→128-bit multiplications, and the two are added, which makes the
+// result independent of their order.
+func FlowHash(src, dst netip.AddrPort) uint64 {
+	return endpointHash(src) + endpointHash(dst)
+}
+
+func endpointHash(ap netip.AddrPort) uint64 {
+	a := ap.Addr().As16()
+	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
+	h1, l1 := bits.Mul64(hi^0xa0761d6478bd642f, lo^0xe7037ed1a0b428db)
+	h2, l2 := bits.Mul64(h1^l1^uint64(ap.Port())*0x8ebc6af09c88c6e3, 0x589965cc75374cc3)
+	return h2 ^ l2
+}
+
+// ShardOf says which of n shards (0..n-1) a flow of hash h belongs to, for --shard I/N. It
+// takes the hash's top 32 bits (the table index uses the bottom ones) and scales them to n.
+func ShardOf(h uint64, n int) int {
+	return int((h >> 32) * uint64(n) >> 32)
+}
+
+// Entry states.
+const (
+	entFree     uint8 = iota
+	entIndexed        // the current instance of its 4-tuple: in the index
+	entDetached       // replaced by a new instance of its 4-tuple: waits for the end
+)
+
+// entry is one connection in the table: live (a *Conn) or dormant (packed into blob, see
+// dormant.go). It is kept small (40 bytes): a table may hold millions.
+type entry struct {
+	c    *Conn
+	blob string
+	// hashLo is the low half of the flow hash (the index slot holds the high half).
+	hashLo uint32
+	// lastAny is the second (Unix, rounded up) of its latest segment, duplicates included:
+	// how long it has been quiet decides when it is finished.
+	lastAny uint32
+	// hint: a dormant connection cannot be finished before this second (Unix), as worked
+	// out when it was packed; the periodic sweep skips it until then.
+	hint  uint32
+	state uint8
+	half  bool // no packet from one of its sides yet (eviction order, --max-flows)
+}
+
+// entries is where entries live: in chunks that never move, so that the table grows without
+// copying (or holding twice) what it has.
+type entries struct {
+	chunks [][]entry
+	n      int32 // entries handed out so far (free or not)
+}
+
+const entChunk = 4096
+
+func (x *entries) at(ei int32) *entry { return &x.chunks[ei/entChunk][ei%entChunk] }
+
+// add makes a new entry.
+func (x *entries) add() int32 {
+	if int(x.n) == len(x.chunks)*entChunk {
+		x.chunks = append(x.chunks, make([]entry, entChunk))
+	}
+	x.n++
+	return x.n - 1
+}
+
+// secs is t's Unix second, rounded up, within what 32 bits hold (1970 to 2106, as pcap
+// timestamps): the clock of the decisions to finish connections, not of any output.
+func secs(t time.Time) uint32 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return uint32(min(max(s, 0), math.MaxUint32-1))
+}
+
+// flowIndex is the open-addressing index: slot = hash's top 32 bits << 32 | entry number + 1
+// (0: empty), at the position given by the hash's bottom bits, linear probing, deletion by
+// backward shift (no tombstones).
+type flowIndex struct {
+	slots []uint64
+	n     int
+}
+
+func (x *flowIndex) mask() uint64 { return uint64(len(x.slots) - 1) }
+
+// grow doubles the index (or makes the first one) and reinserts every entry.
+func (x *flowIndex) grow(ents *entries) {
+	size := max(len(x.slots)*2, 1024)
+	old := x.slots
+	x.slots = make([]uint64, size)
+	m := x.mask()
+	for _, s := range old {
+		if s == 0 {
+			continue
+		}
+		for i := uint64(ents.at(int32(uint32(s)-1)).hashLo) & m; ; i = (i + 1) & m {
+			if x.slots[i] == 0 {
+				x.slots[i] = s
+				break
+			}
+		}
+	}
+}
+
+// insert adds entry ei (of hash h).
+func (x *flowIndex) insert(h uint64, ei int32, ents *entries) {
+	if (x.n+1)*4 > len(x.slots)*3 {
+		x.grow(ents)
+	}
+	m := x.mask()
+	s := h>>32<<32 | uint64(ei+1)
+	for i := h & m; ; i = (i + 1) & m {
+		if x.slots[i] == 0 {
+			x.slots[i] = s
+			x.n++
+			return
+		}
+	}
+}
+
+// position finds the slot holding entry ei (of hash h); -1 if it is not in the index.
+func (x *flowIndex) position(h uint64, ei int32) int {
+	if len(x.slots) == 0 {
+		return -1
+	}
+	m := x.mask()
+	want := h>>32<<32 | uint64(ei+1)
+	for i := h & m; ; i = (i + 1) & m {
+		switch x.slots[i] {
+		case want:
+			return int(i)
+		case 0:
+			return -1
+		}
+	}
+}
+
+// replace makes the slot of entry old (hash h) point to entry ei instead.
+func (x *flowIndex) replace(h uint64, old, ei int32) {
+	if p := x.position(h, old); p >= 0 {
+		x.slots[p] = h>>32<<32 | uint64(ei+1)
+	}
+}
+
+// remove takes entry ei (of hash h) out of the index.
+func (x *flowIndex) remove(h uint64, ei int32, ents *entries) {
+	p := x.position(h, ei)
+	if p < 0 {
+		return
+	}
+	m := x.mask()
+	i := uint64(p)
+	x.slots[i] = 0
+	x.n--
+	// Backward shift: move later slots of the probe run into the hole when their home
+	// position allows it.
+	for j := (i + 1) & m; x.slots[j] != 0; j = (j + 1) & m {
+		home := uint64(ents.at(int32(uint32(x.slots[j])-1)).hashLo) & m
+		if (j-home)&m >= (j-i)&m {
+			x.slots[i], x.slots[j] = x.slots[j], 0
+			i = j
+		}
+	}
+}
+
+// current is the connection a segment from src to dst would join now (nil: it would start a
+// new one), without waking it if it is dormant.
+func (t *Tracker) current(src, dst netip.AddrPort) *Conn {
+	if ei := t.lookup(FlowHash(src, dst), src, dst); ei >= 0 {
+		return t.ents.at(ei).c
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package tracker
+
+import (
+	"time"
+
+	"github.com/tcpstate/tcpstate/capture"
+)
+
+// RunConfig sets up Run.
+type RunConfig struct {
+	// Config is the trackers' setup. Its Stream field is ignored: Run streams with Stream.
+	Config
+	// Stream sets how connections are finished and kept (its OnFinished, Handoff and OnNew
+	// are Run's own).
+	Stream StreamConfig
+	// At stops reading at the first segment after it (--at); with AtIsOffset, At is
+	// AtOffset after the first segment instead.
+	At         time.Time
+	AtOffset   time.Duration
+	AtIsOffset bool
+	// ShardI of ShardN (ShardN 0: all): only flows whose FlowHash falls in that shard are
+	// analysed (--shard), so that N runs cover a capture with disjoint results.
+	ShardI, ShardN int
+	// Workers is how many trackers run in parallel, each on its part of the flows (by
+	// FlowHash), with the capture read and decoded in a goroutine of its own. 0 or 1: one
+	// tracker, in the caller's goroutine. Results are the same whatever the number.
+	Workers int
+	// AtEnd, if set, is called once the input is read, with the instant the connections
+	// still open are then evaluated at (the last segment's time, or At), before they are
+	// handed out.
+	AtEnd func(now time.Time)
+	// Progress, if set, is called every 64 Ki segments with the source's statistics (from the
+	// goroutine that reads).
+	Progress func(capture.Stats)
+}
+
+// RunStats is what Run did.
+type RunStats struct {
+	Stats
+	// Now is the instant the connections left at the end were evaluated at.
+	Now time.Time
+	// Held is the most finished connections that waited, packed, for an earlier one to be
+	// written (Reorder).
+	Held int
+}
+
+const progressEvery = 1 << 16
+
+// Run reads src through streaming trackers and hands every connection to out once it is
+// finished, in ID order (order of first packet), and returns when the input is done. out is
+// called from the caller's goroutine; the connection it gets is reused once it returns.
+func Run(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
+	if rc.Workers > 1 && rc.OnEvent == nil && rc.OnSegment == nil {
+		return runParallel(src, rc, out)
+	}
+	cfg := rc.Config
+	reorder := NewReorder(&cfg, out)
+	sc := rc.Stream
+	sc.OnFinished, sc.Handoff, sc.OnNew = reorder.Put, false, nil
+	cfg.Stream = &sc
+	tr := New(cfg)
+	var seg capture.Segment
+	var n uint64
+	f := newFrontEnd(&rc)
+	for src.Next(&seg) {
+		if n++; n%progressEvery == 0 && rc.Progress != nil {
+			rc.Progress(src.Stats())
+		}
+		switch f.admit(&seg) {
+		case admitStop:
+			goto end
+		case admitSkip:
+			continue
+		}
+		tr.add(&seg, 0, f.clock)
+	}
+end:
+	now := f.end()
+	if rc.AtEnd != nil {
+		rc.AtEnd(now)
+	}
+	tr.Finish(now)
+	_, held := reorder.Held()
+	return RunStats{Stats: tr.Stats(), Now: now, Held: held}
+}
+
+// frontEnd is what Run decides about a segment before any tracker sees it: --at and --shard.
+// It also keeps the capture's clock: the latest time of every segment read, whichever shard
+// it is for, so that timers run out the same way in every shard and in an unsharded run.
+type frontEnd struct {
+	rc    *RunConfig
+	at    time.Time
+	first bool
+	clock time.Time
+}
+
+const (
+	admitTrack = iota
+	admitSkip
+	admitStop
+)
+
+func newFrontEnd(rc *RunConfig) *frontEnd { return &frontEnd{rc: rc, at: rc.At, first: true} }
+
+func (f *frontEnd) admit(seg *capture.Segment) int {
+	if f.first {
+		f.first = false
+		if f.rc.AtIsOffset {
+			f.at = seg.Time.Add(f.rc.AtOffset)
+		}
+	}
+	if !f.at.IsZero() && seg.Time.After(f.at) {
+		return admitStop
+	}
+	if seg.Time.After(f.clock) {
+		f.clock = seg.Time
+	}
+	if f.rc.ShardN > 0 && ShardOf(FlowHash(seg.Src, seg.Dst), f.rc.ShardN) != f.rc.ShardI {
+		return admitSkip
+	}
+	return admitTrack
+}
+
+// end is the instant to finish at: At if set, else the capture's clock.
+func (f *frontEnd) end() time.Time {
+	if !f.at.IsZero() {
+		return f.at
+	}
+	return f.clock
+}
