@@ -20,7 +20,7 @@ import (
 const maxRecordLen = 262144
 
 // readBufferSize is the buffer between the file and pcapgo's readers.
-const readBufferSize = 64 << 10
+const readBufferSize = 256 << 10
 
 // countingReader counts the bytes read through it. For pcapng it also shows them to the block
 // tracker, and it remembers the first real error of the reader below (gzip damage, I/O), which

@@ -72,13 +72,14 @@ func Run(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
 		case admitSkip:
 			continue
 		}
-		tr.add(&seg, 0, f.clock)
+		tr.add(&seg, f.hash, 0, f.clock)
 	}
 end:
 	now := f.end()
 	if rc.AtEnd != nil {
 		rc.AtEnd(now)
 	}
+	tr.advance(f.clock) // segments of other --shard slices moved the clock too
 	tr.Finish(now)
 	_, held := reorder.Held()
 	return RunStats{Stats: tr.Stats(), Now: now, Held: held}
@@ -92,6 +93,7 @@ type frontEnd struct {
 	at    time.Time
 	first bool
 	clock time.Time
+	hash  uint64 // the flow hash of the segment admitted last
 }
 
 const (
@@ -115,7 +117,8 @@ func (f *frontEnd) admit(seg *capture.Segment) int {
 	if seg.Time.After(f.clock) {
 		f.clock = seg.Time
 	}
-	if f.rc.ShardN > 0 && ShardOf(FlowHash(seg.Src, seg.Dst), f.rc.ShardN) != f.rc.ShardI {
+	f.hash = FlowHash(seg.Src, seg.Dst)
+	if f.rc.ShardN > 0 && ShardOf(f.hash, f.rc.ShardN) != f.rc.ShardI {
 		return admitSkip
 	}
 	return admitTrack

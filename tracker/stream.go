@@ -95,6 +95,9 @@ type stream struct {
 	// links[ei] links entry ei, as entry numbers + 1.
 	lists [2]struct{ head, tail int32 } // [0] half-open, [1] the others
 	links []struct{ prev, next int32 }
+
+	// back brings connections handed off (Handoff) back for reuse (a parallel run's merger).
+	back <-chan *Conn
 }
 
 func newStream(cfg StreamConfig) *stream {
@@ -110,6 +113,15 @@ func newStream(cfg StreamConfig) *stream {
 
 // alloc returns a zero Conn, recycled when one is at hand.
 func (st *stream) alloc() *Conn {
+	for len(st.pool) == 0 && st.back != nil {
+		select {
+		case c := <-st.back:
+			st.recycle(c)
+			continue
+		default:
+		}
+		break
+	}
 	if n := len(st.pool); n > 0 {
 		c := st.pool[n-1]
 		st.pool = st.pool[:n-1]

@@ -165,6 +165,8 @@ func TestStreamingMatchesKeepingEverything(t *testing.T) {
 			}{
 				{"default", 1, tracker.StreamConfig{}},
 				{"all-packed", 1, tracker.StreamConfig{MaxLive: -1}},
+				{"2 workers", 2, tracker.StreamConfig{}},
+				{"3 workers, all packed", 3, tracker.StreamConfig{MaxLive: -1}},
 			} {
 				if d := want.diff(streamed(t, path, -1, v.workers, v.sc)); d != "" {
 					t.Errorf("%s: %s", v.name, d)
@@ -178,4 +180,27 @@ func sortLines(s string) string {
 	l := strings.Split(s, "\n")
 	sort.Strings(l)
 	return strings.Join(l, "\n")
+}
+
+// TestIdleTimeout: a connection silent for the idle timeout is finished as it stood then
+// (TimedOut), the same way whatever the number of workers, and one closed at both ends is not
+// flagged (it would have been finished as closed anyway).
+func TestIdleTimeout(t *testing.T) {
+	path := "../../shared/pcaps/zeek/tcp_one-sided-2745.pcap" // two connections, then 5 hours of others
+	if _, err := os.Stat(path); err != nil {
+		t.Skip(err)
+	}
+	var first string
+	for _, workers := range []int{1, 2, 3} {
+		sc := tracker.StreamConfig{IdleTimeout: time.Hour}
+		got := streamed(t, path, -1, workers, sc)
+		if !strings.Contains(got.json, `"timed_out":true`) || !strings.Contains(got.json, "LAST_ACK for 1h0m") {
+			t.Errorf("%d workers: no connection timed out after an hour:\n%s", workers, got.json)
+		}
+		if workers == 1 {
+			first = got.json
+		} else if got.json != first {
+			t.Errorf("%d workers: %s", workers, (outputs{json: first}).diff(outputs{json: got.json}))
+		}
+	}
 }

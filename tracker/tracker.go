@@ -87,20 +87,14 @@ func (t *Tracker) Stats() Stats { return t.stats }
 func (t *Tracker) Conns() []*Conn { return t.conns }
 
 // Add processes one segment.
-func (t *Tracker) Add(seg *capture.Segment) { t.add(seg, 0, seg.Time) }
+func (t *Tracker) Add(seg *capture.Segment) { t.add(seg, FlowHash(seg.Src, seg.Dst), 0, seg.Time) }
 
-// add processes seg. A non-zero ord is the segment's number in the whole capture: a shard of a
-// parallel run (parallel.go) names the connections it starts by it. now is the capture's clock
-// (the latest time of any segment so far, whichever shard it went to).
-func (t *Tracker) add(seg *capture.Segment, ord uint64, now time.Time) {
+// add processes seg, of flow hash h. A non-zero ord is the segment's number in the whole
+// capture: a shard of a parallel run (parallel.go) names the connections it starts by it. now
+// is the capture's clock (the latest time of any segment so far, whichever shard it went to).
+func (t *Tracker) add(seg *capture.Segment, h uint64, ord uint64, now time.Time) {
 	t.stats.Segments++
-	if now.After(t.Now) {
-		t.Now = now
-		if t.st != nil {
-			t.st.clock(t)
-		}
-	}
-	h := FlowHash(seg.Src, seg.Dst)
+	t.advance(now)
 	ei := t.lookup(h, seg.Src, seg.Dst)
 	var c *Conn
 	if ei >= 0 {
@@ -115,14 +109,19 @@ func (t *Tracker) add(seg *capture.Segment, ord uint64, now time.Time) {
 		c.Reuses = old.ID
 		old.ReusedBy = c.ID
 		t.supersede(old, seg)
-		c.addDiag(Diagnosis{ID: DiagPortReused, Side: ClientSide,
-			Detail: fmt.Sprintf("4-tuple reused: connection #%d had it before", old.ID)})
+		c.addDiag(Diagnosis{ID: DiagPortReused, Side: ClientSide, Detail: portReusedDetail(old.ID)})
+		if t.st != nil && t.st.cfg.OnNew != nil {
+			t.st.cfg.OnNew(c)
+		}
 		ei = t.attach(c, h, oldEi)
 	} else if c == nil {
 		if t.st != nil {
 			t.st.makeRoom(t)
 		}
 		c = t.newConn(seg, ord)
+		if t.st != nil && t.st.cfg.OnNew != nil {
+			t.st.cfg.OnNew(c)
+		}
 		ei = t.attach(c, h, -1)
 	}
 	if e := t.ents.at(ei); secs(seg.Time) > e.lastAny {
@@ -141,6 +140,16 @@ func (t *Tracker) add(seg *capture.Segment, ord uint64, now time.Time) {
 	}
 	if t.st != nil {
 		t.st.touched(t, ei, c)
+	}
+}
+
+// advance moves the tracker's clock to now, if that is later.
+func (t *Tracker) advance(now time.Time) {
+	if now.After(t.Now) {
+		t.Now = now
+		if t.st != nil {
+			t.st.clock(t)
+		}
 	}
 }
 
@@ -352,8 +361,6 @@ func (t *Tracker) newConn(seg *capture.Segment, ord uint64) *Conn {
 	t.initConn(c, seg, id)
 	if t.st == nil {
 		t.conns = append(t.conns, c)
-	} else if t.st.cfg.OnNew != nil {
-		t.st.cfg.OnNew(c)
 	}
 	return c
 }
@@ -422,4 +429,19 @@ func likelyServer(src, dst netip.AddrPort) bool {
 		return sp < dp
 	}
 	return false // neither: the first speaker is the client
+}
+
+func portReusedDetail(old uint64) string {
+	return fmt.Sprintf("4-tuple reused: connection #%d had it before", old)
+}
+
+// renumber gives c its final ID, and those of the instances before and after it on its
+// 4-tuple: a parallel run numbers connections once it knows their order (parallel.go).
+func (c *Conn) renumber(id, reuses, reusedBy uint64) {
+	c.ID, c.Reuses, c.ReusedBy = id, reuses, reusedBy
+	for i := range c.Diagnoses {
+		if c.Diagnoses[i].ID == DiagPortReused {
+			c.Diagnoses[i].Detail = portReusedDetail(reuses)
+		}
+	}
 }

@@ -57,7 +57,7 @@ func runLive(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	case o.expect != "" || o.expInit != "":
 		return usageErr("--expect and --expect-init do not apply to live capture; save with -w FILE, then check it with tcpstate -r FILE --expect ...")
 	case o.html != "" || o.maxFlows != 0 || o.shard != "":
-		return usageErr("--html, --max-flows and --shard are not available in this build yet")
+		return usageErr("--html, --max-flows and --shard apply to files: save the capture with -w FILE, then run tcpstate -r FILE with them")
 	case o.write == "-":
 		return usageErr("-w -: standard output carries the report; give a file name to save packets to")
 	case o.count < 0:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -265,6 +266,13 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	if o.output == "events" {
 		cfg.OnEvent = func(e tracker.Event) { report.WriteEvent(out, &e, ropts) }
 	}
+	// A progress bar on stderr, for a human waiting on a terminal.
+	var progress func(capture.Stats)
+	if f, ok := stderr.(*os.File); ok && !o.quiet && isTerminal(f) {
+		bar := report.NewProgress(stderr, inputSize(o.files), time.Now())
+		progress = func(st capture.Stats) { bar.Update(st, time.Now()) }
+		defer bar.Done()
+	}
 	var html *report.HTMLCollector
 	var stream *report.Stream
 	var finished []*tracker.Conn // what --expect, --expect-init and --html look at
@@ -277,7 +285,11 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		tr := tracker.New(cfg)
 		var seg capture.Segment
 		var first, now time.Time
+		var n uint64
 		for src.Next(&seg) {
+			if n++; n%(1<<16) == 0 && progress != nil {
+				progress(src.Stats())
+			}
 			if first.IsZero() {
 				first = seg.Time
 				if atRelative >= 0 {
@@ -308,13 +320,18 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		}
 		ts = tr.Stats()
 	} else {
+		if os.Getenv("GOGC") == "" {
+			// A streaming run keeps a large, mostly pointer-free live heap (packed connections)
+			// that is cheap to mark: collect more often rather than let garbage double it.
+			debug.SetGCPercent(50)
+		}
 		stream = report.NewStream(out, o.output, ropts)
 		keep := expectations != nil || o.expInit != ""
 		rc := tracker.RunConfig{Config: cfg, At: at, AtOffset: time.Duration(atRelative * float64(time.Second)),
 			AtIsOffset: atRelative >= 0, ShardI: shardI, ShardN: shardN,
 			Stream:  tracker.StreamConfig{MaxFlows: o.maxFlows, IdleTimeout: fileIdleTimeout},
-			Workers: runtime.GOMAXPROCS(0),
-			AtEnd:   func(now time.Time) { ropts.Now = now }}
+			Workers: runtime.GOMAXPROCS(0), Progress: progress,
+			AtEnd: func(now time.Time) { ropts.Now = now }}
 		rs := tracker.Run(src, rc, func(c *tracker.Conn) {
 			stream.Conn(c)
 			if failOn != nil {
@@ -392,6 +409,19 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		return &exitError{1, strings.Join(failures, "\n")}
 	}
 	return nil
+}
+
+// inputSize is the total size of the files, as stored (0 when one is standard input).
+func inputSize(files []string) int64 {
+	var n int64
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if f == "-" || err != nil || !fi.Mode().IsRegular() {
+			return 0
+		}
+		n += fi.Size()
+	}
+	return n
 }
 
 // parseShard reads --shard I/N (0 <= I < N); N is 0 without it.

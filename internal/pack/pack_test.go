@@ -1,0 +1,119 @@
+package pack
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// fields is one of everything a Codec writes.
+type fields struct {
+	u    uint64
+	i    int64
+	b    bool
+	s    string
+	d    string
+	by   []byte
+	t    time.Time
+	dur  time.Duration
+	seq  [3]uint32
+	n    int64
+	def  int32
+	ap   netip.AddrPort
+	u8   uint8
+	i16  int16
+	more bool // a block
+	in   uint64
+}
+
+func (f *fields) visit(k *Codec, in *Interner) {
+	k.U64(&f.u)
+	k.I64(&f.i)
+	k.Bool(&f.b)
+	k.String(&f.s)
+	k.Dict(&f.d, in)
+	k.Bytes(&f.by)
+	k.SetBase(time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC))
+	k.Time(&f.t)
+	k.Dur(&f.dur)
+	for i := range f.seq {
+		k.Seq(&f.seq[i])
+	}
+	k.Nanos(&f.n)
+	Default(k, &f.def, 7)
+	k.AddrPort(&f.ap)
+	Uint(k, &f.u8)
+	Int(k, &f.i16)
+	if k.Block(f.more) {
+		f.more = true
+		k.U64(&f.in)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	cases := []fields{
+		{},
+		{u: math.MaxUint64, i: math.MinInt64, b: true, s: "é\x00<", d: "interned", by: []byte{0, 1},
+			t: time.Unix(1<<40, 999999999).UTC(), dur: math.MaxInt64, seq: [3]uint32{0, math.MaxUint32, 1},
+			n: math.MinInt64, def: 7, ap: netip.MustParseAddrPort("[fe80::1%eth0]:65535"), u8: 255, i16: -32768,
+			more: true, in: 1},
+		{i: math.MaxInt64, t: time.Unix(-1<<40, 1).UTC(), dur: math.MinInt64, n: math.MaxInt64, def: math.MinInt32,
+			ap: netip.MustParseAddrPort("192.0.2.1:0"), seq: [3]uint32{5, 5, 4}},
+		{t: time.Date(2020, 1, 2, 3, 4, 5, 6000, time.UTC), dur: 5 * time.Second, n: 1, by: []byte{}},
+		{t: time.Date(2052, 1, 2, 3, 4, 5, 0, time.UTC), dur: 1500 * time.Microsecond, n: -1},
+	}
+	var in Interner
+	for i, want := range cases {
+		var k Codec
+		k.Reset(true, nil)
+		want.visit(&k, &in)
+		blob := string(k.Buf)
+		var got fields
+		k.ResetString(blob)
+		got.visit(&k, &in)
+		if k.Pos() != len(blob) {
+			t.Errorf("case %d: decoding read %d of %d bytes", i, k.Pos(), len(blob))
+		}
+		if len(want.by) == 0 {
+			want.by = nil
+		}
+		if !reflect.DeepEqual(want, got) {
+			t.Errorf("case %d:\n  want %+v\n  got  %+v", i, want, got)
+		}
+	}
+}
+
+// TestInterner: strings beyond what the interner numbers are written out, and still decode.
+func TestInterner(t *testing.T) {
+	var in Interner
+	var k Codec
+	k.Reset(true, nil)
+	strs := make([]string, maxInterned+10)
+	for i := range strs {
+		strs[i] = fmt.Sprint("s", i%(maxInterned+5))
+		k.Dict(&strs[i], &in)
+	}
+	blob := string(k.Buf)
+	k.ResetString(blob)
+	for i, want := range strs {
+		var got string
+		k.Dict(&got, &in)
+		if got != want {
+			t.Fatalf("string %d: %q, want %q", i, got, want)
+		}
+	}
+}
+
+// TestCompact: zero fields cost a bit each (a mask byte per eight of them).
+func TestCompact(t *testing.T) {
+	var k Codec
+	k.Reset(true, nil)
+	f := fields{def: 7}
+	f.visit(&k, &Interner{})
+	if len(k.Buf) > 4 {
+		t.Errorf("an all-zero value takes %d bytes", len(k.Buf))
+	}
+}
