@@ -356,6 +356,12 @@ func writeDetails(b *strings.Builder, c *tracker.Conn, o *Options) {
 	for _, d := range c.Diagnoses {
 		fmt.Fprintf(b, "    %s (%s): %s\n", d.ID, d.Side, d.Detail)
 	}
+	switch {
+	case c.Evicted:
+		fmt.Fprintf(b, "    evicted from the full table (--max-flows) before it finished: states as of %s\n", ts(c.AsOf))
+	case c.TimedOut:
+		fmt.Fprintf(b, "    timed out (silent too long) before the end: states as of %s\n", ts(c.AsOf))
+	}
 	fmt.Fprintf(b, "    zeek %s %s\n", c.Zeek.ConnState(), c.Zeek.History)
 }
 

@@ -81,6 +81,9 @@ type Conn struct {
 type connRuntime struct {
 	ent        int32
 	prev, next *Conn
+	// touched is when (in packets of the stream) it last had one; linked, when it was put at
+	// the head of the live list: touched later means it moved up since (a lazy LRU).
+	touched, linked uint64
 	// first is the connection's first segment, while streaming.
 	first capture.Segment
 }

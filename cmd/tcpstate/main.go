@@ -346,7 +346,7 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	st := src.Stats()
 	if stream != nil {
 		if tw := stream.Table(); tw != nil && o.maxFlows > 0 {
-			tw.Footers = append(tw.Footers, fmt.Sprintf("Table cap (--max-flows %d): at most %d connections tracked at once, %d evicted", o.maxFlows, ts.Peak, ts.Evicted))
+			tw.Footers = append(tw.Footers, fmt.Sprintf("Table cap (--max-flows %d): at most %d connections tracked at once", o.maxFlows, ts.Peak))
 		}
 		err = stream.Close()
 	} else {
