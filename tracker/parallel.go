@@ -65,7 +65,7 @@ type result struct {
 }
 
 func runParallel(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
-	k := rc.Workers
+	k := min(rc.Workers, 64) // (a shard number takes 8 bits in the numbering)
 	if rc.Stream.MaxFlows > 0 {
 		// The cap is the whole table's: one tracker, so that what it evicts does not depend
 		// on how many shards there are. Reading still runs beside it.
@@ -305,11 +305,11 @@ func (m *merger) number() {
 				return // shard s may still start a connection before this one
 			}
 		}
-		refs := int32(1) // the connection itself
+		refs := 1 // the connection itself
 		if cr.reuses != 0 {
 			refs++ // its predecessor's ReusedBy
 			if p := m.nums.byOrd(cr.reuses); p != nil {
-				p.refs++ // its own Reuses
+				p.addRef(1) // its own Reuses
 			}
 		}
 		m.nums.add(cr.ord, best, refs)
@@ -350,12 +350,12 @@ func (m *merger) try(ord uint64, w waiting) bool {
 	prev := m.nums.byOrd(c.Reuses)
 	var reuses, reusedBy uint64
 	if prev != nil {
-		reuses = prev.id
+		reuses = prev.id()
 	}
 	if next != nil {
-		reusedBy = next.id
+		reusedBy = next.id()
 	}
-	id := self.id
+	id := self.id()
 	for _, n := range [3]*numbered{self, prev, next} {
 		if n != nil {
 			m.nums.release(n)
@@ -373,47 +373,56 @@ func (m *merger) try(ord uint64, w waiting) bool {
 // owner is the shard holding connection id (-1: none known).
 func (m *merger) owner(id uint64) int {
 	if n := m.nums.byID(id); n != nil {
-		return int(n.shard)
+		return n.shard()
 	}
 	return -1
 }
 
-// numbering holds the IDs given and still needed, in ordinal order (which is also ID order).
+// numbering holds the IDs given and still needed, in ordinal order (which is also ID order):
+// 16 bytes each, for every connection a parallel run tracks.
 type numbering struct {
 	list []numbered
 	dead int
 	next uint64
 }
 
+// numbered is an ordinal and its ID, with who still needs the ID (the connection and its
+// neighbours on the 4-tuple: up to 3) and the shard that holds it, in the ID's top 16 bits.
 type numbered struct {
-	ord, id uint64
-	refs    int32 // who still needs the ID: the connection and its neighbours on the 4-tuple
-	shard   int32
+	ord  uint64
+	meta uint64 // refs << 56 | shard << 48 | id
 }
 
-func (n *numbering) add(ord uint64, shard int, refs int32) {
+const idBits = 48
+
+func (e *numbered) id() uint64   { return e.meta & (1<<idBits - 1) }
+func (e *numbered) refs() int    { return int(e.meta >> 56) }
+func (e *numbered) shard() int   { return int(e.meta >> idBits & 0xff) }
+func (e *numbered) addRef(d int) { e.meta = uint64(e.refs()+d)<<56 | e.meta&(1<<56-1) }
+
+func (n *numbering) add(ord uint64, shard int, refs int) {
 	n.next++
-	n.list = append(n.list, numbered{ord: ord, id: n.next, refs: refs, shard: int32(shard)})
+	n.list = append(n.list, numbered{ord: ord, meta: uint64(refs)<<56 | uint64(shard)<<idBits | n.next})
 }
 
 func (n *numbering) byOrd(ord uint64) *numbered {
 	i := sort.Search(len(n.list), func(i int) bool { return n.list[i].ord >= ord })
-	if i < len(n.list) && n.list[i].ord == ord && n.list[i].refs > 0 {
+	if i < len(n.list) && n.list[i].ord == ord && n.list[i].refs() > 0 {
 		return &n.list[i]
 	}
 	return nil
 }
 
 func (n *numbering) byID(id uint64) *numbered {
-	i := sort.Search(len(n.list), func(i int) bool { return n.list[i].id >= id })
-	if i < len(n.list) && n.list[i].id == id && n.list[i].refs > 0 {
+	i := sort.Search(len(n.list), func(i int) bool { return n.list[i].id() >= id })
+	if i < len(n.list) && n.list[i].id() == id && n.list[i].refs() > 0 {
 		return &n.list[i]
 	}
 	return nil
 }
 
 func (n *numbering) release(e *numbered) {
-	if e.refs--; e.refs == 0 {
+	if e.addRef(-1); e.refs() == 0 {
 		n.dead++
 	}
 }
@@ -425,7 +434,7 @@ func (n *numbering) compact() {
 	}
 	kept := n.list[:0]
 	for _, e := range n.list {
-		if e.refs > 0 {
+		if e.refs() > 0 {
 			kept = append(kept, e)
 		}
 	}

@@ -24,8 +24,8 @@ import (
 //   - evicted: the table is full (StreamConfig.MaxFlows) and it is the stalest (Evicted).
 //   - the end of the input: every connection left, as of Finish's instant.
 //
-// Closed and idle are decided on one-second boundaries of the capture's clock, the same way
-// whenever they are checked: lazily, when the next packet of the 4-tuple arrives, by a sweep
+// Closed and idle are decided on whole seconds of the capture's clock (Quiet and IdleTimeout
+// are rounded up to seconds), the same way whenever they are checked: lazily, when the next packet of the 4-tuple arrives, by a sweep
 // that frees memory, or at the end. A closed connection reports the same states and diagnoses
 // whenever it is evaluated, so what it says does not depend on when it was found finished.
 //
@@ -64,9 +64,6 @@ const (
 	DefaultMaxLive = 4096
 	DefaultQuiet   = 5 * time.Minute
 )
-
-// Closed and idle are decided on whole seconds of the capture clock (Quiet and IdleTimeout are
-// rounded up to seconds).
 
 // far is how far ahead "closed for good" is checked.
 const far = 100 * 365 * 24 * time.Hour

@@ -323,7 +323,7 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		if os.Getenv("GOGC") == "" {
 			// A streaming run keeps a large, mostly pointer-free live heap (packed connections)
 			// that is cheap to mark: collect more often rather than let garbage double it.
-			debug.SetGCPercent(50)
+			debug.SetGCPercent(40)
 		}
 		stream = report.NewStream(out, o.output, ropts)
 		keep := expectations != nil || o.expInit != ""
