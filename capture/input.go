@@ -19,7 +19,8 @@ import (
 // gigabytes before finding out the data is not there.
 const maxRecordLen = 262144
 
-// readBufferSize is the buffer between the file and pcapgo's readers.
+// readBufferSize is the buffer between the file and the readers (pcapgo's for pcapng), and
+// so the size of each read from the file.
 const readBufferSize = 256 << 10
 
 // countingReader counts the bytes read through it. For pcapng it also shows them to the block
@@ -54,25 +55,33 @@ type input struct {
 
 	raw  *countingReader // the file as stored
 	cr   *countingReader // the capture stream (raw, or what gzip inflates from it)
-	br   *bufio.Reader   // the buffer pcapgo reads through: cr's count minus what it holds is exact
+	br   *bufio.Reader   // the buffer the readers read through: cr's count minus what it holds is exact
 	gzip bool
 
-	pcap    *pcapgo.Reader   // one of pcap
+	pcap    *pcapReader      // one of pcap
 	ng      *pcapgo.NgReader // and ng is set
 	link    uint16           // pcap: the file's link type
 	snaplen uint32           // pcap: the file header's snapshot length
 
 	tsBinary []tsUnit // pcapng: per interface of the current section, as far as seen
 
-	records uint64 // records read so far
-	recOff  int64  // stream offset of the record last read, or of the one that failed
+	records uint64    // records read so far
+	wireLen int       // the wire length of the record read last
+	ts      time.Time // pcapng: the time of the record read last
+	recOff  int64     // stream offset of the record last read, or of the one that failed
 
 	head Segment // the next segment this input will deliver, when pending
 	done bool
 }
 
-// consumed is the stream offset up to which pcapgo has read.
-func (in *input) consumed() int64 { return in.cr.n - int64(in.br.Buffered()) }
+// consumed is the stream offset up to which the reader has read: past the last record it
+// returned, or as far as it got into a damaged one.
+func (in *input) consumed() int64 {
+	if in.pcap != nil {
+		return in.pcap.offset()
+	}
+	return in.cr.n - int64(in.br.Buffered())
+}
 
 // progress is how far into the file as stored reading has got.
 func (in *input) progress() int64 {
@@ -82,25 +91,28 @@ func (in *input) progress() int64 {
 	return in.consumed()
 }
 
-// read returns the next record: its bytes (valid until the next call), capture info and link
-// type. At the clean end of the file it returns io.EOF; on damage, a descriptive error, with
-// in.recOff set to where the bad record or block starts.
-func (in *input) read() ([]byte, gopacket.CaptureInfo, uint16, error) {
-	start := in.consumed()
+// read returns the next record: its bytes (valid until the next call) and link type; its
+// wire length is left in in.wireLen, and in.timestamp() is its time. At the clean end of the
+// file it returns io.EOF; on damage, a descriptive error, with in.recOff set to where the bad
+// record or block starts.
+func (in *input) read() ([]byte, uint16, error) {
 	if in.pcap != nil {
+		start := in.pcap.offset()
 		in.recOff = start
-		data, ci, err := in.pcap.ZeroCopyReadPacketData()
+		data, err := in.pcap.next()
 		if err != nil {
-			return nil, ci, 0, in.pcapError(err, ci, start)
+			return nil, 0, in.pcapError(err, int(in.pcap.capLen), int(in.pcap.wireLen), start)
 		}
-		return data, ci, in.link, nil
+		in.wireLen = int(in.pcap.wireLen)
+		return data, in.link, nil
 	}
+	start := in.consumed()
 	data, ci, err := in.ng.ZeroCopyReadPacketData()
 	if err != nil {
 		if err == io.EOF && in.cr.err == nil {
-			return nil, ci, 0, io.EOF
+			return nil, 0, io.EOF
 		}
-		return nil, ci, 0, in.ngError(err, start)
+		return nil, 0, in.ngError(err, start)
 	}
 	in.recOff = start
 	m, ok, newSection := in.cr.blocks.packetAt()
@@ -119,7 +131,17 @@ func (in *input) read() ([]byte, gopacket.CaptureInfo, uint16, error) {
 			link = uint16(lt)
 		}
 	}
-	return data, ci, link, nil
+	in.wireLen = ci.Length
+	in.ts = ci.Timestamp
+	return data, link, nil
+}
+
+// timestamp is the time of the record read last.
+func (in *input) timestamp() time.Time {
+	if in.pcap != nil {
+		return in.pcap.timestamp()
+	}
+	return in.ts
 }
 
 // fixBinaryTime recomputes the timestamp of a packet from an interface whose if_tsresol is a
@@ -154,9 +176,10 @@ type tsUnit struct {
 	offset uint64
 }
 
-// pcapError explains why a pcap record could not be read. pcapgo reads a record as a 16-byte
-// header and then the captured bytes; how far it got tells what went wrong.
-func (in *input) pcapError(err error, ci gopacket.CaptureInfo, start int64) error {
+// pcapError explains why a pcap record could not be read. pcapReader reads a record as a
+// 16-byte header and then the captured bytes; how far it got tells what went wrong.
+// capLen and wireLen are the record header's lengths, 0 when the header could not be read.
+func (in *input) pcapError(err error, capLen, wireLen int, start int64) error {
 	got := in.consumed() - start
 	if in.cr.err != nil && in.gzip {
 		return fmt.Errorf("the gzip compressed data is damaged or cut short (%v); decompress what is readable with: zcat %s > out.pcap", in.cr.err, in.name)
@@ -169,12 +192,12 @@ func (in *input) pcapError(err error, ci gopacket.CaptureInfo, start int64) erro
 		return io.EOF
 	case got < 16:
 		return fmt.Errorf("the file ends %d bytes into a 16-byte record header (truncated dump file: the capture was cut short, e.g. tcpdump killed or a copy interrupted): %w", got, io.ErrUnexpectedEOF)
-	case ci.CaptureLength > maxRecordLen || ci.CaptureLength < 0:
-		return fmt.Errorf("the record header claims a %d-byte packet, bigger than the maximum of %d: the file is corrupt from here on", uint32(ci.CaptureLength), maxRecordLen)
-	case ci.CaptureLength > ci.Length:
-		return fmt.Errorf("the record header claims %d captured bytes of a %d-byte packet (more than it had): the file is corrupt from here on", ci.CaptureLength, ci.Length)
-	case got < 16+int64(ci.CaptureLength):
-		return fmt.Errorf("the file ends %d bytes into a packet of %d captured bytes (truncated dump file: the capture was cut short): %w", got-16, ci.CaptureLength, io.ErrUnexpectedEOF)
+	case capLen > maxRecordLen || capLen < 0:
+		return fmt.Errorf("the record header claims a %d-byte packet, bigger than the maximum of %d: the file is corrupt from here on", uint32(capLen), maxRecordLen)
+	case capLen > wireLen:
+		return fmt.Errorf("the record header claims %d captured bytes of a %d-byte packet (more than it had): the file is corrupt from here on", capLen, wireLen)
+	case got < 16+int64(capLen):
+		return fmt.Errorf("the file ends %d bytes into a packet of %d captured bytes (truncated dump file: the capture was cut short): %w", got-16, capLen, io.ErrUnexpectedEOF)
 	}
 	return err
 }

@@ -59,7 +59,7 @@ func (s *source) advance(in *input) bool {
 		return false
 	}
 	for {
-		data, ci, link, err := in.read()
+		data, link, err := in.read()
 		if err != nil {
 			if err != io.EOF {
 				s.errs = append(s.errs, &ReadError{File: in.name, Packet: in.records + 1, Offset: in.recOff, Err: err})
@@ -73,15 +73,15 @@ func (s *source) advance(in *input) bool {
 			if link == linkNull || link == linkLoop {
 				normalizeLoopback(link, data)
 			}
-			if !s.filter.match(link, data, ci.Length) {
+			if !s.filter.match(link, data, in.wireLen) {
 				s.stats.Filtered++
 				continue
 			}
 		}
-		switch s.dec.decode(link, data, ci.Length, &in.head) {
+		switch s.dec.decode(link, data, in.wireLen, &in.head) {
 		case isTCP:
 			h := &in.head
-			h.Time = ci.Timestamp
+			h.Time = in.timestamp()
 			h.File = uint16(in.index)
 			h.Packet = in.records
 			h.Offset = in.recOff

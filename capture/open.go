@@ -149,16 +149,16 @@ func openInput(index int, path string, stdin io.Reader) (*input, error) {
 	case magicPcapMicroLE, magicPcapMicroBE, magicPcapNanoLE, magicPcapNanoBE:
 		in.cr.blocks = nil
 		in.raw.blocks = nil
-		pr, err := pcapgo.NewReader(in.br)
+		pr, err := newPcapReader(in.br)
 		if err != nil {
 			return fail(pcapOpenError(in, err))
 		}
+		// From here on consumed() is pr's: it is 24, as in.br has given pr the header.
 		in.pcap = pr
-		in.link = uint16(pr.LinkType())
-		in.snaplen = pr.Snaplen()
-		// pcapgo accepts records up to the larger of the file's snaplen and 256 KiB; the
-		// snaplen is read from the file, so bound it by what libpcap accepts.
-		pr.SetSnaplen(min(in.snaplen, maxRecordLen))
+		// The link type is the low 16 bits of the header's field, as pcapgo took it
+		// (layers.LinkType is 16 bits): the FCS length in the top bits is dropped.
+		in.link = uint16(pr.linkType)
+		in.snaplen = pr.snaplen
 		if !linkSupported(in.link) {
 			return fail(fmt.Errorf("%s: link type %d (%s) is not supported; tcpstate reads Ethernet, Linux cooked (SLL, SLL2), raw IP and BSD loopback captures: capture on an Ethernet or \"any\" interface (tcpdump -i any)", displayName(path), in.link, linkName(in.link)))
 		}

@@ -422,9 +422,12 @@ func TestCloseStopsReading(t *testing.T) {
 }
 
 // A reader that fails mid-stream (an I/O error, not EOF) stops the input with a ReadError.
+// failingReader returns its data, then fails: after it, or with its last piece when withData
+// (as gzip does).
 type failingReader struct {
-	data []byte
-	err  error
+	data     []byte
+	err      error
+	withData bool
 }
 
 func (f *failingReader) Read(p []byte) (int, error) {
@@ -433,6 +436,9 @@ func (f *failingReader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, f.data)
 	f.data = f.data[n:]
+	if f.withData && len(f.data) == 0 {
+		return n, f.err
+	}
 	return n, nil
 }
 

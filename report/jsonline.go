@@ -69,6 +69,10 @@ func (j *JSONLine) Append(b []byte, c *tracker.Conn) []byte {
 	b = appendJSONString(b, c.Zeek.ConnState())
 	b = append(b, `,"history":`...)
 	b = appendJSONString(b, c.Zeek.History)
+	if c.Zeek.RowsDropped > 0 {
+		b = append(b, `,"rows_dropped":`...)
+		b = strconv.AppendUint(b, c.Zeek.RowsDropped, 10)
+	}
 	b = append(b, '}')
 	if c.Midstream {
 		b = append(b, `,"midstream":true`...)

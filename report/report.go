@@ -80,6 +80,8 @@ type JSONConn struct {
 type JSONZeek struct {
 	ConnState string `json:"conn_state"`
 	History   string `json:"history"`
+	// RowsDropped: conn.log rows left out beyond tracker.MaxZeekRows (hostile traffic).
+	RowsDropped uint64 `json:"rows_dropped,omitempty"`
 }
 
 // JSONTunnel names the encapsulation a connection was carried in.
@@ -104,7 +106,7 @@ func ConnJSON(c *tracker.Conn, o *Options) JSONConn {
 	now := asOf(c, o)
 	j := JSONConn{ID: c.ID, Client: endpointJSON(&c.Client, now), Server: endpointJSON(&c.Server, now),
 		FirstSeen: ts(c.FirstSeen), LastSeen: ts(c.LastSeen), Packets: c.Packets, Bytes: c.Bytes,
-		Diagnoses: []string{}, Zeek: JSONZeek{ConnState: c.Zeek.ConnState(), History: c.Zeek.History},
+		Diagnoses: []string{}, Zeek: JSONZeek{ConnState: c.Zeek.ConnState(), History: c.Zeek.History, RowsDropped: c.Zeek.RowsDropped},
 		Midstream: c.Midstream, Reuses: c.Reuses, ReusedBy: c.ReusedBy, Profile: o.Profile.Name,
 		Evicted: c.Evicted, TimedOut: c.TimedOut}
 	for _, d := range c.Diagnoses {
@@ -207,6 +209,8 @@ type Summary struct {
 	// Evicted and TimedOut count connections a streaming run finished early (--max-flows,
 	// the idle timeout).
 	Evicted, TimedOut int
+	// ZeekRowsDropped counts conn.log rows left out beyond tracker.MaxZeekRows per connection.
+	ZeekRowsDropped uint64
 }
 
 // Summarize counts states and diagnoses.
@@ -242,6 +246,7 @@ func (s *Summary) Add(c *tracker.Conn) {
 	if c.TimedOut {
 		s.TimedOut++
 	}
+	s.ZeekRowsDropped += c.Zeek.RowsDropped
 }
 
 // WriteTable writes the ss-like table, problems first, then a summary like `ss -s`.
@@ -392,6 +397,10 @@ func writeSummary(b *strings.Builder, s *Summary, o *Options) {
 	}
 	if s.TimedOut > 0 {
 		fmt.Fprintf(b, "Timed out: %d connection(s) silent for the idle timeout, reported as they stood then\n", s.TimedOut)
+	}
+	if s.ZeekRowsDropped > 0 {
+		fmt.Fprintf(b, "Zeek rows: %d conn.log row(s) left out, on 4-tuples that made more than %d each (hostile or looping traffic); -o zeek keeps each one's first and latest rows\n",
+			s.ZeekRowsDropped, tracker.MaxZeekRows)
 	}
 }
 

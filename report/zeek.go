@@ -35,7 +35,7 @@ func zeekRows(c *tracker.Conn) [][]any {
 		}
 		uid := fmt.Sprintf("C%d", c.ID)
 		if i > 0 {
-			uid = fmt.Sprintf("C%d-%d", c.ID, i+1)
+			uid = fmt.Sprintf("C%d-%d", c.ID, z.N)
 		}
 		var dur, ob, rb any
 		if d := z.Duration(); d > 0 {

@@ -12,12 +12,16 @@ import (
 // A dormant connection is one packed into a string with internal/pack: every field of the Conn,
 // its endpoints' evidence, both reassembly directions and its Zeek rows, so that a packet that
 // wakes it up finds it exactly as it was. A live Conn takes a few kilobytes; packed, a SYN that
-// was never answered takes about a hundred bytes and a finished HTTPS exchange two hundred. A
+// was never answered takes about a hundred bytes and a finished HTTPS exchange 250. A
 // streaming run (StreamConfig) keeps only the most recently active connections live and packs
 // the rest, which is what bounds its memory by the connections it tracks, not their size.
 //
 // Every field must be visited here: TestPackRoundTrip fills each field of a Conn with a value
-// and fails if one does not come back, so a new field cannot be forgotten silently.
+// and fails if one does not come back, so a new field cannot be forgotten silently. Fields
+// that are usually zero sit in blocks behind one bit (pack.Codec.Block), whose condition names
+// each of them and which, when left out, zeroes each of them: a field missing from a condition
+// fails TestPackRoundTrip (it sets each field alone), one missing from the zeroing fails
+// TestPackOverwrites (it unpacks over a Conn with every field set).
 
 // codecState is what packing needs besides the codec: the strings it has interned and the
 // time its blobs count from (each tracker has its own; a blob is only ever unpacked by the
@@ -55,8 +59,8 @@ func (cs *codecState) start(enc bool, blob string) {
 }
 
 func (cs *codecState) done() string {
-	cs.scratch = cs.k.Buf
-	return string(cs.k.Buf)
+	cs.scratch = cs.k.Encoded()
+	return string(cs.scratch)
 }
 
 // packConn encodes all of c.
@@ -201,6 +205,37 @@ func (c *Conn) pack(k *pack.Codec, in *pack.Interner) {
 		k.U64(&c.DirPackets[i])
 		k.U64(&c.DirIPBytes[i])
 	}
+	c.Dir[0].Pack(k)
+	c.Dir[1].Pack(k)
+	c.Zeek.pack(k, in)
+	k.Dict(&c.EndedBy, in)
+	for i := range 2 {
+		k.Dur(&c.rtt[i])
+		k.Time(&c.synTime[i])
+	}
+	k.Time(&c.lastData)
+	k.Bool(&c.done)
+	k.Time(&c.AsOf)
+	c.packRare(k, in)
+}
+
+// packRare visits the fields of a connection that are usually zero, behind one bit.
+func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
+	if !k.Block(k.Enc && (c.Duplicates != 0 || c.Midstream || c.RoleInferred || c.Reuses != 0 ||
+		c.ReusedBy != 0 || len(c.Diagnoses) != 0 || c.Tunnel != 0 || c.TunnelSrc != "" ||
+		c.TunnelDst != "" || c.finInferred != [2]bool{} || !c.zwSince[0].IsZero() ||
+		!c.zwSince[1].IsZero() || c.zwLong != [2]time.Duration{} || len(c.rstNotes) != 0 ||
+		c.Evicted || c.TimedOut)) {
+		if !k.Enc {
+			c.Duplicates, c.Midstream, c.RoleInferred, c.Reuses, c.ReusedBy = 0, false, false, 0, 0
+			c.Diagnoses = growTo(c.Diagnoses, 0)
+			c.Tunnel, c.TunnelSrc, c.TunnelDst = 0, "", ""
+			c.finInferred, c.zwSince, c.zwLong = [2]bool{}, [2]time.Time{}, [2]time.Duration{}
+			c.rstNotes = growTo(c.rstNotes, 0)
+			c.Evicted, c.TimedOut = false, false
+		}
+		return
+	}
 	k.U64(&c.Duplicates)
 	k.Bool(&c.Midstream)
 	k.Bool(&c.RoleInferred)
@@ -216,17 +251,11 @@ func (c *Conn) pack(k *pack.Codec, in *pack.Interner) {
 		pack.Uint(k, &d.Side)
 		k.Dict(&d.Detail, in)
 	}
-	c.Dir[0].Pack(k)
-	c.Dir[1].Pack(k)
-	c.Zeek.pack(k, in)
 	pack.Uint(k, &c.Tunnel)
 	k.Dict(&c.TunnelSrc, in)
 	k.Dict(&c.TunnelDst, in)
-	k.Dict(&c.EndedBy, in)
 	for i := range 2 {
-		k.Dur(&c.rtt[i])
 		k.Bool(&c.finInferred[i])
-		k.Time(&c.synTime[i])
 		k.Time(&c.zwSince[i])
 		k.Dur(&c.zwLong[i])
 	}
@@ -245,11 +274,8 @@ func (c *Conn) pack(k *pack.Codec, in *pack.Interner) {
 		k.Seq((*uint32)(&r.rcvNxt))
 		k.U64(&r.challenge)
 	}
-	k.Time(&c.lastData)
-	k.Bool(&c.done)
 	k.Bool(&c.Evicted)
 	k.Bool(&c.TimedOut)
-	k.Time(&c.AsOf)
 }
 
 // growTo returns s with length n, reusing its array when it is big enough; decoding a slice
@@ -275,45 +301,65 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 	k.Time(&ep.Deadline)
 	e := &ep.ev
 	pack.Int(k, &e.retries)
-	if !k.Block(*e != evidence{retries: e.retries}) {
-		if !k.Enc {
-			*e = evidence{retries: e.retries}
-		}
-		return
+	// The evidence in three blocks, each usually all set or all zero: the handshake, the
+	// close, and trouble.
+	var zero time.Time
+	if k.Block(k.Enc && (e.sentSYN || e.sentSYNACK || e.gotSYN || e.synAcked ||
+		!e.firstSYN.IsZero() || !e.lastSYN.IsZero() || e.nSYN != 0 || !e.tSynAckLast.IsZero() ||
+		!e.tSynAcked.IsZero())) {
+		k.Bool(&e.sentSYN)
+		k.Bool(&e.sentSYNACK)
+		k.Bool(&e.gotSYN)
+		k.Bool(&e.synAcked)
+		k.Time(&e.firstSYN)
+		k.Time(&e.lastSYN)
+		pack.Int(k, &e.nSYN)
+		k.Time(&e.tSynAckLast)
+		k.Time(&e.tSynAcked)
+	} else if !k.Enc {
+		e.sentSYN, e.sentSYNACK, e.gotSYN, e.synAcked = false, false, false, false
+		e.firstSYN, e.lastSYN, e.nSYN, e.tSynAckLast, e.tSynAcked = zero, zero, 0, zero, zero
 	}
-	k.Bool(&e.sentSYN)
-	k.Bool(&e.sentSYNACK)
-	k.Bool(&e.sentFIN)
-	k.Bool(&e.finPassive)
-	k.Bool(&e.sentRST)
-	k.Bool(&e.gotSYN)
-	k.Bool(&e.synAcked)
-	k.Bool(&e.finAcked)
-	k.Bool(&e.gotFIN)
-	k.Bool(&e.gotRST)
-	pack.Int(k, &e.synAckLost)
-	pack.Int(k, &e.finAckLost)
-	k.Time(&e.synAckPending)
-	k.Time(&e.finAckPending)
-	k.Time(&e.tSynAckLast)
-	k.Time(&e.tFinAckLast)
-	k.Bool(&e.midstream)
-	k.Bool(&e.replaced)
-	k.Time(&e.firstSYN)
-	k.Time(&e.lastSYN)
-	pack.Int(k, &e.nSYN)
-	k.Time(&e.tSynAcked)
-	k.Time(&e.tFinAcked)
-	k.Time(&e.tGotFIN)
-	k.Time(&e.tSentFIN)
-	k.Time(&e.lastFIN)
-	k.Dur(&e.prevFINGap)
-	k.Time(&e.tReset)
-	k.Dur(&e.prevSYNGap)
+	if k.Block(k.Enc && (e.sentFIN || e.finPassive || e.gotFIN || e.finAcked ||
+		!e.tFinAckLast.IsZero() || !e.tFinAcked.IsZero() || !e.tGotFIN.IsZero() ||
+		!e.tSentFIN.IsZero() || !e.lastFIN.IsZero())) {
+		k.Bool(&e.sentFIN)
+		k.Bool(&e.finPassive)
+		k.Bool(&e.gotFIN)
+		k.Bool(&e.finAcked)
+		k.Time(&e.tFinAckLast)
+		k.Time(&e.tFinAcked)
+		k.Time(&e.tGotFIN)
+		k.Time(&e.tSentFIN)
+		k.Time(&e.lastFIN)
+	} else if !k.Enc {
+		e.sentFIN, e.finPassive, e.gotFIN, e.finAcked = false, false, false, false
+		e.tFinAckLast, e.tFinAcked, e.tGotFIN, e.tSentFIN, e.lastFIN = zero, zero, zero, zero, zero
+	}
+	if k.Block(k.Enc && (e.sentRST || e.gotRST || e.synAckLost != 0 || e.finAckLost != 0 ||
+		!e.synAckPending.IsZero() || !e.finAckPending.IsZero() || e.midstream || e.replaced ||
+		e.prevFINGap != 0 || !e.tReset.IsZero() || e.prevSYNGap != 0)) {
+		k.Bool(&e.sentRST)
+		k.Bool(&e.gotRST)
+		pack.Int(k, &e.synAckLost)
+		pack.Int(k, &e.finAckLost)
+		k.Time(&e.synAckPending)
+		k.Time(&e.finAckPending)
+		k.Bool(&e.midstream)
+		k.Bool(&e.replaced)
+		k.Dur(&e.prevFINGap)
+		k.Time(&e.tReset)
+		k.Dur(&e.prevSYNGap)
+	} else if !k.Enc {
+		e.sentRST, e.gotRST, e.synAckLost, e.finAckLost = false, false, 0, 0
+		e.synAckPending, e.finAckPending, e.midstream, e.replaced = zero, zero, false, false
+		e.prevFINGap, e.tReset, e.prevSYNGap = 0, zero, 0
+	}
 }
 
 func (z *ZeekView) pack(k *pack.Codec, in *pack.Interner) {
 	k.Dict(&z.History, in)
+	k.U64(&z.RowsDropped)
 	n := k.Len(len(z.rows))
 	if !k.Enc {
 		z.rows = growTo(z.rows, n)
@@ -338,23 +384,30 @@ func (r *zrow) pack(k *pack.Codec) {
 	k.Bytes(&r.history)
 	k.Nanos((*int64)(&r.start))
 	k.Nanos((*int64)(&r.lastTime))
-	k.U64(&r.missed)
 	pack.Uint(k, &r.firstPacketSeen)
-	k.Bool(&r.isPartial)
 	k.Bool(&r.active)
-	k.Bool(&r.closeDeferred)
-	k.Bool(&r.deferredGen)
 	k.Dur(&r.inactivity)
-	k.Nanos((*int64)(&r.attemptAt))
-	n := k.Len(len(r.expireAt))
-	if !k.Enc {
-		r.expireAt = growTo(r.expireAt, n)
-	}
-	for i := range n {
-		k.Nanos((*int64)(&r.expireAt[i]))
-	}
 	k.Nanos((*int64)(&r.deleteAt))
-	k.Bool(&r.established)
+	// Usually zero.
+	if k.Block(k.Enc && (r.missed != 0 || r.isPartial || r.closeDeferred || r.deferredGen ||
+		r.attemptAt != 0 || len(r.expireAt) != 0 || r.established)) {
+		k.U64(&r.missed)
+		k.Bool(&r.isPartial)
+		k.Bool(&r.closeDeferred)
+		k.Bool(&r.deferredGen)
+		k.Nanos((*int64)(&r.attemptAt))
+		n := k.Len(len(r.expireAt))
+		if !k.Enc {
+			r.expireAt = growTo(r.expireAt, n)
+		}
+		for i := range n {
+			k.Nanos((*int64)(&r.expireAt[i]))
+		}
+		k.Bool(&r.established)
+	} else if !k.Enc {
+		r.missed, r.isPartial, r.closeDeferred, r.deferredGen = 0, false, false, false
+		r.attemptAt, r.expireAt, r.established = 0, growTo(r.expireAt, 0), false
+	}
 }
 
 // pristine reports whether e is as newZrow leaves it: every field is listed, so that a field
@@ -368,7 +421,7 @@ func (e *zendpoint) pristine() bool {
 }
 
 func (e *zendpoint) pack(k *pack.Codec) {
-	if !k.Block(!e.pristine()) {
+	if !k.Block(k.Enc && !e.pristine()) {
 		if !k.Enc {
 			*e = zendpoint{re: zreasm{lastReassem: 1, trim: 1}}
 		}
@@ -379,40 +432,45 @@ func (e *zendpoint) pack(k *pack.Codec) {
 	// startSeq holds a sequence number (in an int64): its low 32 bits are one, the rest zero.
 	lo, hi := uint32(e.startSeq), e.startSeq>>32
 	k.Seq(&lo)
-	k.I64(&hi)
-	if !k.Enc {
-		e.startSeq = hi<<32 | int64(lo)
-	}
 	k.Seq(&e.lastSeq)
 	k.Seq(&e.ackSeq)
-	pack.Uint(k, &e.seqWraps)
-	pack.Uint(k, &e.ackWraps)
 	k.U64(&e.lastSYN)
 	k.U64(&e.lastFIN)
-	k.U64(&e.lastRST)
 	pack.Int(k, &e.finCnt)
-	pack.Int(k, &e.rstCnt)
 	k.U64(&e.finSeq)
 	k.Bool(&e.didClose)
-	if k.Block(e.chk != scaled{} || e.rxmt != scaled{} || e.win0 != scaled{} || e.gap != scaled{}) {
+	re := &e.re
+	pack.Default(k, &re.lastReassem, 1)
+	pack.Default(k, &re.trim, 1)
+	k.Bool(&re.didEOF)
+	// Usually zero.
+	if k.Block(k.Enc && (hi != 0 || e.seqWraps != 0 || e.ackWraps != 0 || e.lastRST != 0 ||
+		e.rstCnt != 0 || e.chk != scaled{} || e.rxmt != scaled{} || e.win0 != scaled{} ||
+		e.gap != scaled{} || len(re.pending) != 0 || re.skip)) {
+		k.I64(&hi)
+		pack.Uint(k, &e.seqWraps)
+		pack.Uint(k, &e.ackWraps)
+		k.U64(&e.lastRST)
+		pack.Int(k, &e.rstCnt)
 		for _, s := range [4]*scaled{&e.chk, &e.rxmt, &e.win0, &e.gap} {
 			pack.Uint(k, &s.cnt)
 			pack.Uint(k, &s.thresh)
 		}
+		n := k.Len(len(re.pending))
+		if !k.Enc {
+			re.pending = growTo(re.pending, n)
+		}
+		for i := range n {
+			k.U64(&re.pending[i].from)
+			k.U64(&re.pending[i].to)
+		}
+		k.Bool(&re.skip)
 	} else if !k.Enc {
+		hi, e.seqWraps, e.ackWraps, e.lastRST, e.rstCnt = 0, 0, 0, 0, 0
 		e.chk, e.rxmt, e.win0, e.gap = scaled{}, scaled{}, scaled{}, scaled{}
+		re.pending, re.skip = growTo(re.pending, 0), false
 	}
-	re := &e.re
-	pack.Default(k, &re.lastReassem, 1)
-	pack.Default(k, &re.trim, 1)
-	n := k.Len(len(re.pending))
 	if !k.Enc {
-		re.pending = growTo(re.pending, n)
+		e.startSeq = hi<<32 | int64(lo)
 	}
-	for i := range n {
-		k.U64(&re.pending[i].from)
-		k.U64(&re.pending[i].to)
-	}
-	k.Bool(&re.skip)
-	k.Bool(&re.didEOF)
 }

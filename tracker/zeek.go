@@ -23,10 +23,21 @@ type ZeekView struct {
 	// History is the history of the first row (Rows()[0]), kept for callers that show one
 	// label per connection. It is brought up to date when the connection is diagnosed.
 	History string
+	// RowsDropped counts rows left out to keep a connection's memory bounded: beyond
+	// MaxZeekRows, the oldest row but the first is dropped for each new one (Rows says which
+	// row of the connection each kept one is).
+	RowsDropped uint64
 
 	cfg  *ZeekConfig
 	rows []*zrow
 }
+
+// MaxZeekRows caps the conn.log rows kept for one connection. Zeek starts a new row for a SYN
+// after a close and for the first packet after its timers ended a row, so a 4-tuple hammered
+// by crafted traffic would otherwise grow a row (about 500 bytes) every few packets, without
+// end. Legitimate traffic makes a handful; the cap keeps the first row (the connection's own
+// conn_state and history) and the latest ones, and counts the rest.
+const MaxZeekRows = 100
 
 // ZeekConfig says which Zeek setup to mimic.
 type ZeekConfig struct {
@@ -186,6 +197,9 @@ type ZeekRow struct {
 	MissedBytes uint64
 	// States are the endpoints' final Zeek states, [0] originator.
 	States [2]ZeekState
+	// N is the row's number among all the rows Zeek would write for the connection, from 1:
+	// after dropped rows (ZeekView.RowsDropped) the numbers jump.
+	N uint64
 }
 
 // Duration is Zeek's duration field; conn.log leaves duration and the byte counts unset when
@@ -197,6 +211,10 @@ func (z *ZeekView) Rows() []ZeekRow {
 	out := make([]ZeekRow, len(z.rows))
 	for i, r := range z.rows {
 		out[i] = r.row()
+		out[i].N = uint64(i) + 1
+		if i > 0 {
+			out[i].N += z.RowsDropped
+		}
 	}
 	return out
 }
@@ -228,7 +246,12 @@ func (z *ZeekView) observe(c *Conn, seg *capture.Segment, from Side, _ reassembl
 	}
 	if r == nil {
 		var old *zrow // a row of a recycled connection, to reuse (see stream.recycle)
-		if n := len(z.rows); n < cap(z.rows) {
+		if n := len(z.rows); n >= MaxZeekRows {
+			old = z.rows[1]
+			copy(z.rows[1:], z.rows[2:])
+			z.rows = z.rows[:n-1]
+			z.RowsDropped++
+		} else if n < cap(z.rows) {
 			old = z.rows[:n+1][n]
 		}
 		r = newZrow(z.cfg, seg, from, old)

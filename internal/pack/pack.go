@@ -2,47 +2,81 @@
 // quiet connection in a few hundred bytes instead of a few kilobytes (tracker/dormant.go).
 //
 // One function per struct visits every field in order with a Codec that either encodes or
-// decodes, so the two directions cannot drift apart. Fields come in groups of eight behind one
-// byte saying which of them are not zero; only those are written, as varints. A connection is
-// mostly zeros (a SYN that was never answered sets a few dozen of its ~200 fields), so this
-// costs about one byte per eight zero fields and a varint per set one.
+// decodes, so the two directions cannot drift apart. Fields come in groups of 32 behind a mask
+// of four bytes (little-endian, a bit per field) saying which of them are not zero; only those
+// are written, as varints. A connection is mostly zeros (a SYN that was never answered sets a
+// few dozen of its ~200 fields), so this costs about a bit per zero field and a varint per set
+// one. Block puts a group of fields that are usually all zero behind a single bit.
+//
+// The varints are prefix varints: the count of 1 bits that end the first byte says how many
+// bytes follow it (0 to 7; the number is in the bits above that count and its 0 bit, seven per
+// byte, little-endian), and a first byte of 0xff is followed by the 64 bits of the number in
+// eight bytes. They take a byte per seven bits, as the usual varints do, but are written and
+// read a word at a time, without a loop: encoding keeps room for a few words at the end of Buf
+// (so that a field writes without checking), and decoding reads from its input only when there
+// is room after it, else from a copy that has.
+//
+// Packing is on the hot path of a streaming run, and most of its cost is per field: each kind
+// of field has one function doing both directions, reached from the visitors through a wrapper
+// small enough to be inlined, with the bit and varint primitives inlined into it.
 package pack
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
+	"slices"
 	"time"
 	"unsafe"
 )
 
 // Codec encodes fields into Buf (Enc) or decodes them from it. Its zero value decodes; set Enc
-// to encode. Base is the time that Time fields are written relative to: set it (to the same
-// value both ways) before the first Time field.
+// to encode, and take the encoding with Encoded. Base is the time that the first Time and Nanos
+// fields are written relative to (each later one, relative to the one before): set it (to the
+// same value both ways) before the first of them.
 type Codec struct {
 	Enc  bool
 	Buf  []byte
 	Base time.Time
 
 	pos       int    // decode: next byte to read
-	maskAt    int    // encode: where the current group's mask byte is
-	mask      byte   // decode: the current group's mask
-	bit       uint8  // the next field's bit in its group, 0..7
-	base      int64  // Base as Unix seconds
-	baseNanos int64  // Base as Unix nanoseconds (wrapping, for Nanos)
+	maskAt    int    // encode: where the current group's mask is
+	bit       uint32 // encode: the next field's bit in its group's mask (0: the group is full)
+	emask     uint32 // encode: the current group's mask so far (written out when it ends)
+	mask      uint   // decode: the current group's bits not read yet, under a 1 (1: none left)
+	lastNanos int64  // the latest Nanos field (Base at first): the next one is relative to it
 	lastSeq   uint32 // the latest Seq field: the next one is written relative to it
+	lastSec   int64  // the latest Time field (Base at first), in Unix seconds
+	lastNsec  int64  // and nanoseconds: the next one is written relative to it
+	copied    []byte // decode: the copy of the input (see Reset), kept for the next one
 }
 
-// Reset starts a new encoding into buf[:0] (Enc true) or a new decoding of buf.
+// Reset starts a new encoding into buf[:0] (Enc true) or a new decoding of buf. Decoding reads
+// a word where a varint starts, so it reads from a copy of buf when buf has no room after it.
 func (k *Codec) Reset(enc bool, buf []byte) {
+	copied := k.copied
 	if enc {
 		buf = buf[:0]
+	} else if cap(buf)-len(buf) < wordRoom {
+		copied = append(copied[:0], buf...)
+		copied = slices.Grow(copied, wordRoom)
+		buf = copied
 	}
-	*k = Codec{Enc: enc, Buf: buf}
+	*k = Codec{Enc: enc, Buf: buf, copied: copied}
 }
 
-// ResetString starts a new decoding of s, without copying it (decoding never writes to Buf).
+// ResetString starts a new decoding of s (of a copy of it: see Reset).
 func (k *Codec) ResetString(s string) {
 	k.Reset(false, unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// Encoded finishes an encoding (it writes the mask of the last group) and returns Buf. Fields
+// may follow: call it again after them.
+func (k *Codec) Encoded() []byte {
+	if k.maskAt < len(k.Buf) {
+		binary.LittleEndian.PutUint32(k.Buf[k.maskAt:], k.emask)
+	}
+	return k.Buf
 }
 
 // Pos is how many bytes have been decoded (or encoded) so far.
@@ -53,161 +87,383 @@ func (k *Codec) Pos() int {
 	return k.pos
 }
 
+// groupSize is how many fields a mask covers.
+const groupSize = 32
+
+// maxVarint is the longest varint.
+const maxVarint = 9
+
+// wordRoom is the room decoding needs after its input: a varint is read as the word where it
+// starts, a mask as the four bytes.
+const wordRoom = 8
+
+// room is the spare capacity Buf has when a group starts (encoding): enough for its mask and
+// its fields of two varints each (a Time far from the one before, a decimal that escapes), so that
+// fields write without checking. What writes bytes of any length (appendBytes) makes room
+// again after.
+const room = groupSize/8 + groupSize*2*maxVarint
+
+// group ends the group of fields (encoding), writing its mask, and starts the next one.
+//
+//go:noinline
+func (k *Codec) group() {
+	if k.maskAt < len(k.Buf) {
+		binary.LittleEndian.PutUint32(k.Buf[k.maskAt:], k.emask)
+	}
+	k.emask = 0
+	if cap(k.Buf)-len(k.Buf) < room {
+		k.grow()
+	}
+	n := len(k.Buf)
+	k.Buf = k.Buf[:n+groupSize/8]
+	k.maskAt = n
+	k.bit = 1
+}
+
+//go:noinline
+func (k *Codec) grow() {
+	k.Buf = slices.Grow(k.Buf, max(room, 2*len(k.Buf)))
+}
+
+// put records (encoding) whether the next field is set.
+func (k *Codec) put(set bool) {
+	if k.bit == 0 {
+		k.group()
+	}
+	if set {
+		k.emask |= k.bit
+	}
+	k.bit <<= 1
+}
+
+// get reads (decoding) whether the next field is set.
+func (k *Codec) get() bool {
+	m := k.mask
+	if m <= 1 {
+		m = uint(binary.LittleEndian.Uint32(k.Buf[k.pos:k.pos+groupSize/8])) | 1<<groupSize
+		k.pos += groupSize / 8
+	}
+	k.mask = m >> 1
+	return m&1 != 0
+}
+
 // present reports, for the next field, whether it is set: when encoding, set says so and the
 // mask records it; when decoding, the mask says so.
 func (k *Codec) present(set bool) bool {
-	if k.bit == 0 {
-		if k.Enc {
-			k.maskAt = len(k.Buf)
-			k.Buf = append(k.Buf, 0)
-		} else {
-			k.mask = k.Buf[k.pos]
-			k.pos++
-		}
-	}
-	b := byte(1) << k.bit
-	k.bit = (k.bit + 1) & 7
 	if k.Enc {
-		if set {
-			k.Buf[k.maskAt] |= b
-		}
+		k.put(set)
 		return set
 	}
-	return k.mask&b != 0
+	return k.get()
 }
 
-func (k *Codec) uvarint() uint64 {
-	v, n := binary.Uvarint(k.Buf[k.pos:])
-	if n <= 0 {
-		panic("pack: damaged encoding")
+// putVarint writes v (encoding), in the room there is: it stores the word that holds the
+// varint (or a byte and the word), then moves the end to where it ends. (Where it counts, a
+// varint of one byte is written apart: putVarint1.)
+func (k *Codec) putVarint(v uint64) {
+	n := len(k.Buf)
+	w := k.Buf[n : n+maxVarint]
+	c := varintCode[bits.Len64(v)]
+	size := uint(c >> 8)
+	if size < maxVarint {
+		binary.LittleEndian.PutUint64(w, v<<size|uint64(c&0xff))
+	} else {
+		w[0] = 0xff
+		binary.LittleEndian.PutUint64(w[1:], v)
 	}
-	k.pos += n
-	return v
+	k.Buf = k.Buf[:n+int(size)]
 }
+
+// varintCode is, for a number of so many bits, the size of its varint (in the high byte) and
+// the bits its first byte ends with (in the low byte: a 1 per byte that follows, then a 0).
+var varintCode = func() (t [65]uint16) {
+	for n := range t {
+		size := min(max((n+6)/7, 1), maxVarint)
+		t[n] = uint16(size<<8 | (1<<(size-1) - 1))
+	}
+	return t
+}()
+
+// putVarint1 writes v (encoding) if it fits in a varint of one byte, and reports whether it did.
+func (k *Codec) putVarint1(v uint64) bool {
+	if v >= 0x80 {
+		return false
+	}
+	n := len(k.Buf)
+	k.Buf = k.Buf[:n+1]
+	k.Buf[n] = byte(v << 1)
+	return true
+}
+
+// getVarint reads a varint (decoding): it loads the word where it starts, and keeps its bits.
+// (Where it counts, a varint of one byte is read apart: getVarint1.)
+func (k *Codec) getVarint() uint64 {
+	i := k.pos
+	x := binary.LittleEndian.Uint64(k.Buf[i : i+8])
+	size := uint(bits.TrailingZeros8(^uint8(x))) + 1 // 1..9
+	if size == maxVarint {
+		k.pos = i + maxVarint
+		return binary.LittleEndian.Uint64(k.Buf[i+1 : i+maxVarint])
+	}
+	k.pos = i + int(size)
+	return x & varintMask[size&7] >> size
+}
+
+// varintMask keeps the bytes of a varint of so many bytes (but nine) from a word (0: eight).
+var varintMask = [8]uint64{0: 1<<64 - 1, 1: 1<<8 - 1, 2: 1<<16 - 1, 3: 1<<24 - 1, 4: 1<<32 - 1,
+	5: 1<<40 - 1, 6: 1<<48 - 1, 7: 1<<56 - 1}
+
+// getVarint1 reads a varint (decoding) if it takes one byte, and reports whether it did.
+func (k *Codec) getVarint1() (uint64, bool) {
+	b := k.Buf[k.pos]
+	if b&1 != 0 {
+		return 0, false
+	}
+	k.pos++
+	return uint64(b >> 1), true
+}
+
+// appendBytes writes b (encoding), and makes room again.
+func (k *Codec) appendBytes(b string) {
+	k.Buf = append(k.Buf, b...)
+	if cap(k.Buf)-len(k.Buf) < room {
+		k.grow()
+	}
+}
+
+// bytes reads n bytes (decoding).
+func (k *Codec) bytes(n int) []byte {
+	b := k.Buf[k.pos : k.pos+n : len(k.Buf)]
+	k.pos += n
+	return b
+}
+
+// u64 encodes v, or decodes a value, and returns it.
+func (k *Codec) u64(v uint64) uint64 {
+	if k.Enc {
+		if k.bit == 0 {
+			k.group()
+		}
+		if v != 0 {
+			k.emask |= k.bit
+			if !k.putVarint1(v) {
+				k.putVarint(v)
+			}
+		}
+		k.bit <<= 1
+		return v
+	}
+	if !k.get() {
+		return 0
+	}
+	if v, ok := k.getVarint1(); ok {
+		return v
+	}
+	return k.getVarint()
+}
+
+// i64 is u64 for a signed value (zigzag encoded).
+func (k *Codec) i64(v int64) int64 {
+	if k.Enc {
+		if k.bit == 0 {
+			k.group()
+		}
+		if v != 0 {
+			k.emask |= k.bit
+			if z := zigzag(v); !k.putVarint1(z) {
+				k.putVarint(z)
+			}
+		}
+		k.bit <<= 1
+		return v
+	}
+	if !k.get() {
+		return 0
+	}
+	if v, ok := k.getVarint1(); ok {
+		return unzigzag(v)
+	}
+	return unzigzag(k.getVarint())
+}
+
+func zigzag(v int64) uint64   { return uint64(v<<1) ^ uint64(v>>63) }
+func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 
 // U64 is an unsigned field.
 func (k *Codec) U64(p *uint64) {
-	if k.present(*p != 0) {
-		if k.Enc {
-			k.Buf = binary.AppendUvarint(k.Buf, *p)
-		} else {
-			*p = k.uvarint()
-		}
-	} else if !k.Enc {
-		*p = 0
+	if v := k.u64(*p); !k.Enc {
+		*p = v
 	}
 }
 
 // I64 is a signed field (zigzag encoded).
 func (k *Codec) I64(p *int64) {
-	u := uint64(*p<<1) ^ uint64(*p>>63)
-	k.U64(&u)
-	if !k.Enc {
-		*p = int64(u>>1) ^ -int64(u&1)
+	if v := k.i64(*p); !k.Enc {
+		*p = v
 	}
 }
 
 // Uint is any unsigned integer field.
 func Uint[T ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uint](k *Codec, p *T) {
-	u := uint64(*p)
-	k.U64(&u)
-	if !k.Enc {
-		*p = T(u)
+	if v := k.u64(uint64(*p)); !k.Enc {
+		*p = T(v)
 	}
 }
 
 // Int is any signed integer field (time.Duration included).
 func Int[T ~int8 | ~int16 | ~int32 | ~int64 | ~int](k *Codec, p *T) {
-	i := int64(*p)
-	k.I64(&i)
-	if !k.Enc {
-		*p = T(i)
+	if v := k.i64(int64(*p)); !k.Enc {
+		*p = T(v)
 	}
 }
 
-// Bool is a boolean field: its presence bit is its value.
-func (k *Codec) Bool(p *bool) {
-	v := k.present(*p)
-	if !k.Enc {
-		*p = v
-	}
-}
-
-// String is a string field.
-func (k *Codec) String(p *string) {
-	if k.present(*p != "") {
-		if k.Enc {
-			k.Buf = binary.AppendUvarint(k.Buf, uint64(len(*p)))
-			k.Buf = append(k.Buf, *p...)
-		} else {
-			n := int(k.uvarint())
-			*p = string(k.Buf[k.pos : k.pos+n])
-			k.pos += n
-		}
-	} else if !k.Enc {
-		*p = ""
-	}
-}
-
-// Bytes is a byte slice field; decoding appends to (*p)[:0], so a buffer is reused. An empty
-// slice decodes as (*p)[:0] (nil stays nil).
-func (k *Codec) Bytes(p *[]byte) {
-	if k.present(len(*p) != 0) {
-		if k.Enc {
-			k.Buf = binary.AppendUvarint(k.Buf, uint64(len(*p)))
-			k.Buf = append(k.Buf, *p...)
-		} else {
-			n := int(k.uvarint())
-			*p = append((*p)[:0], k.Buf[k.pos:k.pos+n]...)
-			k.pos += n
-		}
-	} else if !k.Enc {
-		*p = (*p)[:0]
+// Default is an integer field that usually holds def: it is written as its difference.
+func Default[T ~int8 | ~int16 | ~int32 | ~int64 | ~int | ~uint8 | ~uint16 | ~uint32 | ~uint64](k *Codec, p *T, def T) {
+	if d := k.i64(int64(*p) - int64(def)); !k.Enc {
+		*p = T(d + int64(def))
 	}
 }
 
 // Len is a slice's length, written before its elements: encoding returns n, decoding the
 // length that was written.
 func (k *Codec) Len(n int) int {
-	u := uint64(n)
-	k.U64(&u)
-	return int(u)
+	return int(k.u64(uint64(n)))
 }
 
-// maxDelta bounds the seconds a time may lie from Base to be written as one varint of
-// nanoseconds: 2^30 s (34 years) keeps nanoseconds, zigzag, the decimal code and the far flag
+// Bool is a boolean field: its presence bit is its value.
+func (k *Codec) Bool(p *bool) {
+	if v := k.present(*p); !k.Enc {
+		*p = v
+	}
+}
+
+// Block is a presence bit for a group of fields that are usually all zero: encoding, it says
+// whether any is set (then they follow), and decoding, whether they were. Only encoding needs
+// set: write k.Block(k.Enc && ...) to spare decoding the test.
+func (k *Codec) Block(set bool) bool { return k.present(set) }
+
+// String is a string field.
+func (k *Codec) String(p *string) {
+	if k.Enc {
+		k.put(*p != "")
+		if *p != "" {
+			k.putVarint(uint64(len(*p)))
+			k.appendBytes(*p)
+		}
+		return
+	}
+	if !k.get() {
+		*p = ""
+		return
+	}
+	*p = string(k.bytes(int(k.getVarint())))
+}
+
+// Bytes is a byte slice field; decoding appends to (*p)[:0], so a buffer is reused. An empty
+// slice decodes as (*p)[:0] (nil stays nil).
+func (k *Codec) Bytes(p *[]byte) {
+	if k.Enc {
+		k.put(len(*p) != 0)
+		if len(*p) != 0 {
+			k.putVarint(uint64(len(*p)))
+			k.appendBytes(unsafe.String(unsafe.SliceData(*p), len(*p)))
+		}
+		return
+	}
+	if !k.get() {
+		*p = (*p)[:0]
+		return
+	}
+	*p = append((*p)[:0], k.bytes(int(k.getVarint()))...)
+}
+
+// SetBase sets the time base (see Codec): the next Time and Nanos fields are written relative
+// to it. Both directions must set the same one at the same point.
+func (k *Codec) SetBase(t time.Time) {
+	k.Base = t
+	k.lastSec, k.lastNsec = t.Unix(), int64(t.Nanosecond())
+	k.lastNanos = t.UnixNano()
+}
+
+// maxDelta bounds the seconds a time may lie from the one before to be written as one varint:
+// 2^30 s (34 years) keeps them and 30 bits of nanoseconds, zigzag, the code and the far flag
 // within 64 bits.
 const maxDelta = 1 << 30
 
+// zeroUnix is the zero time in Unix seconds.
+const zeroUnix = -62135596800
+
 // Time is a time field. Times from captures are UTC without a monotonic reading, and decode as
-// such; the zero time stays zero. Within 34 years of Base a time takes one varint of
-// nanoseconds from Base (a few bytes, fewer when they end in zeros, as microsecond captures'
-// do); further away (crafted timestamps) seconds and nanoseconds are written apart, so every
-// time survives exactly.
+// such; the zero time stays zero. A time is written relative to the Time field before it (or to
+// Base, for the first): a connection's times are close together, and many are equal (the
+// distance then takes one byte). Within 34 years, the distance takes one varint: its seconds,
+// then (below them) its fraction of a second in microseconds when it can be (as between
+// microsecond captures' times; 20 bits), else in nanoseconds (30 bits), or nothing when it is
+// whole seconds, and a code for which of the three; further away (crafted timestamps), seconds
+// and nanoseconds are written apart, so every time survives exactly. The lowest bit of the
+// first varint says which.
 func (k *Codec) Time(p *time.Time) {
-	if k.present(!p.IsZero()) {
-		if k.Enc {
-			sec, nsec := p.Unix()-k.base, int64(p.Nanosecond())
-			if sec > -maxDelta && sec < maxDelta {
-				// Within maxDelta the number leaves room for the far flag, and never escapes.
-				k.Buf = binary.AppendUvarint(k.Buf, decimal(sec*1e9+nsec)<<1)
-			} else {
-				k.Buf = binary.AppendUvarint(k.Buf, (uint64(sec<<1)^uint64(sec>>63))<<1|1)
-				k.Buf = binary.AppendUvarint(k.Buf, uint64(nsec))
-			}
-		} else {
-			u := k.uvarint()
-			if u&1 == 0 {
-				*p = time.Unix(k.base, k.undecimal(u>>1)).UTC()
-			} else {
-				z := u >> 1
-				*p = time.Unix(k.base+(int64(z>>1)^-int64(z&1)), int64(k.uvarint())).UTC()
-			}
+	if k.Enc {
+		sec, nsec := p.Unix(), int64(p.Nanosecond())
+		set := sec != zeroUnix || nsec != 0
+		k.put(set)
+		if !set {
+			return
 		}
-	} else if !k.Enc {
-		*p = time.Time{}
+		dsec, dnsec := sec-k.lastSec, nsec-k.lastNsec
+		if dnsec < 0 {
+			dsec, dnsec = dsec-1, dnsec+1e9
+		}
+		k.lastSec, k.lastNsec = sec, nsec
+		if dsec <= -maxDelta || dsec >= maxDelta {
+			k.putVarint(zigzag(dsec)<<1 | 1)
+			k.putVarint(uint64(dnsec))
+			return
+		}
+		var d uint64
+		switch {
+		case dnsec == 0:
+			d = zigzag(dsec)<<2 | timeSec
+		case dnsec%1000 == 0:
+			d = zigzag(dsec<<20|dnsec/1000)<<2 | timeMicro
+		default:
+			d = zigzag(dsec<<30|dnsec)<<2 | timeNano
+		}
+		k.putVarint(d << 1)
+		return
 	}
+	if !k.get() {
+		*p = time.Time{}
+		return
+	}
+	var dsec, dnsec int64
+	if u := k.getVarint(); u&1 != 0 {
+		dsec, dnsec = unzigzag(u>>1), int64(k.getVarint())
+	} else {
+		v := unzigzag(u >> 3)
+		switch u >> 1 & 3 {
+		case timeSec:
+			dsec = v
+		case timeMicro:
+			dsec, dnsec = v>>20, v&(1<<20-1)*1000
+		default:
+			dsec, dnsec = v>>30, v&(1<<30-1)
+		}
+	}
+	sec, nsec := k.lastSec+dsec, k.lastNsec+dnsec
+	if nsec >= 1e9 {
+		sec, nsec = sec+1, nsec-1e9
+	}
+	k.lastSec, k.lastNsec = sec, nsec
+	*p = time.Unix(sec, nsec).UTC()
 }
+
+// Codes of a Time's fraction of a second.
+const (
+	timeNano  = 0
+	timeMicro = 1
+	timeSec   = 2
+)
 
 // decimal writes a signed number of nanoseconds as its significant digits and a code for the
 // zeros that end it (0: none, 1: three, 2: nine): times and durations from microsecond
@@ -228,22 +484,19 @@ func decimal(v int64) uint64 {
 	return z<<2 | code
 }
 
-func zigzag(v int64) uint64   { return uint64(v<<1) ^ uint64(v>>63) }
-func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
-
-func (k *Codec) appendDecimal(v int64) {
+// putDecimal writes v (encoding) in decimal form: a varint, and the number whole after the
+// escape.
+func (k *Codec) putDecimal(v int64) {
 	d := decimal(v)
-	k.Buf = binary.AppendUvarint(k.Buf, d)
+	k.putVarint(d)
 	if d == 3 {
-		k.Buf = binary.AppendUvarint(k.Buf, zigzag(v))
+		k.putVarint(zigzag(v))
 	}
 }
 
-func (k *Codec) readDecimal() int64 {
-	return k.undecimal(k.uvarint())
-}
-
-func (k *Codec) undecimal(u uint64) int64 {
+// getDecimal reads a number in decimal form (decoding).
+func (k *Codec) getDecimal() int64 {
+	u := k.getVarint()
 	v := unzigzag(u >> 2)
 	switch u & 3 {
 	case 1:
@@ -251,76 +504,78 @@ func (k *Codec) undecimal(u uint64) int64 {
 	case 2:
 		return v * 1e9
 	case 3:
-		return unzigzag(k.uvarint())
+		return unzigzag(k.getVarint())
 	}
 	return v
 }
 
+// dec encodes v in decimal form, or decodes a value, and returns it.
+func (k *Codec) dec(v int64) int64 {
+	if k.Enc {
+		k.put(v != 0)
+		if v != 0 {
+			k.putDecimal(v)
+		}
+		return v
+	}
+	if !k.get() {
+		return 0
+	}
+	return k.getDecimal()
+}
+
 // Dur is a duration field (decimal, see Time).
 func (k *Codec) Dur(p *time.Duration) {
-	if k.present(*p != 0) {
-		if k.Enc {
-			k.appendDecimal(int64(*p))
-		} else {
-			*p = time.Duration(k.readDecimal())
-		}
-	} else if !k.Enc {
-		*p = 0
+	if v := k.dec(int64(*p)); !k.Enc {
+		*p = time.Duration(v)
 	}
+}
+
+// Nanos is a time held as Unix nanoseconds (0: unset), written relative to the Nanos field
+// before it, or to Base for the first (as Time; in decimal form).
+func (k *Codec) Nanos(p *int64) {
+	if k.Enc {
+		k.put(*p != 0)
+		if *p != 0 {
+			k.putDecimal(*p - k.lastNanos)
+			k.lastNanos = *p
+		}
+		return
+	}
+	if !k.get() {
+		*p = 0
+		return
+	}
+	*p = k.getDecimal() + k.lastNanos
+	k.lastNanos = *p
 }
 
 // Seq is a 32-bit sequence number field, written as its distance from the previous Seq field
 // (a connection's sequence numbers cluster around two initial ones).
 func (k *Codec) Seq(p *uint32) {
-	d := int32(*p - k.lastSeq)
-	if k.present(d != 0) {
-		if k.Enc {
-			k.Buf = binary.AppendUvarint(k.Buf, uint64(uint32(d<<1)^uint32(d>>31)))
-		} else {
-			u := uint32(k.uvarint())
-			d = int32(u>>1) ^ -int32(u&1)
+	if k.Enc {
+		d := int32(*p - k.lastSeq)
+		if k.bit == 0 {
+			k.group()
 		}
-	} else {
-		d = 0
-	}
-	if !k.Enc {
-		*p = k.lastSeq + uint32(d)
-	}
-	k.lastSeq = *p
-}
-
-// Default is an integer field that usually holds def: it is written as its difference.
-func Default[T ~int8 | ~int16 | ~int32 | ~int64 | ~int | ~uint8 | ~uint16 | ~uint32 | ~uint64](k *Codec, p *T, def T) {
-	d := int64(*p) - int64(def)
-	k.I64(&d)
-	if !k.Enc {
-		*p = T(d + int64(def))
-	}
-}
-
-// Block is a presence bit for a group of fields that are usually all zero: encoding, it says
-// whether any is set (then they follow), and decoding, whether they were.
-func (k *Codec) Block(set bool) bool { return k.present(set) }
-
-// SetBase sets the time base (see Codec); both directions must set the same one at the same
-// point.
-func (k *Codec) SetBase(t time.Time) {
-	k.Base = t
-	k.base = t.Unix()
-	k.baseNanos = t.UnixNano()
-}
-
-// Nanos is a time held as Unix nanoseconds (0: unset), written relative to Base.
-func (k *Codec) Nanos(p *int64) {
-	if k.present(*p != 0) {
-		if k.Enc {
-			k.appendDecimal(*p - k.baseNanos)
-		} else {
-			*p = k.readDecimal() + k.baseNanos
+		if d != 0 {
+			k.emask |= k.bit
+			if z := uint64(uint32(d<<1) ^ uint32(d>>31)); !k.putVarint1(z) {
+				k.putVarint(z)
+			}
 		}
-	} else if !k.Enc {
-		*p = 0
+		k.bit <<= 1
+		k.lastSeq = *p
+		return
 	}
+	if k.get() {
+		u, ok := k.getVarint1()
+		if !ok {
+			u = k.getVarint()
+		}
+		k.lastSeq += uint32(int32(u>>1) ^ -int32(u&1))
+	}
+	*p = k.lastSeq
 }
 
 // Interner numbers the strings a Codec writes with Dict, so that a string written many times
@@ -352,21 +607,19 @@ func (k *Codec) Dict(p *string, in *Interner) {
 			in.index[*p] = n
 		}
 		if ok {
-			k.Buf = binary.AppendUvarint(k.Buf, uint64(n))
+			k.putVarint(uint64(n))
 			return
 		}
-		k.Buf = binary.AppendUvarint(k.Buf, 0)
-		k.Buf = binary.AppendUvarint(k.Buf, uint64(len(*p)))
-		k.Buf = append(k.Buf, *p...)
+		k.putVarint(0)
+		k.putVarint(uint64(len(*p)))
+		k.appendBytes(*p)
 		return
 	}
-	if n := k.uvarint(); n > 0 {
+	if n := k.getVarint(); n > 0 {
 		*p = in.strs[n-1]
 		return
 	}
-	n := int(k.uvarint())
-	*p = string(k.Buf[k.pos : k.pos+n])
-	k.pos += n
+	*p = string(k.bytes(int(k.getVarint())))
 }
 
 // AddrPort is an address and port field (IPv4 in 4 bytes, IPv6 in 16 and its zone).
@@ -378,18 +631,27 @@ func (k *Codec) AddrPort(p *netip.AddrPort) {
 		return
 	}
 	if k.Enc {
-		at := len(k.Buf)
-		k.Buf = append(k.Buf, 0)
-		k.Buf, _ = p.Addr().AppendBinary(k.Buf)
-		k.Buf[at] = byte(len(k.Buf) - at - 1)
-		k.Buf = binary.AppendUvarint(k.Buf, uint64(p.Port()))
+		if a := p.Addr(); a.Is4() {
+			n := len(k.Buf)
+			w := k.Buf[n : n+5]
+			w[0] = 4
+			*(*[4]byte)(w[1:]) = a.As4()
+			k.Buf = k.Buf[:n+5]
+		} else {
+			at := len(k.Buf)
+			k.Buf = append(k.Buf, 0)
+			k.Buf, _ = a.AppendBinary(k.Buf)
+			k.Buf[at] = byte(len(k.Buf) - at - 1)
+			k.appendBytes("")
+		}
+		k.putVarint(uint64(p.Port()))
 		return
 	}
-	n := int(k.Buf[k.pos])
 	var a netip.Addr
-	if err := a.UnmarshalBinary(k.Buf[k.pos+1 : k.pos+1+n]); err != nil {
+	if n := int(k.bytes(1)[0]); n == 4 {
+		a = netip.AddrFrom4([4]byte(k.bytes(4)))
+	} else if err := a.UnmarshalBinary(k.bytes(n)); err != nil {
 		panic("pack: damaged address")
 	}
-	k.pos += 1 + n
-	*p = netip.AddrPortFrom(a, uint16(k.uvarint()))
+	*p = netip.AddrPortFrom(a, uint16(k.getVarint()))
 }

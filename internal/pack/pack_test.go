@@ -3,8 +3,11 @@ package pack
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,7 +73,7 @@ func TestRoundTrip(t *testing.T) {
 		var k Codec
 		k.Reset(true, nil)
 		want.visit(&k, &in)
-		blob := string(k.Buf)
+		blob := string(k.Encoded())
 		var got fields
 		k.ResetString(blob)
 		got.visit(&k, &in)
@@ -96,7 +99,7 @@ func TestInterner(t *testing.T) {
 		strs[i] = fmt.Sprint("s", i%(maxInterned+5))
 		k.Dict(&strs[i], &in)
 	}
-	blob := string(k.Buf)
+	blob := string(k.Encoded())
 	k.ResetString(blob)
 	for i, want := range strs {
 		var got string
@@ -107,7 +110,7 @@ func TestInterner(t *testing.T) {
 	}
 }
 
-// TestCompact: zero fields cost a bit each (a mask byte per eight of them).
+// TestCompact: zero fields cost a bit each (a mask of four bytes per 32 of them).
 func TestCompact(t *testing.T) {
 	var k Codec
 	k.Reset(true, nil)
@@ -115,5 +118,92 @@ func TestCompact(t *testing.T) {
 	f.visit(&k, &Interner{})
 	if len(k.Buf) > 4 {
 		t.Errorf("an all-zero value takes %d bytes", len(k.Buf))
+	}
+}
+
+// TestVarints: numbers of every length survive, take a byte per seven bits (nine bytes above
+// 56 bits), and decode from a string, from a slice with room after it and from one without.
+func TestVarints(t *testing.T) {
+	var nums []uint64
+	for n := range 65 {
+		if n > 0 {
+			nums = append(nums, 1<<(n-1), 1<<(n-1)+1)
+		}
+		nums = append(nums, 1<<n-1)
+	}
+	var k Codec
+	k.Reset(true, nil)
+	size := 0
+	for i := range nums {
+		k.U64(&nums[i])
+		if nums[i] != 0 {
+			size += min(max((bits.Len64(nums[i])+6)/7, 1), 9)
+		}
+	}
+	blob := k.Encoded()
+	if masks := (len(nums) + groupSize - 1) / groupSize * groupSize / 8; len(blob) != size+masks {
+		t.Errorf("%d numbers take %d bytes, want %d", len(nums), len(blob), size+masks)
+	}
+	roomy := append(make([]byte, 0, len(blob)+wordRoom), blob...)
+	tight := slices.Clip(slices.Clone(blob))
+	for _, from := range []string{"string", "roomy", "tight"} {
+		switch from {
+		case "string":
+			k.ResetString(string(blob))
+		case "roomy":
+			k.Reset(false, roomy)
+		case "tight":
+			k.Reset(false, tight)
+		}
+		for i, want := range nums {
+			var got uint64
+			k.U64(&got)
+			if got != want {
+				t.Fatalf("from a %s, number %d: %#x, want %#x", from, i, got, want)
+			}
+		}
+		if k.Pos() != len(blob) {
+			t.Errorf("from a %s, decoding read %d of %d bytes", from, k.Pos(), len(blob))
+		}
+	}
+}
+
+// TestLong: many fields, with strings of any length between them, survive (the encoding grows
+// its buffer, and keeps room for fields, as it goes).
+func TestLong(t *testing.T) {
+	type field struct {
+		s string
+		u uint64
+		t time.Time
+	}
+	fields := make([]field, 1000)
+	for i := range fields {
+		fields[i] = field{strings.Repeat("x", i%300), uint64(i) << (i % 64),
+			time.Unix(int64(i)<<(i%40), int64(i*7919)%1e9).UTC()}
+	}
+	visit := func(k *Codec, fs []field) {
+		k.SetBase(time.Unix(1e9, 0))
+		for i := range fs {
+			k.String(&fs[i].s)
+			k.U64(&fs[i].u)
+			k.Time(&fs[i].t)
+		}
+	}
+	var k Codec
+	k.Reset(true, nil)
+	visit(&k, fields)
+	blob := string(k.Encoded())
+	got := make([]field, len(fields))
+	k.ResetString(blob)
+	visit(&k, got)
+	if !reflect.DeepEqual(got, fields) {
+		for i := range got {
+			if got[i] != fields[i] {
+				t.Fatalf("field %d: %+v, want %+v", i, got[i], fields[i])
+			}
+		}
+	}
+	if k.Pos() != len(blob) {
+		t.Errorf("decoding read %d of %d bytes", k.Pos(), len(blob))
 	}
 }
