@@ -9,7 +9,7 @@ LAB_PKGS  := tcpdump iptables iproute2
 PEER_PKGS := tcptrace tshark tcpdump time
 BROWSER_PKGS := chromium
 
-.PHONY: all run build test deps lab-deps peer-deps browser-deps testdata bench fuzz clean
+.PHONY: all run build test deps lab-deps peer-deps browser-deps testdata bench fuzz pgo clean
 
 all: build
 
@@ -49,6 +49,10 @@ bench: build peer-deps
 
 fuzz:
 	./scripts/fuzz.sh 60s
+
+# pgo: regenerate cmd/tcpstate/default.pgo, the profile go build optimises bin/tcpstate with.
+pgo:
+	GO=$(GO) ./scripts/pgo.sh
 
 clean:
 	rm -rf bin

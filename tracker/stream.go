@@ -278,6 +278,13 @@ func (st *stream) touched(t *Tracker, ei int32, c *Conn) {
 			st.listPush(t, ei)
 		}
 	}
+	if ended(c.Client.State) && ended(c.Server.State) && st.cfg.MaxLive >= 0 {
+		// Both ends closed: only timers can move it now, and packets seldom come. Pack it
+		// while it is in the cache, and leave the live places to connections still talking
+		// (a late packet unpacks it, exactly as it was).
+		st.pack(t, ei)
+		return
+	}
 	for st.nLive > st.cfg.MaxLive && st.tail != nil {
 		if c := st.tail; c.rt.touched > c.rt.linked && st.head != c {
 			st.unlinkLive(c)
@@ -287,6 +294,9 @@ func (st *stream) touched(t *Tracker, ei int32, c *Conn) {
 		st.pack(t, st.tail.rt.ent)
 	}
 }
+
+// ended: a state only a timer leaves (or none).
+func ended(s State) bool { return s == Closed || s == TimeWait }
 
 // linkLive puts c at the head of the live list.
 func (st *stream) linkLive(c *Conn) {
