@@ -413,6 +413,11 @@ func (st *stream) finishAll(t *Tracker, now time.Time) {
 		}
 	}
 	slices.SortFunc(order, func(a, b ided) int { return cmp.Compare(a.id, b.id) })
+	t.draining = true
+	defer func() {
+		t.draining = false
+		t.index = flowIndex{} // every entry it held is forgotten
+	}()
 	for _, o := range order {
 		ei := o.ei
 		e := t.ents.at(ei)

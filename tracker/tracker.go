@@ -66,6 +66,9 @@ type Tracker struct {
 	Now   time.Time
 	stats Stats
 	st    *stream // nil unless streaming
+	// draining: every entry is being forgotten (the end of a streaming run), so the index is
+	// dropped whole afterwards rather than entry by entry.
+	draining bool
 }
 
 // New returns an empty tracker.
@@ -221,7 +224,7 @@ func (t *Tracker) attach(c *Conn, h uint64, old int32) int32 {
 // forget frees entry ei, taking it out of the index if it is there.
 func (t *Tracker) forget(ei int32) {
 	e := t.ents.at(ei)
-	if e.state == entIndexed {
+	if e.state == entIndexed && !t.draining {
 		t.index.remove(t.hashOf(ei), ei, &t.ents)
 	}
 	*e = entry{}
