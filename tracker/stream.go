@@ -265,7 +265,7 @@ func (st *stream) attached(t *Tracker, ei, old int32) {
 // order lazily: the connection is only stamped here (moving it would touch two others, each
 // a cache miss); packing moves those stamped since they were put at the head, and packs the
 // others.
-func (st *stream) touched(t *Tracker, ei int32, c *Conn) {
+func (st *stream) touched(t *Tracker, ei int32, c *Conn, closing bool) {
 	st.sinceSweep++
 	st.ticks++
 	c.rt.touched = st.ticks
@@ -278,10 +278,12 @@ func (st *stream) touched(t *Tracker, ei int32, c *Conn) {
 			st.listPush(t, ei)
 		}
 	}
-	if ended(c.Client.State) && ended(c.Server.State) && st.cfg.MaxLive >= 0 {
-		// Both ends closed: only timers can move it now, and packets seldom come. Pack it
-		// while it is in the cache, and leave the live places to connections still talking
-		// (a late packet unpacks it, exactly as it was).
+	if closing && st.cfg.MaxLive >= 0 {
+		// It just closed at both ends: only timers can move it now, and packets seldom come.
+		// Pack it while it is in the cache, and leave the live places to connections still
+		// talking (a late packet unpacks it, exactly as it was). Only on closing: packets that
+		// keep coming after the close (a flood on a dead 4-tuple) keep it live, not packed and
+		// unpacked each time.
 		st.pack(t, ei)
 		return
 	}

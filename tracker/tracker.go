@@ -142,7 +142,9 @@ func (t *Tracker) add(seg *capture.Segment, h uint64, ord uint64, now time.Time)
 		t.cfg.OnSegment(c, seg, kind)
 	}
 	if t.st != nil {
-		t.st.touched(t, ei, c)
+		// Did this segment close it at both ends (not: was it closed already)?
+		closing := !(ended(before[0]) && ended(before[1])) && ended(c.Client.State) && ended(c.Server.State)
+		t.st.touched(t, ei, c, closing)
 	}
 }
 
