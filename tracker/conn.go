@@ -57,11 +57,11 @@ type Conn struct {
 
 	rtt         [2]time.Duration // tap↔endpoint round trip, measured on the handshake
 	finInferred [2]bool          // a side's FIN was inferred from the peer's ACK, never captured
-	synTime     [2]time.Time
+	synTime     [2]stamp
 	rstNotes    []rstNote
-	zwSince     [2]time.Time // when each side's zero window began (zero: none now)
+	zwSince     [2]stamp // when each side's zero window began (unset: none now)
 	zwLong      [2]time.Duration
-	lastData    time.Time
+	lastData    stamp
 	done        bool
 
 	// Evicted: a full table (--max-flows) dropped it before it finished; it is reported as it
@@ -92,7 +92,7 @@ type rstNote struct {
 	from     Side
 	accepted bool
 	verdict  string
-	t        time.Time
+	t        stamp
 	packet   uint64
 	// An in-window but inexact RST draws a challenge ACK from its receiver (RFC 5961 §3.2):
 	// a pure ACK carrying the receiver's RCV.NXT. wantChallenge is that number; challenge the
@@ -137,6 +137,7 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 		return kind
 	}
 	t := seg.Time
+	ts := stampOf(t)
 	c.LastSeen = t
 	c.Packets++
 	c.DirPackets[from]++
@@ -145,34 +146,34 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 		c.Bytes += uint64(seg.PayloadLen)
 	}
 	if seg.PayloadLen > 0 && kind != reassembly.Keepalive && kind != reassembly.WindowProbe {
-		c.lastData = t
+		c.lastData = ts
 	}
 	f := seg.Flags
 	ack := reassembly.Seq(seg.Ack)
 
 	// Round trips between the tap and each endpoint, from the handshake.
-	if f.Has(capture.SYN) && !f.Has(capture.ACK) && c.synTime[from].IsZero() {
-		c.synTime[from] = t
+	if f.Has(capture.SYN) && !f.Has(capture.ACK) && c.synTime[from].isZero() {
+		c.synTime[from] = ts
 	}
-	if f.Has(capture.SYN|capture.ACK) && c.rtt[from] == 0 && !c.synTime[to].IsZero() {
-		c.rtt[from] = t.Sub(c.synTime[to])
-		c.synTime[from] = t
+	if f.Has(capture.SYN|capture.ACK) && c.rtt[from] == 0 && !c.synTime[to].isZero() {
+		c.rtt[from] = ts.sub(c.synTime[to])
+		c.synTime[from] = ts
 	}
-	if !f.Has(capture.SYN) && f.Has(capture.ACK) && c.rtt[from] == 0 && !c.synTime[to].IsZero() && rd.SynAckedBy(ack) {
-		c.rtt[from] = t.Sub(c.synTime[to])
+	if !f.Has(capture.SYN) && f.Has(capture.ACK) && c.rtt[from] == 0 && !c.synTime[to].isZero() && rd.SynAckedBy(ack) {
+		c.rtt[from] = ts.sub(c.synTime[to])
 	}
 
 	if f.Has(capture.RST) {
-		c.applyRST(seg, from)
+		c.applyRST(seg, ts, from)
 		return kind
 	}
 
-	c.noteChallengeACK(seg, from)
+	c.noteChallengeACK(seg, ts, from)
 
 	// A live packet from an endpoint that supposedly accepted a RST: the RST never took.
-	if s.ev.gotRST && t.Sub(s.ev.tReset) > c.slack(from) {
+	if s.ev.gotRST && ts.sub(s.ev.tReset) > c.slack(from) {
 		s.ev.gotRST = false
-		c.noteRSTIgnored(from, t)
+		c.noteRSTIgnored(from)
 	}
 
 	// A FIN the capture missed, inferred from an ACK one past its sender's last byte; or
@@ -180,7 +181,7 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 	for side := ClientSide; side <= ServerSide; side++ {
 		d, ep := &c.Dir[side], c.endpoint(side)
 		if d.FinInferred && !ep.ev.sentFIN {
-			ep.ev.sentFIN, ep.ev.tSentFIN, ep.ev.finPassive = true, t, ep.ev.gotFIN
+			ep.ev.sentFIN, ep.ev.tSentFIN, ep.ev.finPassive = true, ts, ep.ev.gotFIN
 			c.finInferred[side] = true
 		} else if c.finInferred[side] && !d.FinSeen {
 			ep.ev.sentFIN, c.finInferred[side] = false, false
@@ -193,31 +194,31 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 			s.ev.gotSYN = true
 			if s.ev.sentSYN && !f.Has(capture.SYN) {
 				// An active opener acknowledging the SYN-ACK got it, and with it the ACK of its SYN.
-				s.ev.synAcked, s.ev.tSynAcked = true, t
+				s.ev.synAcked, s.ev.tSynAcked = true, ts
 			}
 		}
 		if rd.FinAckedBy(ack) && !s.ev.gotFIN {
-			s.ev.gotFIN, s.ev.tGotFIN = true, t
+			s.ev.gotFIN, s.ev.tGotFIN = true, ts
 		}
 		// What the receiver is taken to have received: this ACK of its SYN and FIN.
 		if rd.SynAckedBy(ack) {
-			r.ev.tSynAckLast = t
+			r.ev.tSynAckLast = ts
 		}
 		if rd.FinAckedBy(ack) {
-			r.ev.tFinAckLast = t
+			r.ev.tFinAckLast = ts
 		}
 		if rd.SynAckedBy(ack) && (r.ev.sentSYN || r.ev.sentSYNACK) && !r.ev.synAcked {
 			if r.ev.synAckLost < 2 {
-				r.ev.synAcked, r.ev.tSynAcked = true, t
-			} else if r.ev.synAckPending.IsZero() {
-				r.ev.synAckPending = t
+				r.ev.synAcked, r.ev.tSynAcked = true, ts
+			} else if r.ev.synAckPending.isZero() {
+				r.ev.synAckPending = ts
 			}
 		}
 		if rd.FinAckedBy(ack) && !r.ev.finAcked {
 			if r.ev.finAckLost < 2 {
-				r.ev.finAcked, r.ev.tFinAcked = true, t
-			} else if r.ev.finAckPending.IsZero() {
-				r.ev.finAckPending, r.ev.tFinAcked = t, t
+				r.ev.finAcked, r.ev.tFinAcked = true, ts
+			} else if r.ev.finAckPending.isZero() {
+				r.ev.finAckPending, r.ev.tFinAcked = ts, ts
 			}
 		}
 	}
@@ -225,28 +226,28 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 	// A stack in SYN_RECEIVED sends nothing but SYN-ACKs: anything else from an endpoint that
 	// answered a SYN shows it got the ACK of its SYN.
 	if !f.Has(capture.SYN) && f.Has(capture.ACK) && s.ev.sentSYNACK && !s.ev.synAcked && s.ev.gotSYN {
-		s.ev.synAcked, s.ev.tSynAcked = true, t
+		s.ev.synAcked, s.ev.tSynAcked = true, ts
 	}
 
 	// What the sender sent.
 	if f.Has(capture.SYN) {
-		c.applySYN(seg, from, kind)
+		c.applySYN(seg, ts, from, kind)
 	}
 	if f.Has(capture.FIN) {
 		if !s.ev.sentFIN {
-			s.ev.sentFIN, s.ev.tSentFIN = true, t
+			s.ev.sentFIN, s.ev.tSentFIN = true, ts
 			s.ev.finPassive = s.ev.gotFIN
 			if !s.ev.gotSYN && !s.ev.midstream && s.ev.sentSYN {
 				// FIN before the SYN-ACK arrived (an application closing in SYN_SENT sends no
 				// FIN on Linux, but other stacks and crafted traffic do): treat as synchronized.
 				s.ev.gotSYN = true
 			}
-			s.ev.lastFIN = t
+			s.ev.lastFIN = ts
 		} else if kind == reassembly.Retransmission {
-			s.ev.prevFINGap, s.ev.lastFIN = t.Sub(s.ev.lastFIN), t
-			if (s.ev.finAcked || !s.ev.finAckPending.IsZero()) && t.Sub(s.ev.tFinAckLast) > c.slack(from) {
+			s.ev.prevFINGap, s.ev.lastFIN = ts.sub(s.ev.lastFIN), ts
+			if (s.ev.finAcked || !s.ev.finAckPending.isZero()) && ts.sub(s.ev.tFinAckLast) > c.slack(from) {
 				// FIN retransmitted well after the peer's latest ACK of it: that ACK never arrived.
-				s.ev.finAcked, s.ev.finAckPending = false, time.Time{}
+				s.ev.finAcked, s.ev.finAckPending = false, 0
 				s.ev.finAckLost++
 			}
 		}
@@ -254,9 +255,8 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 	return kind
 }
 
-func (c *Conn) applySYN(seg *capture.Segment, from Side, kind reassembly.Kind) {
+func (c *Conn) applySYN(seg *capture.Segment, t stamp, from Side, kind reassembly.Kind) {
 	s := c.endpoint(from)
-	t := seg.Time
 	if seg.Flags.Has(capture.ACK) {
 		s.ev.sentSYNACK = true
 		s.ev.gotSYN = true
@@ -265,13 +265,13 @@ func (c *Conn) applySYN(seg *capture.Segment, from Side, kind reassembly.Kind) {
 	}
 	if kind == reassembly.Retransmission {
 		s.ev.nSYN++
-		s.ev.prevSYNGap = t.Sub(s.ev.lastSYN)
+		s.ev.prevSYNGap = t.sub(s.ev.lastSYN)
 		s.ev.lastSYN = t
-		lost := (s.ev.synAcked && !s.ev.tSynAcked.IsZero() || !s.ev.synAckPending.IsZero()) &&
-			t.Sub(s.ev.tSynAckLast) > c.slack(from)
+		lost := (s.ev.synAcked && !s.ev.tSynAcked.isZero() || !s.ev.synAckPending.isZero()) &&
+			t.sub(s.ev.tSynAckLast) > c.slack(from)
 		if lost && !s.ev.midstream {
 			// SYN or SYN-ACK sent again well after the peer's latest ACK of it: that ACK was lost.
-			s.ev.synAcked, s.ev.synAckPending = false, time.Time{}
+			s.ev.synAcked, s.ev.synAckPending = false, 0
 			s.ev.synAckLost++
 			if !seg.Flags.Has(capture.ACK) {
 				s.ev.gotSYN = false
@@ -279,7 +279,7 @@ func (c *Conn) applySYN(seg *capture.Segment, from Side, kind reassembly.Kind) {
 		}
 		return
 	}
-	if s.ev.firstSYN.IsZero() {
+	if s.ev.firstSYN.isZero() {
 		s.ev.firstSYN = t
 	}
 	s.ev.lastSYN = t
@@ -288,11 +288,10 @@ func (c *Conn) applySYN(seg *capture.Segment, from Side, kind reassembly.Kind) {
 
 // applyRST decides what a RST did: the sender is gone; the receiver accepted it only if its
 // sequence number would pass the receiving stack's checks (RFC 5961 as Linux applies it).
-func (c *Conn) applyRST(seg *capture.Segment, from Side) {
+func (c *Conn) applyRST(seg *capture.Segment, ts stamp, from Side) {
 	to := 1 - from
 	s, r := c.endpoint(from), c.endpoint(to)
 	sd, rd := &c.Dir[from], &c.Dir[to]
-	t := seg.Time
 	seq := reassembly.Seq(seg.Seq)
 
 	// The sender. A stack in SYN_SENT answering an unacceptable SYN-ACK sends a RST with
@@ -309,11 +308,11 @@ func (c *Conn) applyRST(seg *capture.Segment, from Side) {
 	}
 	ownSeq := !sd.Started || sd.Segments <= 1 || (seq.GEQ(lo-1) && seq.LEQ(sd.Next))
 	if opened && ownSeq && !(inSynSent && sd.SynSeen && seq != sd.ISN+1) && !s.ev.sentRST {
-		s.ev.sentRST, s.ev.tReset = true, t
+		s.ev.sentRST, s.ev.tReset = true, ts
 	}
 
 	// The receiver.
-	state := r.ev.derive(t)
+	state := r.ev.derive(ts)
 	accepted, verdict := false, ""
 	switch {
 	case state == Closed && !r.ev.midstream && !(r.ev.sentSYN || r.ev.sentSYNACK):
@@ -333,7 +332,7 @@ func (c *Conn) applyRST(seg *capture.Segment, from Side) {
 	default:
 		accepted, verdict = c.rstInWindow(seq, from, state)
 	}
-	note := rstNote{from: from, accepted: accepted, verdict: verdict, t: t, packet: seg.Packet}
+	note := rstNote{from: from, accepted: accepted, verdict: verdict, t: ts, packet: seg.Packet}
 	if !accepted && verdict == verdictChallenge {
 		note.wantChallenge, note.rcvNxt = true, sd.Next
 		if sd.AckedSet && sd.Acked.LT(sd.Next) {
@@ -342,7 +341,7 @@ func (c *Conn) applyRST(seg *capture.Segment, from Side) {
 	}
 	c.rstNotes = append(c.rstNotes[:min(len(c.rstNotes), 7)], note)
 	if accepted && !r.ev.gotRST {
-		r.ev.gotRST, r.ev.tReset = true, t
+		r.ev.gotRST, r.ev.tReset = true, ts
 	}
 }
 
@@ -381,7 +380,7 @@ const verdictChallenge = "in window but not exact: draws a challenge ACK (RFC 59
 
 // noteChallengeACK recognises the challenge ACK a receiver sends after an in-window RST it
 // did not accept: a pure ACK from it, at its RCV.NXT, soon after the RST.
-func (c *Conn) noteChallengeACK(seg *capture.Segment, from Side) {
+func (c *Conn) noteChallengeACK(seg *capture.Segment, t stamp, from Side) {
 	if seg.PayloadLen != 0 || seg.Flags&(capture.SYN|capture.FIN|capture.RST) != 0 || !seg.Flags.Has(capture.ACK) {
 		return
 	}
@@ -391,7 +390,7 @@ func (c *Conn) noteChallengeACK(seg *capture.Segment, from Side) {
 			continue
 		}
 		ack := reassembly.Seq(seg.Ack)
-		if ack.GEQ(n.rcvNxt) && ack.LEQ(c.Dir[1-from].Next) && seg.Time.Sub(n.t) < time.Second {
+		if ack.GEQ(n.rcvNxt) && ack.LEQ(c.Dir[1-from].Next) && t.sub(n.t) < time.Second {
 			n.challenge = seg.Packet
 			n.verdict = fmt.Sprintf("in window but not exact: answered by a challenge ACK (packet %d, RFC 5961)", seg.Packet)
 		}
@@ -399,7 +398,7 @@ func (c *Conn) noteChallengeACK(seg *capture.Segment, from Side) {
 	}
 }
 
-func (c *Conn) noteRSTIgnored(side Side, t time.Time) {
+func (c *Conn) noteRSTIgnored(side Side) {
 	for i := len(c.rstNotes) - 1; i >= 0; i-- {
 		n := &c.rstNotes[i]
 		if n.from != side && n.accepted {

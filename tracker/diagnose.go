@@ -164,7 +164,7 @@ func (c *Conn) diagnose(now time.Time, p *Profile) {
 		}
 	}
 	if cl.State.Open() && sv.State.Open() && cl.State != SynSent {
-		last := c.lastData
+		last := c.lastData.time()
 		if last.IsZero() {
 			last = c.FirstSeen
 		}

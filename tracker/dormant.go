@@ -211,9 +211,9 @@ func (c *Conn) pack(k *pack.Codec, in *pack.Interner) {
 	k.Dict(&c.EndedBy, in)
 	for i := range 2 {
 		k.Dur(&c.rtt[i])
-		k.Time(&c.synTime[i])
+		packStamp(k, &c.synTime[i])
 	}
-	k.Time(&c.lastData)
+	packStamp(k, &c.lastData)
 	k.Bool(&c.done)
 	k.Time(&c.AsOf)
 	c.packRare(k, in)
@@ -223,14 +223,13 @@ func (c *Conn) pack(k *pack.Codec, in *pack.Interner) {
 func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 	if !k.Block(k.Enc && (c.Duplicates != 0 || c.Midstream || c.RoleInferred || c.Reuses != 0 ||
 		c.ReusedBy != 0 || len(c.Diagnoses) != 0 || c.Tunnel != 0 || c.TunnelSrc != "" ||
-		c.TunnelDst != "" || c.finInferred != [2]bool{} || !c.zwSince[0].IsZero() ||
-		!c.zwSince[1].IsZero() || c.zwLong != [2]time.Duration{} || len(c.rstNotes) != 0 ||
-		c.Evicted || c.TimedOut)) {
+		c.TunnelDst != "" || c.finInferred != [2]bool{} || c.zwSince != [2]stamp{} ||
+		c.zwLong != [2]time.Duration{} || len(c.rstNotes) != 0 || c.Evicted || c.TimedOut)) {
 		if !k.Enc {
 			c.Duplicates, c.Midstream, c.RoleInferred, c.Reuses, c.ReusedBy = 0, false, false, 0, 0
 			c.Diagnoses = growTo(c.Diagnoses, 0)
 			c.Tunnel, c.TunnelSrc, c.TunnelDst = 0, "", ""
-			c.finInferred, c.zwSince, c.zwLong = [2]bool{}, [2]time.Time{}, [2]time.Duration{}
+			c.finInferred, c.zwSince, c.zwLong = [2]bool{}, [2]stamp{}, [2]time.Duration{}
 			c.rstNotes = growTo(c.rstNotes, 0)
 			c.Evicted, c.TimedOut = false, false
 		}
@@ -256,7 +255,7 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 	k.Dict(&c.TunnelDst, in)
 	for i := range 2 {
 		k.Bool(&c.finInferred[i])
-		k.Time(&c.zwSince[i])
+		packStamp(k, &c.zwSince[i])
 		k.Dur(&c.zwLong[i])
 	}
 	n = k.Len(len(c.rstNotes))
@@ -268,7 +267,7 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 		pack.Uint(k, &r.from)
 		k.Bool(&r.accepted)
 		k.Dict(&r.verdict, in)
-		k.Time(&r.t)
+		packStamp(k, &r.t)
 		k.U64(&r.packet)
 		k.Bool(&r.wantChallenge)
 		k.Seq((*uint32)(&r.rcvNxt))
@@ -303,59 +302,61 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 	pack.Int(k, &e.retries)
 	// The evidence in three blocks, each usually all set or all zero: the handshake, the
 	// close, and trouble.
-	var zero time.Time
 	if k.Block(k.Enc && (e.sentSYN || e.sentSYNACK || e.gotSYN || e.synAcked ||
-		!e.firstSYN.IsZero() || !e.lastSYN.IsZero() || e.nSYN != 0 || !e.tSynAckLast.IsZero() ||
-		!e.tSynAcked.IsZero())) {
+		e.firstSYN != 0 || e.lastSYN != 0 || e.nSYN != 0 || e.tSynAckLast != 0 ||
+		e.tSynAcked != 0)) {
 		k.Bool(&e.sentSYN)
 		k.Bool(&e.sentSYNACK)
 		k.Bool(&e.gotSYN)
 		k.Bool(&e.synAcked)
-		k.Time(&e.firstSYN)
-		k.Time(&e.lastSYN)
+		packStamp(k, &e.firstSYN)
+		packStamp(k, &e.lastSYN)
 		pack.Int(k, &e.nSYN)
-		k.Time(&e.tSynAckLast)
-		k.Time(&e.tSynAcked)
+		packStamp(k, &e.tSynAckLast)
+		packStamp(k, &e.tSynAcked)
 	} else if !k.Enc {
 		e.sentSYN, e.sentSYNACK, e.gotSYN, e.synAcked = false, false, false, false
-		e.firstSYN, e.lastSYN, e.nSYN, e.tSynAckLast, e.tSynAcked = zero, zero, 0, zero, zero
+		e.firstSYN, e.lastSYN, e.nSYN, e.tSynAckLast, e.tSynAcked = 0, 0, 0, 0, 0
 	}
 	if k.Block(k.Enc && (e.sentFIN || e.finPassive || e.gotFIN || e.finAcked ||
-		!e.tFinAckLast.IsZero() || !e.tFinAcked.IsZero() || !e.tGotFIN.IsZero() ||
-		!e.tSentFIN.IsZero() || !e.lastFIN.IsZero())) {
+		e.tFinAckLast != 0 || e.tFinAcked != 0 || e.tGotFIN != 0 ||
+		e.tSentFIN != 0 || e.lastFIN != 0)) {
 		k.Bool(&e.sentFIN)
 		k.Bool(&e.finPassive)
 		k.Bool(&e.gotFIN)
 		k.Bool(&e.finAcked)
-		k.Time(&e.tFinAckLast)
-		k.Time(&e.tFinAcked)
-		k.Time(&e.tGotFIN)
-		k.Time(&e.tSentFIN)
-		k.Time(&e.lastFIN)
+		packStamp(k, &e.tFinAckLast)
+		packStamp(k, &e.tFinAcked)
+		packStamp(k, &e.tGotFIN)
+		packStamp(k, &e.tSentFIN)
+		packStamp(k, &e.lastFIN)
 	} else if !k.Enc {
 		e.sentFIN, e.finPassive, e.gotFIN, e.finAcked = false, false, false, false
-		e.tFinAckLast, e.tFinAcked, e.tGotFIN, e.tSentFIN, e.lastFIN = zero, zero, zero, zero, zero
+		e.tFinAckLast, e.tFinAcked, e.tGotFIN, e.tSentFIN, e.lastFIN = 0, 0, 0, 0, 0
 	}
 	if k.Block(k.Enc && (e.sentRST || e.gotRST || e.synAckLost != 0 || e.finAckLost != 0 ||
-		!e.synAckPending.IsZero() || !e.finAckPending.IsZero() || e.midstream || e.replaced ||
-		e.prevFINGap != 0 || !e.tReset.IsZero() || e.prevSYNGap != 0)) {
+		e.synAckPending != 0 || e.finAckPending != 0 || e.midstream || e.replaced ||
+		e.prevFINGap != 0 || e.tReset != 0 || e.prevSYNGap != 0)) {
 		k.Bool(&e.sentRST)
 		k.Bool(&e.gotRST)
 		pack.Int(k, &e.synAckLost)
 		pack.Int(k, &e.finAckLost)
-		k.Time(&e.synAckPending)
-		k.Time(&e.finAckPending)
+		packStamp(k, &e.synAckPending)
+		packStamp(k, &e.finAckPending)
 		k.Bool(&e.midstream)
 		k.Bool(&e.replaced)
 		k.Dur(&e.prevFINGap)
-		k.Time(&e.tReset)
+		packStamp(k, &e.tReset)
 		k.Dur(&e.prevSYNGap)
 	} else if !k.Enc {
 		e.sentRST, e.gotRST, e.synAckLost, e.finAckLost = false, false, 0, 0
-		e.synAckPending, e.finAckPending, e.midstream, e.replaced = zero, zero, false, false
-		e.prevFINGap, e.tReset, e.prevSYNGap = 0, zero, 0
+		e.synAckPending, e.finAckPending, e.midstream, e.replaced = 0, 0, false, false
+		e.prevFINGap, e.tReset, e.prevSYNGap = 0, 0, 0
 	}
 }
+
+// packStamp is a stamp field.
+func packStamp(k *pack.Codec, p *stamp) { k.Stamp((*uint64)(p)) }
 
 func (z *ZeekView) pack(k *pack.Codec, in *pack.Interner) {
 	k.Dict(&z.History, in)

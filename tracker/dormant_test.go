@@ -257,6 +257,9 @@ func TestPackTimes(t *testing.T) {
 			c.FirstSeen, c.LastSeen, c.Client.Since = b, x, x
 			c.rtt[0] = x.Sub(base)
 			c.Zeek.rows = []*zrow{{start: ztime(x.UnixNano()), lastTime: ztime(-x.UnixNano())}}
+			c.Client.ev.firstSYN, c.Client.ev.lastSYN, c.Server.ev.tReset = stampOf(x), stampOf(x), stampOf(x).add(-1)
+			c.synTime[1], c.lastData = stampOf(x), stampMax
+			c.Server.ev.tGotFIN = stampMin
 			roundTrip(t, &c, fmt.Sprintf("time %v with base %v", x, b))
 		}
 	}

@@ -37,10 +37,10 @@ type evidence struct {
 	// One loss is taken as chance (the next ACK is assumed delivered); after two, the path
 	// towards the endpoint is taken as dropping them and later ACKs wait for confirmation.
 	synAckLost, finAckLost       int
-	synAckPending, finAckPending time.Time
+	synAckPending, finAckPending stamp
 	// The latest packet from the peer that acknowledged its SYN / FIN: a retransmission
 	// within a round trip of it crossed it and proves no loss.
-	tSynAckLast, tFinAckLast time.Time
+	tSynAckLast, tFinAckLast stamp
 	// retries is the profile's retransmission budget for its SYN or SYN-ACK: once spent, its
 	// silence means it gave up, not that an ACK arrived.
 	retries int
@@ -52,16 +52,16 @@ type evidence struct {
 	replaced bool
 
 	// Times, from packet timestamps.
-	firstSYN   time.Time // first SYN (or SYN-ACK) it sent
-	lastSYN    time.Time // latest (re)transmission of it
-	nSYN       int       // SYNs (or SYN-ACKs) sent with the same ISN
-	tSynAcked  time.Time
-	tFinAcked  time.Time
-	tGotFIN    time.Time
-	tSentFIN   time.Time
-	lastFIN    time.Time     // latest (re)transmission of its FIN
+	firstSYN   stamp // first SYN (or SYN-ACK) it sent
+	lastSYN    stamp // latest (re)transmission of it
+	nSYN       int   // SYNs (or SYN-ACKs) sent with the same ISN
+	tSynAcked  stamp
+	tFinAcked  stamp
+	tGotFIN    stamp
+	tSentFIN   stamp
+	lastFIN    stamp         // latest (re)transmission of its FIN
 	prevFINGap time.Duration // gap between its last two FIN transmissions
-	tReset     time.Time
+	tReset     stamp
 	prevSYNGap time.Duration // gap between its last two SYN transmissions (retry backoff)
 }
 
@@ -83,7 +83,7 @@ type Endpoint struct {
 // derive is the endpoint state machine, written as one table: the first row whose condition
 // holds gives the state. Conditions read the evidence only, so withdrawing evidence moves the
 // state back by itself. Timers are applied afterwards by age.
-func (e *evidence) derive(now time.Time) State {
+func (e *evidence) derive(now stamp) State {
 	synAcked := e.synAcked || e.nSYN <= e.retries && confirmed(e.synAckPending, e.lastSYN, e.prevSYNGap, now)
 	finAcked := e.finAcked || confirmed(e.finAckPending, e.lastFIN, e.prevFINGap, now)
 	opened := e.sentSYN || e.sentSYNACK || e.midstream
@@ -119,23 +119,23 @@ func (e *evidence) derive(now time.Time) State {
 // confirmed reports whether an ACK pending since pending has been confirmed by now: the
 // endpoint's next retransmission (twice its last backoff after its last transmission) was
 // due and did not come.
-func confirmed(pending, last time.Time, gap time.Duration, now time.Time) bool {
-	if pending.IsZero() {
+func confirmed(pending, last stamp, gap time.Duration, now stamp) bool {
+	if pending.isZero() {
 		return false
 	}
 	if gap <= 0 {
 		gap = time.Second // unknown backoff: Linux's initial RTO for a handshake
 	}
-	return !now.Before(later(pending, last).Add(2 * gap))
+	return !now.before(later(pending, last).add(2 * gap))
 }
 
 // pending reports whether the endpoint's state waits on an ACK not yet confirmed.
 func (e *evidence) pending() bool {
-	return !e.synAcked && !e.synAckPending.IsZero() || !e.finAcked && !e.finAckPending.IsZero()
+	return !e.synAcked && !e.synAckPending.isZero() || !e.finAcked && !e.finAckPending.isZero()
 }
 
 // enteredAt is when the evidence behind state s was complete: the time the state began.
-func (e *evidence) enteredAt(s State, fallback time.Time) time.Time {
+func (e *evidence) enteredAt(s State, fallback stamp) stamp {
 	switch s {
 	case TimeWait:
 		return later(e.tFinAcked, e.tGotFIN)
@@ -163,10 +163,10 @@ func (e *evidence) enteredAt(s State, fallback time.Time) time.Time {
 }
 
 // deadline is when the state's timer expires under profile p (zero: no timer applies).
-func (e *evidence) deadline(s State, since time.Time, p *Profile) time.Time {
+func (e *evidence) deadline(s State, since stamp, p *Profile) stamp {
 	switch s {
 	case TimeWait:
-		return since.Add(p.TimeWait)
+		return since.add(p.TimeWait)
 	case SynSent:
 		return e.handshakeDeadline(p.SynRetries, p.SynTimeout)
 	case SynReceived:
@@ -174,41 +174,34 @@ func (e *evidence) deadline(s State, since time.Time, p *Profile) time.Time {
 			return e.handshakeDeadline(p.SynAckRetries, p.SynAckTimeout)
 		}
 	}
-	return time.Time{}
+	return 0
 }
 
 // handshakeDeadline: once every retry has been seen, the stack waits one more doubled timeout
 // and gives up; before that, it gives up at the profile's total from the first SYN.
-func (e *evidence) handshakeDeadline(retries int, total time.Duration) time.Time {
+func (e *evidence) handshakeDeadline(retries int, total time.Duration) stamp {
 	if e.nSYN >= retries+1 && e.prevSYNGap > 0 {
-		return e.lastSYN.Add(2 * e.prevSYNGap)
+		return e.lastSYN.add(2 * e.prevSYNGap)
 	}
-	return e.firstSYN.Add(total)
+	return e.firstSYN.add(total)
 }
 
 // evaluate derives the endpoint's state as of now, applying timers.
-func (ep *Endpoint) evaluate(now time.Time, p *Profile, lastPacket time.Time) (s State, since time.Time, viaTimer bool) {
+func (ep *Endpoint) evaluate(now stamp, p *Profile, lastPacket stamp) (s State, since stamp, viaTimer bool) {
 	s, since, viaTimer, _ = ep.evaluateTimer(now, p, lastPacket)
 	return s, since, viaTimer
 }
 
-// evaluateTimer is evaluate that also says when the state's timer will fire (zero: no timer
+// evaluateTimer is evaluate that also says when the state's timer will fire (unset: no timer
 // runs, or it has fired already).
-func (ep *Endpoint) evaluateTimer(now time.Time, p *Profile, lastPacket time.Time) (s State, since time.Time, viaTimer bool, deadline time.Time) {
+func (ep *Endpoint) evaluateTimer(now stamp, p *Profile, lastPacket stamp) (s State, since stamp, viaTimer bool, deadline stamp) {
 	s = ep.ev.derive(now)
 	since = ep.ev.enteredAt(s, lastPacket)
-	if d := ep.ev.deadline(s, since, p); !d.IsZero() {
-		if !now.Before(d) {
-			return Closed, d, true, time.Time{}
+	if d := ep.ev.deadline(s, since, p); !d.isZero() {
+		if !now.before(d) {
+			return Closed, d, true, 0
 		}
 		return s, since, false, d
 	}
-	return s, since, false, time.Time{}
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
+	return s, since, false, 0
 }

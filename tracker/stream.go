@@ -206,11 +206,12 @@ func (st *stream) over(t *Tracker, ei int32) bool {
 // closedFor reports whether both endpoints are CLOSED at instant at and stay so.
 func (st *stream) closedFor(t *Tracker, c *Conn, at time.Time) bool {
 	p := &t.cfg.Profile
+	now, last := stampOf(at), stampOf(c.LastSeen)
 	for _, ep := range [2]*Endpoint{&c.Client, &c.Server} {
-		if s, _, _ := ep.evaluate(at, p, c.LastSeen); s != Closed {
+		if s, _, _ := ep.evaluate(now, p, last); s != Closed {
 			return false
 		}
-		if s, _, _ := ep.evaluate(c.LastSeen.Add(far), p, c.LastSeen); s != Closed {
+		if s, _, _ := ep.evaluate(last.add(far), p, last); s != Closed {
 			return false
 		}
 	}
@@ -382,14 +383,15 @@ func (st *stream) hint(t *Tracker, e *entry, c *Conn) uint32 {
 	if !c.done {
 		p := &t.cfg.Profile
 		when := int64(e.lastAny) + st.quiet
+		last := stampOf(c.LastSeen)
 		for _, ep := range [2]*Endpoint{&c.Client, &c.Server} {
-			s, since, viaTimer := ep.evaluate(c.LastSeen.Add(far), p, c.LastSeen)
+			s, since, viaTimer := ep.evaluate(last.add(far), p, last)
 			if s != Closed {
 				when = math.MaxUint32
 				break
 			}
-			if now, _, _ := ep.evaluate(t.Now, p, c.LastSeen); now != Closed && viaTimer {
-				when = max(when, int64(secs(since)))
+			if now, _, _ := ep.evaluate(stampOf(t.Now), p, last); now != Closed && viaTimer {
+				when = max(when, int64(secs(since.time())))
 			}
 		}
 		h = min(h, when)

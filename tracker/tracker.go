@@ -268,18 +268,24 @@ func (t *Tracker) Finish(now time.Time) {
 
 // settle re-derives both endpoints' states at time now and reports the changes.
 func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2]State) {
+	at := stampOf(now)
+	lastPacket := at // after a packet, now is its time
+	if now != c.LastSeen {
+		lastPacket = stampOf(c.LastSeen)
+	}
 	for side := ClientSide; side <= ServerSide; side++ {
 		ep := c.endpoint(side)
-		s, since, viaTimer, deadline := ep.evaluateTimer(now, &t.cfg.Profile, c.LastSeen)
-		ep.Deadline = deadline
+		s, when, viaTimer, deadline := ep.evaluateTimer(at, &t.cfg.Profile, lastPacket)
+		ep.Deadline = deadline.time()
 		ep.Inferred, ep.Evidence = c.inference(side, s, viaTimer)
-		if !ep.Inferred && s == FinWait2 && now.Sub(since) >= t.cfg.Profile.FinWait2Orphan {
+		if !ep.Inferred && s == FinWait2 && at.sub(when) >= t.cfg.Profile.FinWait2Orphan {
 			ep.Inferred, ep.Evidence = true, fmt.Sprintf("FIN_WAIT_2 for over %s: gone by now if its application called close(), still there after shutdown() alone; the wire cannot tell which",
 				t.cfg.Profile.FinWait2Orphan)
 		}
 		if s == before[side] {
 			continue
 		}
+		since := when.time()
 		ep.State, ep.Since = s, since
 		if t.cfg.OnEvent == nil {
 			continue
@@ -335,7 +341,7 @@ func (t *Tracker) supersede(c *Conn, seg *capture.Segment) {
 		if ep.State == TimeWait || ep.State == SynSent || ep.State == SynReceived {
 			old := ep.State
 			ep.State, ep.Since, ep.Deadline = Closed, seg.Time, time.Time{}
-			ep.ev.replaced, ep.ev.tReset = true, seg.Time
+			ep.ev.replaced, ep.ev.tReset = true, stampOf(seg.Time)
 			if t.cfg.OnEvent != nil {
 				t.cfg.OnEvent(Event{Time: seg.Time, ConnID: c.ID, Side: side, Addr: ep.Addr, Old: old, New: Closed,
 					File: seg.File, Packet: seg.Packet, Flags: seg.Flags, Seq: seg.Seq, Ack: seg.Ack,
@@ -404,7 +410,8 @@ func (t *Tracker) initConn(c *Conn, seg *capture.Segment, id uint64) {
 	} else if c.RoleInferred {
 		// A SYN-ACK first: the client must have sent the SYN the capture missed.
 		c.Client.ev.sentSYN = true
-		c.Client.ev.firstSYN, c.Client.ev.lastSYN, c.Client.ev.nSYN = seg.Time, seg.Time, 1
+		t0 := stampOf(seg.Time)
+		c.Client.ev.firstSYN, c.Client.ev.lastSYN, c.Client.ev.nSYN = t0, t0, 1
 		c.Dir[0].Started, c.Dir[0].SynSeen = true, true
 		c.Dir[0].ISN = reassembly.Seq(seg.Ack - 1)
 		c.Dir[0].Next = reassembly.Seq(seg.Ack)

@@ -24,6 +24,7 @@ type fields struct {
 	dur  time.Duration
 	seq  [3]uint32
 	n    int64
+	st   [3]uint64 // stamps
 	def  int32
 	ap   netip.AddrPort
 	u8   uint8
@@ -46,6 +47,9 @@ func (f *fields) visit(k *Codec, in *Interner) {
 		k.Seq(&f.seq[i])
 	}
 	k.Nanos(&f.n)
+	for i := range f.st {
+		k.Stamp(&f.st[i])
+	}
 	Default(k, &f.def, 7)
 	k.AddrPort(&f.ap)
 	Uint(k, &f.u8)
@@ -61,12 +65,14 @@ func TestRoundTrip(t *testing.T) {
 		{},
 		{u: math.MaxUint64, i: math.MinInt64, b: true, s: "é\x00<", d: "interned", by: []byte{0, 1},
 			t: time.Unix(1<<40, 999999999).UTC(), dur: math.MaxInt64, seq: [3]uint32{0, math.MaxUint32, 1},
-			n: math.MinInt64, def: 7, ap: netip.MustParseAddrPort("[fe80::1%eth0]:65535"), u8: 255, i16: -32768,
+			n: math.MinInt64, st: [3]uint64{1, math.MaxUint64, 1 << 63}, def: 7, ap: netip.MustParseAddrPort("[fe80::1%eth0]:65535"), u8: 255, i16: -32768,
 			more: true, in: 1},
-		{i: math.MaxInt64, t: time.Unix(-1<<40, 1).UTC(), dur: math.MinInt64, n: math.MaxInt64, def: math.MinInt32,
+		{i: math.MaxInt64, t: time.Unix(-1<<40, 1).UTC(), dur: math.MinInt64, n: math.MaxInt64, st: [3]uint64{math.MaxUint64, 1, 2}, def: math.MinInt32,
 			ap: netip.MustParseAddrPort("192.0.2.1:0"), seq: [3]uint32{5, 5, 4}},
-		{t: time.Date(2020, 1, 2, 3, 4, 5, 6000, time.UTC), dur: 5 * time.Second, n: 1, by: []byte{}},
-		{t: time.Date(2052, 1, 2, 3, 4, 5, 0, time.UTC), dur: 1500 * time.Microsecond, n: -1},
+		{t: time.Date(2020, 1, 2, 3, 4, 5, 6000, time.UTC), dur: 5 * time.Second, n: 1, by: []byte{},
+			st: [3]uint64{1<<63 + 1e9, 1<<63 + 1e9, 0}},
+		{t: time.Date(2052, 1, 2, 3, 4, 5, 0, time.UTC), dur: 1500 * time.Microsecond, n: -1,
+			st: [3]uint64{0, 1<<63 + 1577934245000001000, 1<<63 + 1577934245000000000}},
 	}
 	var in Interner
 	for i, want := range cases {
