@@ -83,31 +83,56 @@ type Direction struct {
 
 	holes  [maxHoles]hole
 	nholes int
-	last   fingerprint
+	// last are the latest distinct segments of the direction, newest first: a copy of any of
+	// them within duplicateWindow is a capture duplicate.
+	last [dupDepth]fingerprint
 }
 
+// dupDepth is how many of a direction's latest segments a copy is looked for among. A SPAN
+// port mirroring both sides of a router, or two taps merged into one file, can interleave the
+// copies of a burst (A B A' B'), so the previous segment alone is not enough.
+const dupDepth = 4
+
 type fingerprint struct {
-	t        time.Time
+	sec      int64 // the segment's time, Unix seconds and nanoseconds (exact for any time)
+	nsec     int32
 	seq, ack uint32
 	length   uint32
+	tsval    uint32
 	window   uint16
 	flags    capture.Flags
-	tsval    uint32
 	set      bool
+}
+
+// copyOf reports whether fp is a capture copy of l: the same header fields, seen at most
+// duplicateWindow later.
+func (l *fingerprint) copyOf(fp *fingerprint) bool {
+	if !l.set || fp.seq != l.seq || fp.ack != l.ack || fp.length != l.length || fp.flags != l.flags ||
+		fp.window != l.window || fp.tsval != l.tsval {
+		return false
+	}
+	ds := fp.sec - l.sec
+	if ds < 0 || ds > 1 {
+		return false
+	}
+	d := ds*1e9 + int64(fp.nsec-l.nsec)
+	return d >= 0 && d < int64(duplicateWindow)
 }
 
 // Observe classifies seg, sent by the sender of d, and applies its acknowledgment to peer (the
 // opposite direction). It returns the segment's kind.
 func (d *Direction) Observe(seg *capture.Segment, peer *Direction) Kind {
-	fp := fingerprint{seg.Time, seg.Seq, seg.Ack, seg.PayloadLen, seg.Window, seg.Flags, seg.Opts.TSVal, true}
-	if d.last.set && fp.seq == d.last.seq && fp.ack == d.last.ack && fp.length == d.last.length &&
-		fp.flags == d.last.flags && fp.window == d.last.window && fp.tsval == d.last.tsval &&
-		fp.t.Sub(d.last.t) < duplicateWindow && fp.t.Sub(d.last.t) >= 0 {
-		d.Duplicates++
-		d.last.t = fp.t
-		return Duplicate
+	fp := fingerprint{sec: seg.Time.Unix(), nsec: int32(seg.Time.Nanosecond()), seq: seg.Seq, ack: seg.Ack,
+		length: seg.PayloadLen, tsval: seg.Opts.TSVal, window: seg.Window, flags: seg.Flags, set: true}
+	for i := range d.last {
+		if l := &d.last[i]; l.copyOf(&fp) {
+			d.Duplicates++
+			l.sec, l.nsec = fp.sec, fp.nsec
+			return Duplicate
+		}
 	}
-	d.last = fp
+	copy(d.last[1:], d.last[:dupDepth-1])
+	d.last[0] = fp
 	d.Segments++
 
 	f := seg.Flags

@@ -143,3 +143,36 @@ func TestDuplicateFromSpanPort(t *testing.T) {
 		t.Fatalf("copy 300ms later: %v, want retransmission", k)
 	}
 }
+
+// A SPAN port mirroring both sides of a router interleaves the copies of a burst: A B A' B'
+// (each copy after the other original). Both copies are duplicates; a copy older than
+// dupDepth distinct segments, or later than the window, is not.
+func TestDuplicatesInterleaved(t *testing.T) {
+	var a, b Direction
+	seg := func(seq uint32, at time.Duration) capture.Segment {
+		return capture.Segment{Time: t0.Add(at), Seq: seq, Ack: 1, Flags: capture.ACK, PayloadLen: 100}
+	}
+	us := time.Microsecond
+	for i, c := range []struct {
+		s    capture.Segment
+		want Kind
+	}{
+		{seg(1, 0), New},
+		{seg(101, 5*us), New},
+		{seg(1, 30*us), Duplicate},   // A'
+		{seg(101, 35*us), Duplicate}, // B'
+		{seg(201, 40*us), New},
+		{seg(301, 45*us), New},
+		{seg(401, 50*us), New},
+		{seg(501, 55*us), New},
+		{seg(101, 60*us), Retransmission},  // B again, but 4 distinct segments later: not a copy
+		{seg(501, 400*us), Retransmission}, // too late for a copy
+	} {
+		if k := a.Observe(&c.s, &b); k != c.want {
+			t.Errorf("segment %d (seq %d at %v): %v, want %v", i, c.s.Seq, c.s.Time.Sub(t0), k, c.want)
+		}
+	}
+	if a.Duplicates != 2 {
+		t.Errorf("%d duplicates, want 2", a.Duplicates)
+	}
+}

@@ -1,6 +1,10 @@
 package reassembly
 
-import "github.com/tcpstate/tcpstate/internal/pack"
+import (
+	"time"
+
+	"github.com/tcpstate/tcpstate/internal/pack"
+)
 
 // Pack encodes or decodes the direction with k (see internal/pack): every field, so that a
 // decoded Direction goes on exactly as the encoded one would have. The tracker uses it to keep
@@ -27,15 +31,34 @@ func (d *Direction) Pack(k *pack.Codec) {
 	k.Bool(&d.scaled)
 	k.U64(&d.Segments)
 	k.U64(&d.Bytes)
-	l := &d.last
-	k.Time(&l.t)
-	k.Seq(&l.seq)
-	k.Seq(&l.ack)
-	pack.Uint(k, &l.length)
-	pack.Uint(k, &l.window)
-	pack.Uint(k, &l.flags)
-	pack.Uint(k, &l.tsval)
-	k.Bool(&l.set)
+	for i := range d.last {
+		l := &d.last[i]
+		if i > 0 && !k.Block(k.Enc && *l != fingerprint{}) {
+			if !k.Enc {
+				*l = fingerprint{}
+			}
+			continue
+		}
+		// The time as a Time field: written as its distance from the previous one, short.
+		var t time.Time
+		if l.sec != 0 || l.nsec != 0 {
+			t = time.Unix(l.sec, int64(l.nsec)).UTC()
+		}
+		k.Time(&t)
+		if !k.Enc {
+			l.sec, l.nsec = 0, 0
+			if !t.IsZero() {
+				l.sec, l.nsec = t.Unix(), int32(t.Nanosecond())
+			}
+		}
+		k.Seq(&l.seq)
+		k.Seq(&l.ack)
+		pack.Uint(k, &l.length)
+		pack.Uint(k, &l.window)
+		pack.Uint(k, &l.flags)
+		pack.Uint(k, &l.tsval)
+		k.Bool(&l.set)
+	}
 	// Trouble: usually none.
 	if !k.Block(k.Enc && (d.FinInferred || d.ZeroWindow || d.Retransmits != 0 || d.OutOfOrders != 0 ||
 		d.Keepalives != 0 || d.WindowProbes != 0 || d.Duplicates != 0 || d.ZeroWindows != 0 ||
