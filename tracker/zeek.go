@@ -52,9 +52,9 @@ type ZeekConfig struct {
 // likely reports whether port p is in Zeek's likely_server_ports.
 func (c *ZeekConfig) likely(p uint16) bool {
 	if c == nil {
-		return zeekDefaultServerPorts[p]
+		return zeekDefaultServerPorts.has(p)
 	}
-	if !c.Bare && zeekDefaultServerPorts[p] {
+	if !c.Bare && zeekDefaultServerPorts.has(p) {
 		return true
 	}
 	for _, x := range c.ServerPorts {
@@ -115,12 +115,17 @@ var zeekDefaultServerPorts = portSet(
 	20000,
 )
 
-func portSet(ports ...uint16) map[uint16]bool {
-	m := make(map[uint16]bool, len(ports))
+// portBits is a set of ports, one bit each (cheaper to test than a map).
+type portBits [65536 / 64]uint64
+
+func (b *portBits) has(p uint16) bool { return b[p>>6]&(1<<(p&63)) != 0 }
+
+func portSet(ports ...uint16) *portBits {
+	b := new(portBits)
 	for _, p := range ports {
-		m[p] = true
+		b[p>>6] |= 1 << (p & 63)
 	}
-	return m
+	return b
 }
 
 // zeekInteractivePorts get a 1 h inactivity timeout once established (base/protocols/conn/
@@ -165,9 +170,8 @@ func (s ZeekState) String() string {
 	return "UNKNOWN"
 }
 
-func isHandshake(s ZeekState) bool {
-	return s == ZeekInactive || s == ZeekSynSent || s == ZeekSynAckSent
-}
+// isHandshake: Inactive, SynSent or SynAckSent (the first three states).
+func isHandshake(s ZeekState) bool { return s <= ZeekSynAckSent }
 
 // History masks (TCP_Endpoint.h); a responder's are shifted by 16 in Zeek, here indexed by role.
 const (
@@ -237,10 +241,12 @@ func (z *ZeekView) ConnState() string {
 
 // observe feeds one segment, as Zeek would see it: every packet, duplicates included.
 func (z *ZeekView) observe(c *Conn, seg *capture.Segment, from Side, _ reassembly.Kind) {
+	t := at(seg.Time)
+	from &= 1 // a Side is 0 or 1: lets the compiler drop the bounds checks below
 	var r *zrow
 	if n := len(z.rows); n > 0 {
 		r = z.rows[n-1]
-		if r.expired(seg.Time) || r.isReuse(seg, from) {
+		if (r.timerDue(t) && r.expired(t)) || (seg.Flags&capture.SYN != 0 && r.isReuse(seg, from)) {
 			r = nil
 		}
 	}
@@ -254,10 +260,12 @@ func (z *ZeekView) observe(c *Conn, seg *capture.Segment, from Side, _ reassembl
 		} else if n < cap(z.rows) {
 			old = z.rows[:n+1][n]
 		}
-		r = newZrow(z.cfg, seg, from, old)
+		r = newZrow(z.cfg, seg, from, old, t)
 		z.rows = append(z.rows, r)
 	}
-	r.packet(seg, from)
+	if !r.fastPacket(seg, from, t) {
+		r.packet(seg, from, t)
+	}
 }
 
 // syncHistory brings History up to date with the first row (done when the connection is
@@ -391,8 +399,7 @@ const (
 )
 
 // newZrow starts a row; it reuses old (and its buffers) when given.
-func newZrow(cfg *ZeekConfig, seg *capture.Segment, from Side, old *zrow) *zrow {
-	t := at(seg.Time)
+func newZrow(cfg *ZeekConfig, seg *capture.Segment, from Side, old *zrow, t ztime) *zrow {
 	r := old
 	if r == nil {
 		r = &zrow{}
@@ -469,7 +476,7 @@ func (r *zrow) checkHistory(s Side, mask uint16, c byte) bool {
 }
 
 func (r *zrow) setState(s Side, st ZeekState) {
-	e, peer := &r.ep[s], &r.ep[1-s]
+	e, peer := &r.ep[s&1], &r.ep[(s&1)^1]
 	if st == e.state {
 		return
 	}
@@ -489,13 +496,27 @@ func (r *zrow) addTimer(t ztime) {
 
 func (r *zrow) cancelTimers() {
 	r.attemptAt = 0
-	r.expireAt = nil
+	r.expireAt = r.expireAt[:0] // the buffer is kept for the next row (newZrow)
+}
+
+// timerDue reports whether a timer is due by t: if not, expired(t) would do nothing and
+// report false. It inlines.
+func (r *zrow) timerDue(t ztime) bool {
+	if (r.deleteAt != 0 && t >= r.deleteAt) || r.lastTime.add(r.inactivity) <= t ||
+		(r.attemptAt != 0 && t >= r.attemptAt) {
+		return true
+	}
+	for _, e := range r.expireAt {
+		if e <= t {
+			return true
+		}
+	}
+	return false
 }
 
 // expired runs Zeek's timers up to t (they fire before a packet of time t is processed) and
 // reports whether one of them removed the connection.
-func (r *zrow) expired(tt time.Time) bool {
-	t := at(tt)
+func (r *zrow) expired(t ztime) bool {
 	if r.deleteAt != 0 && t >= r.deleteAt {
 		return true
 	}
@@ -509,6 +530,18 @@ func (r *zrow) expired(tt time.Time) bool {
 			return true // AttemptTimer: connection_attempt
 		}
 	}
+	// Usually no ExpireTimer is due: the list is left as it is.
+	for _, e := range r.expireAt {
+		if e <= t {
+			return r.runExpireTimers(t)
+		}
+	}
+	return false
+}
+
+// runExpireTimers fires the ExpireTimers due by t (at least one is) and reports whether one of
+// them removed the connection.
+func (r *zrow) runExpireTimers(t ztime) bool {
 	kept := r.expireAt[:0]
 	removed := false
 	for _, e := range r.expireAt {
@@ -588,6 +621,15 @@ func segLen(n uint32, f capture.Flags) uint32 {
 
 func seqDelta(a, b uint32) int32 { return int32(a - b) }
 
+// relSeqFast is relSeq when no wrap was seen and cur makes none (ok); it inlines.
+func relSeqFast(e *zendpoint, cur, last, wraps uint32) (rel uint64, under, ok bool) {
+	if wraps != 0 || (cur < last && seqDelta(cur, last) > 0) {
+		return 0, false, false
+	}
+	d := seqDelta(cur, uint32(e.startSeq))
+	return uint64(int64(d)), d < 0, true
+}
+
 // relSeq is get_relative_seq.
 func relSeq(e *zendpoint, cur, last, wraps uint32) (uint64, bool) {
 	delta := seqDelta(cur, last)
@@ -605,11 +647,129 @@ func relSeq(e *zendpoint, cur, last, wraps uint32) (uint64, bool) {
 	return e.relSeqSpace(cur, wraps), false
 }
 
-// packet is TCPAnalyzer::DeliverPacket and TCPSessionAdapter::Process for one segment.
-func (r *zrow) packet(seg *capture.Segment, from Side) {
-	t := seg.Time
+// fastPacket is packet for the common segment: no SYN, FIN or RST, a good checksum, a whole
+// header, and both endpoints past Inactive. It reports false, having changed nothing, for any
+// other segment. For such a segment init_endpoint and UpdateStateMachine do nothing and no
+// role flip can happen, so this is packet with those parts left out; from is 0 or 1.
+func (r *zrow) fastPacket(seg *capture.Segment, from Side, t ztime) bool {
 	f := seg.Flags
-	ep, peer := &r.ep[from], &r.ep[1-from]
+	if f&(capture.SYN|capture.FIN|capture.RST) != 0 || seg.BadChecksum || seg.Truncated {
+		return false
+	}
+	from &= 1
+	ep, peer := &r.ep[from], &r.ep[from^1]
+	if ep.state == ZeekInactive || peer.state == ZeekInactive {
+		return false
+	}
+	isOrig := from == r.orig
+	role := int((from ^ r.orig) & 1) // r.role(from)
+	r.established = false
+
+	baseSeq, n := seg.Seq, seg.PayloadLen
+	r.setPartialStatus(f, isOrig)
+	onePast := baseSeq + n // segLen
+	rel, underflow, ok := relSeqFast(ep, baseSeq, ep.lastSeq, ep.seqWraps)
+	if !ok {
+		rel, underflow = relSeq(ep, baseSeq, ep.lastSeq, ep.seqWraps)
+	}
+	// update_history
+	if n > 0 {
+		if r.seen[role]&histData == 0 {
+			r.seen[role] |= histData
+			r.letter(from, 'D')
+		}
+	} else if f&capture.ACK != 0 {
+		if r.seen[role]&histAck == 0 {
+			r.seen[role] |= histAck
+			r.letter(from, 'A')
+		}
+	}
+	if seg.Window == 0 && peer.state != ZeekClosed && ep.state != ZeekReset {
+		if ep.win0.hit() {
+			r.letter(from, 'W')
+		}
+	}
+	if !r.ep[0].didClose || !r.ep[1].didClose {
+		r.lastTime = t
+	}
+	var relAck uint64
+	if f&capture.ACK != 0 {
+		ackSeq := seg.Ack
+		ra, under, ok := relSeqFast(peer, ackSeq, peer.ackSeq, peer.ackWraps)
+		if !ok {
+			ra, under = relSeq(peer, ackSeq, peer.ackSeq, peer.ackWraps)
+		}
+		if !under {
+			relAck = ra
+			d := seqDelta(ackSeq, peer.ackSeq)
+			if !(ackSeq == 0 && d > zeekTooLargeSeqDelta) && d > 0 {
+				if ackSeq < peer.ackSeq {
+					peer.ackWraps++
+				}
+				peer.ackSeq = ackSeq
+			}
+		}
+	}
+	// update_last_seq
+	switch d := seqDelta(onePast, ep.lastSeq); {
+	case ep.state == ZeekReset:
+	case d > 0:
+		ep.updateLastSeq(onePast)
+	case n > 0:
+		if ep.rxmt.hit() {
+			r.letter(from, 'T')
+		}
+	}
+	if f&capture.ACK != 0 {
+		// The test that ackReceived starts with: most ACKs acknowledge nothing new.
+		seq := relAck
+		if peer.finCnt > 0 && seq >= peer.finSeq {
+			seq = peer.finSeq - 1
+		}
+		if seq > peer.re.trim {
+			if seq <= peer.re.lastReassem && !peer.eofMayBeDue() {
+				peer.re.trim = seq // all ackReceived does then
+			} else {
+				r.ackReceived(from^1, relAck)
+			}
+		}
+	}
+	// CheckPIA_FirstPacket
+	if isOrig {
+		r.firstPacketSeen |= zeekOrig
+	} else {
+		r.firstPacketSeen |= zeekResp
+	}
+	if n > 0 && !underflow {
+		re := &ep.re
+		if !re.skip && len(re.pending) == 0 && rel == re.lastReassem && rel >= re.trim &&
+			rel >= ep.relSeqSpace(ep.ackSeq, ep.ackWraps) && !ep.noDataAcked() {
+			// dataSent for the next bytes in order, nothing above a hole, some data acked.
+			re.lastReassem = rel + uint64(n)
+			if re.lastReassem-re.trim > zeekExcessiveData {
+				re.pending = nil
+				re.skip = true
+			}
+		} else {
+			r.dataSent(from, rel, uint64(n))
+		}
+	}
+	if ep.eofMayBeDue() {
+		r.checkEOF(from)
+	}
+	// ConnSize counts with the direction the packet had when it arrived.
+	r.pkts[role]++
+	r.ipBytes[role] += uint64(seg.IPLen)
+	return true
+}
+
+// packet is TCPAnalyzer::DeliverPacket and TCPSessionAdapter::Process for one segment, at t
+// (seg.Time). from is 0 or 1. (fastPacket does the common segments; TestZeekFastPathsAsFullPath
+// checks it against this.)
+func (r *zrow) packet(seg *capture.Segment, from Side, t ztime) {
+	f := seg.Flags
+	from &= 1
+	ep, peer := &r.ep[from], &r.ep[from^1]
 
 	if seg.BadChecksum {
 		// TCPAnalyzer::ValidateChecksum: the packet goes no further.
@@ -646,7 +806,7 @@ func (r *zrow) packet(seg *capture.Segment, from Side) {
 		}
 	}
 	if !r.ep[0].didClose || !r.ep[1].didClose {
-		r.lastTime = at(t)
+		r.lastTime = t
 	}
 	if f.Has(capture.FIN) {
 		ep.finCnt++
@@ -680,12 +840,12 @@ func (r *zrow) packet(seg *capture.Segment, from Side) {
 			}
 		}
 	}
-	deltaLast := r.updateLastSeq(from, onePast, f, n)
+	r.updateLastSeq(from, onePast, f, n)
 
-	doClose, genEvent := r.updateStateMachine(t, from, baseSeq, ackSeq, n, deltaLast, isOrig, f)
+	doClose, genEvent := r.updateStateMachine(t, from, baseSeq, ackSeq, n, isOrig, f)
 
 	if f.Has(capture.ACK) {
-		r.ackReceived(1-from, relAck)
+		r.ackReceived(from^1, relAck)
 	}
 	// CheckPIA_FirstPacket
 	if isOrig {
@@ -716,7 +876,7 @@ func (r *zrow) packet(seg *capture.Segment, from Side) {
 		if r.ep[r.orig].state == ZeekInactive && !r.cfg.likely(p) && r.cfg.likely(o) {
 			svc = o
 		}
-		if zeekInteractivePorts[svc] {
+		if zeekInteractivePorts.has(svc) {
 			r.setInactivity(zeekInteractive)
 		}
 	}
@@ -790,21 +950,16 @@ func (r *zrow) initEndpoint(e *zendpoint, f capture.Flags, first, last uint32) {
 
 // updateHistory is update_history.
 func (r *zrow) updateHistory(s Side, f capture.Flags, rel, n uint64) {
-	e := &r.ep[s]
-	bits := 0
-	for _, b := range []capture.Flags{capture.SYN, capture.FIN, capture.RST} {
-		if f&b != 0 {
-			bits++
-		}
-	}
+	e := &r.ep[s&1]
+	ctl := f & (capture.SYN | capture.FIN | capture.RST)
 	switch {
-	case bits > 1:
+	case ctl&(ctl-1) != 0: // more than one of them
 		if f.Has(capture.FIN | capture.RST) {
 			r.checkHistory(s, histFinRst, 'I')
 		} else {
 			r.checkHistory(s, histMulti, 'Q')
 		}
-	case bits == 1:
+	case ctl != 0:
 		if f.Has(capture.SYN) {
 			code := byte('S')
 			if f.Has(capture.ACK) {
@@ -838,8 +993,8 @@ func (r *zrow) updateHistory(s Side, f capture.Flags, rel, n uint64) {
 
 // updateLastSeq is update_last_seq: a payload that does not advance the highest sequence
 // number seen is a retransmission ('T').
-func (r *zrow) updateLastSeq(s Side, last uint32, f capture.Flags, n uint32) int32 {
-	e := &r.ep[s]
+func (r *zrow) updateLastSeq(s Side, last uint32, f capture.Flags, n uint32) {
+	e := &r.ep[s&1]
 	d := seqDelta(last, e.lastSeq)
 	switch {
 	case (f.Has(capture.SYN) || f.Has(capture.RST)) && (d > zeekTooLargeSeqDelta || d < -zeekTooLargeSeqDelta):
@@ -853,7 +1008,6 @@ func (r *zrow) updateLastSeq(s Side, last uint32, f capture.Flags, n uint32) int
 			r.letter(s, 'T')
 		}
 	}
-	return d
 }
 
 func (e *zendpoint) updateLastSeq(seq uint32) {
@@ -864,9 +1018,9 @@ func (e *zendpoint) updateLastSeq(seq uint32) {
 }
 
 // updateStateMachine is UpdateStateMachine and the Update*State functions.
-func (r *zrow) updateStateMachine(t time.Time, s Side, baseSeq, ackSeq, n uint32, deltaLast int32,
-	isOrig bool, f capture.Flags) (doClose, genEvent bool) {
-	e, peer := &r.ep[s], &r.ep[1-s]
+func (r *zrow) updateStateMachine(t ztime, s Side, baseSeq, ackSeq, n uint32, isOrig bool,
+	f capture.Flags) (doClose, genEvent bool) {
+	e, peer := &r.ep[s&1], &r.ep[(s&1)^1]
 	syn, fin, rst, ack := f.Has(capture.SYN), f.Has(capture.FIN), f.Has(capture.RST), f.Has(capture.ACK)
 	switch e.state {
 	case ZeekInactive:
@@ -878,7 +1032,7 @@ func (r *zrow) updateStateMachine(t time.Time, s Side, baseSeq, ackSeq, n uint32
 					r.setState(s, ZeekSynSent)
 				}
 				if r.attemptAt == 0 {
-					r.attemptAt = at(t).add(zeekAttemptDelay)
+					r.attemptAt = t.add(zeekAttemptDelay)
 				}
 			} else {
 				if !ack && peer.state == ZeekSynAckSent && baseSeq == uint32(e.startSeq) {
@@ -975,7 +1129,7 @@ func isClean(e *zendpoint) bool {
 
 // ackReceived is TCP_Reassembler::AckReceived for side s's data, at relative sequence seq.
 func (r *zrow) ackReceived(s Side, seq uint64) {
-	e := &r.ep[s]
+	e := &r.ep[s&1]
 	if e.finCnt > 0 && seq >= e.finSeq {
 		seq = e.finSeq - 1
 	}
@@ -986,12 +1140,14 @@ func (r *zrow) ackReceived(s Side, seq uint64) {
 		r.undelivered(s, seq)
 	}
 	e.re.trim = seq
-	r.checkEOF(s)
+	if e.eofMayBeDue() {
+		r.checkEOF(s)
+	}
 }
 
 // undelivered is TCP_Reassembler::Undelivered: the peer acknowledged data never seen.
 func (r *zrow) undelivered(s Side, upTo uint64) {
-	e := &r.ep[s]
+	e := &r.ep[s&1]
 	if upTo <= 2 && r.isPartial {
 		return
 	}
@@ -1017,7 +1173,7 @@ func (r *zrow) undelivered(s Side, upTo uint64) {
 
 // gap is TCP_Reassembler::Gap: 'G' and missed_bytes, for a cleanly established connection.
 func (r *zrow) gap(s Side, n uint64) {
-	if isClean(&r.ep[s]) && isClean(&r.ep[1-s]) {
+	if isClean(&r.ep[s&1]) && isClean(&r.ep[(s&1)^1]) {
 		if r.ep[s].gap.hit() {
 			r.letter(s, 'G')
 		}
@@ -1027,7 +1183,7 @@ func (r *zrow) gap(s Side, n uint64) {
 
 // dataSent is TCP_Reassembler::DataSent (with NewBlock and BlockInserted).
 func (r *zrow) dataSent(s Side, seq, n uint64) {
-	e := &r.ep[s]
+	e := &r.ep[s&1]
 	re := &e.re
 	if re.skip {
 		return
@@ -1055,7 +1211,7 @@ func (r *zrow) dataSent(s Side, seq, n uint64) {
 			}
 			re.pending = re.pending[1:]
 		}
-		if e.noDataAcked() && e.size(&r.ep[1-s]) > zeekMaxInitialWindow && re.lastReassem > re.trim {
+		if e.noDataAcked() && e.size(&r.ep[(s&1)^1]) > zeekMaxInitialWindow && re.lastReassem > re.trim {
 			re.trim = re.lastReassem
 		}
 	case seq > re.lastReassem:
@@ -1108,7 +1264,7 @@ func addSpan(l []span, b span) []span {
 
 // dataPending is TCP_Reassembler::DataPending for side s.
 func (r *zrow) dataPending(s Side) bool {
-	e, peer := &r.ep[s], &r.ep[1-s]
+	e, peer := &r.ep[s&1], &r.ep[(s&1)^1]
 	if e.re.skip {
 		return false
 	}
@@ -1123,9 +1279,15 @@ func (r *zrow) dataPending(s Side) bool {
 	return e.state != ZeekReset && peer.hasUndelivered()
 }
 
+// eofMayBeDue is the test checkEOF starts with, but for dataPending: if false, checkEOF does
+// nothing. It inlines.
+func (e *zendpoint) eofMayBeDue() bool {
+	return !e.re.didEOF && (e.finCnt > 0 || e.state == ZeekClosed || e.state == ZeekReset)
+}
+
 // checkEOF is TCP_Reassembler::CheckEOF with TCPSessionAdapter::EndpointEOF.
 func (r *zrow) checkEOF(s Side) {
-	e := &r.ep[s]
+	e := &r.ep[s&1]
 	if e.re.didEOF || !(e.finCnt > 0 || e.state == ZeekClosed || e.state == ZeekReset) || r.dataPending(s) {
 		return
 	}
@@ -1138,7 +1300,7 @@ func (r *zrow) checkEOF(s Side) {
 
 // connectionClosed is TCPSessionAdapter::ConnectionClosed.
 func (r *zrow) connectionClosed(s Side, genEvent bool) {
-	e, peer := &r.ep[s], &r.ep[1-s]
+	e, peer := &r.ep[s&1], &r.ep[(s&1)^1]
 	if r.dataPending(s) {
 		r.closeDeferred = true
 		if !r.deferredGen {
