@@ -111,6 +111,11 @@ func (l *fingerprint) copyOf(fp *fingerprint) bool {
 		fp.window != l.window || fp.tsval != l.tsval {
 		return false
 	}
+	return l.within(fp)
+}
+
+// within reports whether fp is at most duplicateWindow later than l.
+func (l *fingerprint) within(fp *fingerprint) bool {
 	ds := fp.sec - l.sec
 	if ds < 0 || ds > 1 {
 		return false
@@ -133,6 +138,14 @@ func (d *Direction) Observe(seg *capture.Segment, peer *Direction) Kind {
 	}
 	copy(d.last[1:], d.last[:dupDepth-1])
 	d.last[0] = fp
+	// Older segments no later copy can match any more (it would come after fp, too late)
+	// are forgotten: a quiet connection packs small (tracker/dormant.go).
+	for i := 1; i < dupDepth && d.last[i].set; i++ {
+		if !d.last[i].within(&fp) {
+			clear(d.last[i:])
+			break
+		}
+	}
 	d.Segments++
 
 	f := seg.Flags
