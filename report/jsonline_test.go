@@ -1,0 +1,86 @@
+package report
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/tracker"
+)
+
+// TestJSONLineMatchesEncoder holds the hand-written JSON lines (JSONLine, what -o json writes)
+// to what encoding/json writes for ConnJSON, byte for byte: on every connection of the
+// committed captures, and on connections with the fields those never set (escapes in every
+// string, a zoned IPv6 address, a tunnel, dropped Zeek rows, eviction and time-out).
+func TestJSONLineMatchesEncoder(t *testing.T) {
+	var files []string
+	filepath.WalkDir("../testdata/pcaps", func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".pcap") || strings.HasSuffix(p, ".pcapng")) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) < 10 {
+		t.Fatalf("only %d captures under ../testdata/pcaps", len(files))
+	}
+	prof, _ := tracker.LookupProfile("linux")
+	n := 0
+	check := func(name string, c *tracker.Conn, o *Options) {
+		t.Helper()
+		n++
+		want, err := json.Marshal(ConnJSON(c, o))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := NewJSONLine(o).Append(nil, c)
+		if string(got) != string(want)+"\n" {
+			t.Errorf("%s: connection %d:\n JSONLine: %s encoding/json: %s", name, c.ID, got, want)
+		}
+	}
+	var sample []*tracker.Conn
+	for _, f := range files {
+		src, err := capture.OpenFiles([]string{f}, capture.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tracker.New(tracker.Config{Profile: prof})
+		var seg capture.Segment
+		for src.Next(&seg) {
+			tr.Add(&seg)
+		}
+		src.Close()
+		now := tr.Now
+		tr.Finish(now)
+		o := &Options{Profile: prof, Now: now}
+		for _, c := range tr.Conns() {
+			check(f, c, o)
+		}
+		if cs := tr.Conns(); len(cs) > 0 && len(sample) < 20 {
+			sample = append(sample, cs[0])
+		}
+	}
+	// What the captures never set.
+	odd := "quote \" backslash \\ tag <b> & ctl \x01\x1f é \u2028 \xff end"
+	o := &Options{Profile: prof, Now: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}
+	for i, c := range sample {
+		c.Client.Evidence, c.Server.Evidence = odd, ""
+		c.Diagnoses = append(c.Diagnoses, tracker.Diagnosis{ID: "reset", Side: tracker.ServerSide, Detail: odd})
+		c.Zeek.RowsDropped = uint64(i)
+		c.Zeek.History = odd
+		c.Evicted, c.TimedOut = i%2 == 0, i%3 == 0
+		c.AsOf = o.Now.Add(-time.Duration(i) * time.Second)
+		c.Client.Deadline = o.Now.Add(time.Duration(i) * 1500 * time.Millisecond)
+		c.Tunnel, c.TunnelSrc, c.TunnelDst = capture.TunnelVXLAN, "192.0.2.1", "2001:db8::1"
+		if i%4 == 1 {
+			c.Client.Addr = netip.AddrPortFrom(netip.MustParseAddr("fe80::1%eth<0>\"x"), 443)
+		}
+		c.Reuses, c.ReusedBy, c.Midstream = uint64(i), uint64(i*2), i%2 == 1
+		check("synthetic", c, o)
+	}
+	t.Logf("%d connections from %d captures, %d synthetic", n-len(sample), len(files), len(sample))
+}
