@@ -11,7 +11,7 @@ import (
 
 // A dormant connection is one packed into a string with internal/pack: every field of the Conn,
 // its endpoints' evidence, both reassembly directions and its Zeek rows, so that a packet that
-// wakes it up finds it exactly as it was. A live Conn takes a few kilobytes; packed, a SYN that
+// wakes it up finds it exactly as it was. A live Conn takes about two kilobytes with its Zeek row; packed, a SYN that
 // was never answered takes about a hundred bytes and a finished HTTPS exchange 250. A
 // streaming run (StreamConfig) keeps only the most recently active connections live and packs
 // the rest, which is what bounds its memory by the connections it tracks, not their size.

@@ -30,7 +30,8 @@ import (
 // whenever it is evaluated, so what it says does not depend on when it was found finished.
 //
 // Only MaxLive connections are kept live (as Conns); the least recently active others are
-// packed (dormant.go) and unpacked when a packet arrives for them.
+// packed (dormant.go) and unpacked when a packet arrives for them. A connection is also packed
+// on the segment that closes it at both ends (touched): from then on only timers move it.
 
 // StreamConfig sets up a streaming tracker (Config.Stream).
 type StreamConfig struct {
