@@ -84,3 +84,39 @@ func TestJSONLineMatchesEncoder(t *testing.T) {
 	}
 	t.Logf("%d connections from %d captures, %d synthetic", n-len(sample), len(files), len(sample))
 }
+
+// TestAppendJSONString holds appendJSONString to encoding/json on every byte alone, between
+// plain text, and on strings of random bytes (invalid UTF-8, U+2028, HTML characters).
+func TestAppendJSONString(t *testing.T) {
+	check := func(s string) {
+		t.Helper()
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendJSONString(nil, s); string(got) != string(want) {
+			t.Fatalf("appendJSONString(%q) = %s, encoding/json gives %s", s, got, want)
+		}
+	}
+	check("")
+	for c := range 256 {
+		check(string([]byte{byte(c)}))
+		check("plain " + string([]byte{byte(c)}) + " text")
+	}
+	for _, s := range []string{"\u2028", "a\u2029b", "é", "日本", "\xff\xfe", "<a href=\"x\">&amp;</a>", `back\slash`} {
+		check(s)
+	}
+	r := uint64(1)
+	for range 20000 {
+		n := int(r>>59) + 1
+		b := make([]byte, n)
+		for i := range b {
+			r = r*6364136223846793005 + 1442695040888963407
+			b[i] = byte(r >> 56)
+			if r>>50&3 != 0 {
+				b[i] &= 0x7f // mostly ASCII, so runs of plain text occur
+			}
+		}
+		check(string(b))
+	}
+}

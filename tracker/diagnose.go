@@ -2,6 +2,8 @@ package tracker
 
 import (
 	"fmt"
+	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
@@ -85,14 +87,14 @@ func (c *Conn) diagnose(now time.Time, p *Profile) {
 		if n.from == ServerSide && n.accepted && ce.sentSYN && !ce.gotSYN && !se.sentSYNACK {
 			refused = true
 			c.addDiag(Diagnosis{ID: DiagRefused, Side: ServerSide,
-				Detail: fmt.Sprintf("%s answered the SYN with RST: nothing listens on port %d", sv.Addr.Addr(), sv.Addr.Port())})
+				Detail: refusedDetail(sv.Addr)})
 		}
 	}
 	switch {
 	case refused:
 	case ce.sentSYN && !se.sentSYNACK && !c.RoleInferred && !c.Midstream && !se.sentRST && c.DirPackets[ServerSide] == 0:
 		c.addDiag(Diagnosis{ID: DiagSynUnanswered, Side: ServerSide,
-			Detail: fmt.Sprintf("%d SYN(s) to %s never answered (filtered, or host down)", max(ce.nSYN, 1), sv.Addr)})
+			Detail: synUnansweredDetail(max(ce.nSYN, 1), sv.Addr)})
 	case se.sentSYNACK && !(se.synAcked && ce.gotSYN) && !se.sentRST && !ce.sentRST && !se.gotRST:
 		who, what := ServerSide, "the server sent SYN-ACK but never got the final ACK"
 		if se.synAcked {
@@ -195,6 +197,26 @@ func (c *Conn) ending() string {
 		return "FIN from server"
 	}
 	return ""
+}
+
+// synUnansweredDetail and refusedDetail are the details a SYN flood writes for every
+// connection, built without fmt: "%d SYN(s) to %s never answered (filtered, or host down)"
+// and "%s answered the SYN with RST: nothing listens on port %d".
+func synUnansweredDetail(n int, to netip.AddrPort) string {
+	var buf [96]byte
+	b := strconv.AppendInt(buf[:0], int64(n), 10)
+	b = append(b, " SYN(s) to "...)
+	b = to.AppendTo(b)
+	b = append(b, " never answered (filtered, or host down)"...)
+	return string(b)
+}
+
+func refusedDetail(sv netip.AddrPort) string {
+	var buf [112]byte
+	b := sv.Addr().AppendTo(buf[:0])
+	b = append(b, " answered the SYN with RST: nothing listens on port "...)
+	b = strconv.AppendUint(b, uint64(sv.Port()), 10)
+	return string(b)
 }
 
 func age(now, since time.Time) string {
