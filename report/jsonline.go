@@ -111,7 +111,7 @@ func (j *JSONLine) endpoint(b []byte, ep *tracker.Endpoint, now time.Time) []byt
 	b = append(b, '"')
 	b = ep.Addr.Addr().AppendTo(b)
 	for _, c := range b[at+1:] {
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !jsonPlain[c] {
 			// An IPv6 zone can hold anything: escape it as encoding/json would.
 			b = appendJSONString(b[:at], ep.Addr.Addr().String())
 			b = b[:len(b)-1]
@@ -134,7 +134,7 @@ func (j *JSONLine) endpoint(b []byte, ep *tracker.Endpoint, now time.Time) []byt
 	}
 	if !ep.Deadline.IsZero() && ep.Deadline.After(now) {
 		b = append(b, `,"timer_left":`...)
-		b = appendJSONFloat(b, ep.Deadline.Sub(now).Seconds())
+		b = appendSeconds(b, ep.Deadline.Sub(now))
 	}
 	return append(b, '}')
 }
@@ -147,13 +147,76 @@ func (j *JSONLine) time(b []byte, t time.Time) []byte {
 	t = t.UTC()
 	if sec := t.Unix(); sec != j.sec || j.prefix == nil {
 		j.sec = sec
-		j.prefix = t.AppendFormat(j.prefix[:0], "2006-01-02T15:04:05")
+		j.prefix = appendDateTime(j.prefix[:0], t)
 	}
 	b = append(b, '"')
 	b = append(b, j.prefix...)
 	us := t.Nanosecond() / 1000
 	b = append(b, '.', byte('0'+us/100000), byte('0'+us/10000%10), byte('0'+us/1000%10),
 		byte('0'+us/100%10), byte('0'+us/10%10), byte('0'+us%10), 'Z', '"')
+	return b
+}
+
+// appendDateTime appends t (UTC) as t.AppendFormat(b, "2006-01-02T15:04:05") does, at a
+// tenth of the cost for the years 1970 to 9999 (civil date from days, as in H. Hinnant's
+// chrono algorithms); other years go through AppendFormat.
+func appendDateTime(b []byte, t time.Time) []byte {
+	sec := t.Unix()
+	if sec < 0 || sec > maxDateTimeSec {
+		return t.AppendFormat(b, "2006-01-02T15:04:05")
+	}
+	days, rem := sec/86400, sec%86400
+	z := days + 719468 // days since 0000-03-01
+	era := z / 146097
+	doe := z - era*146097                                  // day of the 400-year era
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // year of the era
+	doy := doe - (365*yoe + yoe/4 - yoe/100)               // day of the year, from March 1st
+	mp := (5*doy + 2) / 153                                // month, from March
+	d := doy - (153*mp+2)/5 + 1
+	m := mp + 3
+	if mp >= 10 {
+		m = mp - 9
+	}
+	y := yoe + era*400
+	if m <= 2 {
+		y++
+	}
+	h, mi, s := rem/3600, rem/60%60, rem%60
+	return append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
+		byte('0'+s/10), byte('0'+s%10))
+}
+
+// maxDateTimeSec is 9999-12-31T23:59:59Z in Unix seconds.
+const maxDateTimeSec = 253402300799
+
+// appendSeconds appends d in seconds as appendJSONFloat(b, d.Seconds()) does. For 1µs <= d <
+// 10^15 ns (11 days) the digits are d's own: d/10^9 has at most 15 significant digits, and
+// then the nearest float64 to it prints as exactly those digits (no other decimal of 15 digits
+// or fewer has that float as its nearest), so it is written directly, unless d.Seconds(),
+// which rounds twice, is not that nearest float.
+func appendSeconds(b []byte, d time.Duration) []byte {
+	if d < 1000 || d >= 1e15 || d.Seconds() != float64(d)/1e9 {
+		return appendJSONFloat(b, d.Seconds())
+	}
+	b = strconv.AppendInt(b, int64(d/time.Second), 10)
+	frac := int64(d % time.Second)
+	if frac == 0 {
+		return b
+	}
+	digits := 9
+	for frac%10 == 0 {
+		frac /= 10
+		digits--
+	}
+	b = append(b, '.')
+	n := len(b)
+	b = append(b, "000000000"[:digits]...)
+	for i := n + digits - 1; frac > 0; i-- {
+		b[i] = byte('0' + frac%10)
+		frac /= 10
+	}
 	return b
 }
 

@@ -120,3 +120,53 @@ func TestAppendJSONString(t *testing.T) {
 		check(string(b))
 	}
 }
+
+// TestAppendDateTime holds appendDateTime to time.Time.AppendFormat: every day of 1970-2100
+// at random times of day, random instants up to year 9999, and the edges.
+func TestAppendDateTime(t *testing.T) {
+	check := func(tm time.Time) {
+		t.Helper()
+		tm = tm.UTC()
+		want := tm.AppendFormat(nil, "2006-01-02T15:04:05")
+		if got := appendDateTime(nil, tm); string(got) != string(want) {
+			t.Fatalf("appendDateTime(%d) = %s, AppendFormat gives %s", tm.Unix(), got, want)
+		}
+	}
+	r := uint64(7)
+	rnd := func(n int64) int64 {
+		r = r*6364136223846793005 + 1442695040888963407
+		return int64(r>>1) % n
+	}
+	for day := int64(0); day < 131*366; day++ {
+		check(time.Unix(day*86400+rnd(86400), rnd(1e9)))
+	}
+	for range 200000 {
+		check(time.Unix(rnd(maxDateTimeSec+1), 0))
+	}
+	for _, sec := range []int64{-1, 0, 59, 951782400, 951868800, 4107542400, 4107628800, maxDateTimeSec, maxDateTimeSec + 1, -62135596800} {
+		check(time.Unix(sec, 0))
+	}
+}
+
+// TestAppendSeconds holds appendSeconds to appendJSONFloat(d.Seconds()) (encoding/json's
+// float) on random durations of every magnitude and on the edges of its fast path.
+func TestAppendSeconds(t *testing.T) {
+	check := func(d time.Duration) {
+		t.Helper()
+		want := appendJSONFloat(nil, d.Seconds())
+		if got := appendSeconds(nil, d); string(got) != string(want) {
+			t.Fatalf("appendSeconds(%d) = %s, want %s", d, got, want)
+		}
+	}
+	r := uint64(11)
+	for range 1000000 {
+		r = r*6364136223846793005 + 1442695040888963407
+		d := time.Duration(r >> (r >> 58))
+		check(d)
+		check(d.Round(time.Millisecond))
+		check(d.Round(time.Second))
+	}
+	for _, d := range []time.Duration{0, 1, 999, 1000, 1001, 1e9, 60e9, 1e15 - 1, 1e15, 1<<63 - 1} {
+		check(d)
+	}
+}
