@@ -84,7 +84,10 @@ func runParallel(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
 			free[s] <- &batch{items: make([]item, 0, batchSize)}
 		}
 		back[s] = make(chan *Conn, 1024)
-		final[s] = make(chan []*Conn, 1)
+		// A few chunks of slack: the merger takes from the shard that holds the next ID, and
+		// a shard that may run ahead meanwhile does not leave its core idle (a flood's end:
+		// -15% wall time on 2 cores).
+		final[s] = make(chan []*Conn, 4)
 		go runShard(s, rc, in[s], free[s], back[s], results, final[s])
 	}
 	go readParallel(src, &rc, k, in, free, ends)
