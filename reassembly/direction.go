@@ -129,21 +129,39 @@ func (l *fingerprint) within(fp *fingerprint) bool {
 func (d *Direction) Observe(seg *capture.Segment, peer *Direction) Kind {
 	fp := fingerprint{sec: seg.Time.Unix(), nsec: int32(seg.Time.Nanosecond()), seq: seg.Seq, ack: seg.Ack,
 		length: seg.PayloadLen, tsval: seg.Opts.TSVal, window: seg.Window, flags: seg.Flags, set: true}
+	// The remembered segments are a prefix of last: the entries after the first unset one are
+	// unset too, and zero (they are only ever shifted down or cleared to the end), so the search
+	// stops there.
 	for i := range d.last {
-		if l := &d.last[i]; l.copyOf(&fp) {
+		l := &d.last[i]
+		if !l.set {
+			break
+		}
+		if l.copyOf(&fp) {
 			d.Duplicates++
 			l.sec, l.nsec = fp.sec, fp.nsec
 			return Duplicate
 		}
 	}
-	copy(d.last[1:], d.last[:dupDepth-1])
-	d.last[0] = fp
-	// Older segments no later copy can match any more (it would come after fp, too late)
-	// are forgotten: a quiet connection packs small (tracker/dormant.go).
-	for i := 1; i < dupDepth && d.last[i].set; i++ {
-		if !d.last[i].within(&fp) {
-			clear(d.last[i:])
-			break
+	if !d.last[1].set {
+		// At most one segment remembered, the usual case (packets of a connection are rarely
+		// within duplicateWindow of each other): what the shift and the clearing below would
+		// leave, without them. last[1:] is zero; it keeps the previous segment only if a later
+		// copy could still match it.
+		if d.last[0].set && d.last[0].within(&fp) {
+			d.last[1] = d.last[0]
+		}
+		d.last[0] = fp
+	} else {
+		copy(d.last[1:], d.last[:dupDepth-1])
+		d.last[0] = fp
+		// Older segments no later copy can match any more (it would come after fp, too late)
+		// are forgotten: a quiet connection packs small (tracker/dormant.go).
+		for i := 1; i < dupDepth && d.last[i].set; i++ {
+			if !d.last[i].within(&fp) {
+				clear(d.last[i:])
+				break
+			}
 		}
 	}
 	d.Segments++

@@ -190,31 +190,34 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 
 	// What the sender proves it received: its ACK covers the peer's SYN and FIN.
 	if f.Has(capture.ACK) {
-		if rd.SynAckedBy(ack) && !s.ev.gotSYN {
+		// Nothing below changes the peer's direction: whether the ACK covers its SYN and FIN
+		// is worked out once.
+		coversSYN, coversFIN := rd.SynAckedBy(ack), rd.FinAckedBy(ack)
+		if coversSYN && !s.ev.gotSYN {
 			s.ev.gotSYN = true
 			if s.ev.sentSYN && !f.Has(capture.SYN) {
 				// An active opener acknowledging the SYN-ACK got it, and with it the ACK of its SYN.
 				s.ev.synAcked, s.ev.tSynAcked = true, ts
 			}
 		}
-		if rd.FinAckedBy(ack) && !s.ev.gotFIN {
+		if coversFIN && !s.ev.gotFIN {
 			s.ev.gotFIN, s.ev.tGotFIN = true, ts
 		}
 		// What the receiver is taken to have received: this ACK of its SYN and FIN.
-		if rd.SynAckedBy(ack) {
+		if coversSYN {
 			r.ev.tSynAckLast = ts
 		}
-		if rd.FinAckedBy(ack) {
+		if coversFIN {
 			r.ev.tFinAckLast = ts
 		}
-		if rd.SynAckedBy(ack) && (r.ev.sentSYN || r.ev.sentSYNACK) && !r.ev.synAcked {
+		if coversSYN && (r.ev.sentSYN || r.ev.sentSYNACK) && !r.ev.synAcked {
 			if r.ev.synAckLost < 2 {
 				r.ev.synAcked, r.ev.tSynAcked = true, ts
 			} else if r.ev.synAckPending.isZero() {
 				r.ev.synAckPending = ts
 			}
 		}
-		if rd.FinAckedBy(ack) && !r.ev.finAcked {
+		if coversFIN && !r.ev.finAcked {
 			if r.ev.finAckLost < 2 {
 				r.ev.finAcked, r.ev.tFinAcked = true, ts
 			} else if r.ev.finAckPending.isZero() {

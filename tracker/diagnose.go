@@ -233,6 +233,18 @@ func age(now, since time.Time) string {
 	return "for " + d.Round(time.Second/10).String()
 }
 
+// mayInfer is false when none of inference's cases can hold, so that inference would say
+// (false, ""): each of its conditions needs one of these. settle, which asks on every packet
+// for both endpoints, tests it first (it inlines; most packets have nothing to infer). A case
+// added to inference must be covered here (TestMayInferCoversInference).
+func (c *Conn) mayInfer(side Side, viaTimer bool) bool {
+	ep := c.endpoint(side)
+	e := &ep.ev
+	return viaTimer || e.midstream || c.RoleInferred || e.synAckLost|e.finAckLost != 0 ||
+		e.synAckPending|e.finAckPending != 0 || c.finInferred[side&1] ||
+		c.Dir[(side&1)^1].MissedBytes > 0 || e.gotRST
+}
+
 // inference says whether an endpoint's state is inferred rather than shown by the wire, and on
 // what evidence.
 func (c *Conn) inference(side Side, s State, viaTimer bool) (bool, string) {

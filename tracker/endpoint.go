@@ -84,26 +84,35 @@ type Endpoint struct {
 // holds gives the state. Conditions read the evidence only, so withdrawing evidence moves the
 // state back by itself. Timers are applied afterwards by age.
 func (e *evidence) derive(now stamp) State {
-	synAcked := e.synAcked || e.nSYN <= e.retries && confirmed(e.synAckPending, e.lastSYN, e.prevSYNGap, now)
-	finAcked := e.finAcked || confirmed(e.finAckPending, e.lastFIN, e.prevFINGap, now)
-	opened := e.sentSYN || e.sentSYNACK || e.midstream
-	synced := e.midstream || (e.gotSYN && synAcked) || (e.gotSYN && e.sentFIN)
-	switch {
-	case e.sentRST || e.gotRST || e.replaced: // aborted, accepted the peer's abort, or replaced
+	// The table, with each acknowledgment worked out only when a row reads it (confirmed is
+	// pure: the same rows hold as if both were computed up front; TestDeriveAsTable checks it
+	// against the table written as one switch). settle runs it for both endpoints on every
+	// packet.
+	if e.sentRST || e.gotRST || e.replaced { // aborted, accepted the peer's abort, or replaced
 		return Closed
-	case !opened:
+	}
+	if !(e.sentSYN || e.sentSYNACK || e.midstream) { // never opened
 		return Closed
-	case !synced && e.sentSYN && !e.gotSYN: // connect() waiting for SYN-ACK
-		return SynSent
-	case !synced: // answered a SYN (or SYNs crossed), waiting for the ACK of its own SYN
-		return SynReceived
-	case !e.sentFIN && !e.gotFIN:
+	}
+	synced := e.midstream || e.gotSYN && (e.sentFIN || e.synAcked ||
+		e.nSYN <= e.retries && confirmed(e.synAckPending, e.lastSYN, e.prevSYNGap, now))
+	if !synced {
+		if e.sentSYN && !e.gotSYN { // connect() waiting for SYN-ACK
+			return SynSent
+		}
+		return SynReceived // answered a SYN (or SYNs crossed), waiting for the ACK of its own SYN
+	}
+	if !e.sentFIN {
+		if e.gotFIN { // peer closed, application has not
+			return CloseWait
+		}
 		return Established
-	case !e.sentFIN && e.gotFIN: // peer closed, application has not
-		return CloseWait
-	case !finAcked && !e.gotFIN:
+	}
+	finAcked := e.finAcked || confirmed(e.finAckPending, e.lastFIN, e.prevFINGap, now)
+	switch {
+	case !e.gotFIN && !finAcked:
 		return FinWait1
-	case finAcked && !e.gotFIN:
+	case !e.gotFIN:
 		return FinWait2
 	case !finAcked && e.finPassive: // closed second, waiting for the ACK of its FIN
 		return LastAck

@@ -276,8 +276,15 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 	for side := ClientSide; side <= ServerSide; side++ {
 		ep := c.endpoint(side)
 		s, when, viaTimer, deadline := ep.evaluateTimer(at, &t.cfg.Profile, lastPacket)
-		ep.Deadline = deadline.time()
-		ep.Inferred, ep.Evidence = c.inference(side, s, viaTimer)
+		if deadline != 0 || ep.Deadline != (time.Time{}) {
+			// Most states run no timer: a zero Deadline stays as it is, without a conversion.
+			ep.Deadline = deadline.time()
+		}
+		if c.mayInfer(side, viaTimer) {
+			ep.Inferred, ep.Evidence = c.inference(side, s, viaTimer)
+		} else {
+			ep.Inferred, ep.Evidence = false, ""
+		}
 		if !ep.Inferred && s == FinWait2 && at.sub(when) >= t.cfg.Profile.FinWait2Orphan {
 			ep.Inferred, ep.Evidence = true, fmt.Sprintf("FIN_WAIT_2 for over %s: gone by now if its application called close(), still there after shutdown() alone; the wire cannot tell which",
 				t.cfg.Profile.FinWait2Orphan)

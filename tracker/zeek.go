@@ -407,7 +407,9 @@ func newZrow(cfg *ZeekConfig, seg *capture.Segment, from Side, old *zrow, t ztim
 	*r = zrow{cfg: cfg, orig: from, start: t, lastTime: t, active: true,
 		inactivity: zeekInitialInactivity, history: r.history[:0], expireAt: r.expireAt[:0]}
 	for i := range r.ep {
-		r.ep[i].re = zreasm{lastReassem: 1, trim: 1}
+		// The rest of zreasm is zero already: setting the two fields spares copying the whole
+		// struct (and its pointer's write barrier).
+		r.ep[i].re.lastReassem, r.ep[i].re.trim = 1, 1
 	}
 	r.expireAt = append(r.expireAt, t.add(zeekSYNTimeout))
 	r.ports[from], r.ports[1-from] = seg.Src.Port(), seg.Dst.Port()
