@@ -1,8 +1,6 @@
 package reassembly
 
 import (
-	"time"
-
 	"github.com/tcpstate/tcpstate/internal/pack"
 )
 
@@ -17,20 +15,15 @@ func (d *Direction) Pack(k *pack.Codec) {
 		}
 		return
 	}
-	k.Bool(&d.Started)
-	k.Bool(&d.SynSeen)
+	k.Bools(&d.Started, &d.SynSeen, &d.AckedSet, &d.FinSeen, &d.wsOffered, &d.scaled)
 	k.Seq((*uint32)(&d.ISN))
 	k.Seq((*uint32)(&d.Next))
 	k.Seq((*uint32)(&d.Acked))
-	k.Bool(&d.AckedSet)
-	k.Bool(&d.FinSeen)
 	k.Seq((*uint32)(&d.FinSeq))
 	pack.Uint(k, &d.Window)
-	k.Bool(&d.wsOffered)
 	pack.Uint(k, &d.wsShift)
-	k.Bool(&d.scaled)
-	k.U64(&d.Segments)
-	k.U64(&d.Bytes)
+	pack.Uint(k, &d.Segments)
+	pack.Uint(k, &d.Bytes)
 	for i := range d.last {
 		l := &d.last[i]
 		if i > 0 && !k.Block(k.Enc && *l != fingerprint{}) {
@@ -39,18 +32,8 @@ func (d *Direction) Pack(k *pack.Codec) {
 			}
 			continue
 		}
-		// The time as a Time field: written as its distance from the previous one, short.
-		var t time.Time
-		if l.sec != 0 || l.nsec != 0 {
-			t = time.Unix(l.sec, int64(l.nsec)).UTC()
-		}
-		k.Time(&t)
-		if !k.Enc {
-			l.sec, l.nsec = 0, 0
-			if !t.IsZero() {
-				l.sec, l.nsec = t.Unix(), int32(t.Nanosecond())
-			}
-		}
+		// The time is written as its distance from the previous one, short.
+		k.Unix(&l.sec, &l.nsec)
 		k.Seq(&l.seq)
 		k.Seq(&l.ack)
 		pack.Uint(k, &l.length)
@@ -71,15 +54,14 @@ func (d *Direction) Pack(k *pack.Codec) {
 		}
 		return
 	}
-	k.Bool(&d.FinInferred)
-	k.Bool(&d.ZeroWindow)
+	k.Bools(&d.FinInferred, &d.ZeroWindow)
 	pack.Uint(k, &d.Retransmits)
 	pack.Uint(k, &d.OutOfOrders)
 	pack.Uint(k, &d.Keepalives)
 	pack.Uint(k, &d.WindowProbes)
 	pack.Uint(k, &d.Duplicates)
 	pack.Uint(k, &d.ZeroWindows)
-	k.U64(&d.MissedBytes)
+	pack.Uint(k, &d.MissedBytes)
 	pack.Int(k, &d.nholes)
 	if k.Block(k.Enc && d.holes != [maxHoles]hole{}) {
 		for i := range d.holes {

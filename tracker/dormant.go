@@ -43,8 +43,8 @@ const (
 // addresses (for a single segment: its source and destination).
 func (cs *codecState) head(kind *uint64, id *uint64, a, b *netip.AddrPort) {
 	k := &cs.k
-	k.U64(kind)
-	k.U64(id)
+	pack.Uint(k, kind)
+	pack.Uint(k, id)
 	k.AddrPort(a)
 	k.AddrPort(b)
 	k.SetBase(cs.epoch)
@@ -110,12 +110,12 @@ func (cs *codecState) key(blob string) (a, b netip.AddrPort) {
 	return a, b
 }
 
-// id decodes only the connection ID of a blob.
+// id decodes only the connection ID of a blob (the first fields of head).
 func (cs *codecState) id(blob string) uint64 {
 	cs.start(false, blob)
 	var kind, id uint64
-	var a, b netip.AddrPort
-	cs.head(&kind, &id, &a, &b)
+	pack.Uint(&cs.k, &kind)
+	pack.Uint(&cs.k, &id)
 	return id
 }
 
@@ -174,12 +174,10 @@ func packSegment(k *pack.Codec, s *capture.Segment) {
 	pack.Uint(k, &o.WScale)
 	pack.Uint(k, &o.TSVal)
 	pack.Uint(k, &o.TSEcr)
-	k.Bool(&o.FastOpen)
 	pack.Uint(k, &s.File)
-	k.U64(&s.Packet)
+	pack.Uint(k, &s.Packet)
 	pack.Int(k, &s.Offset)
-	k.Bool(&s.Truncated)
-	k.Bool(&s.BadChecksum)
+	k.Bools(&o.FastOpen, &s.Truncated, &s.BadChecksum)
 	pack.Uint(k, &s.Tunnel)
 	tunnel := netip.AddrPortFrom(s.TunnelSrc, 0)
 	k.AddrPort(&tunnel)
@@ -199,11 +197,11 @@ func (c *Conn) pack(k *pack.Codec, in *pack.Interner) {
 	c.Client.pack(k, in)
 	c.Server.pack(k, in)
 	k.Time(&c.LastSeen)
-	k.U64(&c.Packets)
-	k.U64(&c.Bytes)
+	pack.Uint(k, &c.Packets)
+	pack.Uint(k, &c.Bytes)
 	for i := range 2 {
-		k.U64(&c.DirPackets[i])
-		k.U64(&c.DirIPBytes[i])
+		pack.Uint(k, &c.DirPackets[i])
+		pack.Uint(k, &c.DirIPBytes[i])
 	}
 	c.Dir[0].Pack(k)
 	c.Dir[1].Pack(k)
@@ -211,9 +209,9 @@ func (c *Conn) pack(k *pack.Codec, in *pack.Interner) {
 	k.Dict(&c.EndedBy, in)
 	for i := range 2 {
 		k.Dur(&c.rtt[i])
-		packStamp(k, &c.synTime[i])
+		pack.Stamp(k, &c.synTime[i])
 	}
-	packStamp(k, &c.lastData)
+	pack.Stamp(k, &c.lastData)
 	k.Bool(&c.done)
 	k.Time(&c.AsOf)
 	c.packRare(k, in)
@@ -235,11 +233,10 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 		}
 		return
 	}
-	k.U64(&c.Duplicates)
-	k.Bool(&c.Midstream)
-	k.Bool(&c.RoleInferred)
-	k.U64(&c.Reuses)
-	k.U64(&c.ReusedBy)
+	pack.Uint(k, &c.Duplicates)
+	k.Bools(&c.Midstream, &c.RoleInferred, &c.finInferred[0], &c.finInferred[1], &c.Evicted, &c.TimedOut)
+	pack.Uint(k, &c.Reuses)
+	pack.Uint(k, &c.ReusedBy)
 	n := k.Len(len(c.Diagnoses))
 	if !k.Enc {
 		c.Diagnoses = growTo(c.Diagnoses, n)
@@ -254,8 +251,7 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 	k.Dict(&c.TunnelSrc, in)
 	k.Dict(&c.TunnelDst, in)
 	for i := range 2 {
-		k.Bool(&c.finInferred[i])
-		packStamp(k, &c.zwSince[i])
+		pack.Stamp(k, &c.zwSince[i])
 		k.Dur(&c.zwLong[i])
 	}
 	n = k.Len(len(c.rstNotes))
@@ -265,16 +261,13 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 	for i := range n {
 		r := &c.rstNotes[i]
 		pack.Uint(k, &r.from)
-		k.Bool(&r.accepted)
+		k.Bools(&r.accepted, &r.wantChallenge)
 		k.Dict(&r.verdict, in)
-		packStamp(k, &r.t)
-		k.U64(&r.packet)
-		k.Bool(&r.wantChallenge)
+		pack.Stamp(k, &r.t)
+		pack.Uint(k, &r.packet)
 		k.Seq((*uint32)(&r.rcvNxt))
-		k.U64(&r.challenge)
+		pack.Uint(k, &r.challenge)
 	}
-	k.Bool(&c.Evicted)
-	k.Bool(&c.TimedOut)
 }
 
 // growTo returns s with length n, reusing its array when it is big enough; decoding a slice
@@ -305,15 +298,12 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 	if k.Block(k.Enc && (e.sentSYN || e.sentSYNACK || e.gotSYN || e.synAcked ||
 		e.firstSYN != 0 || e.lastSYN != 0 || e.nSYN != 0 || e.tSynAckLast != 0 ||
 		e.tSynAcked != 0)) {
-		k.Bool(&e.sentSYN)
-		k.Bool(&e.sentSYNACK)
-		k.Bool(&e.gotSYN)
-		k.Bool(&e.synAcked)
-		packStamp(k, &e.firstSYN)
-		packStamp(k, &e.lastSYN)
+		k.Bools(&e.sentSYN, &e.sentSYNACK, &e.gotSYN, &e.synAcked)
+		pack.Stamp(k, &e.firstSYN)
+		pack.Stamp(k, &e.lastSYN)
 		pack.Int(k, &e.nSYN)
-		packStamp(k, &e.tSynAckLast)
-		packStamp(k, &e.tSynAcked)
+		pack.Stamp(k, &e.tSynAckLast)
+		pack.Stamp(k, &e.tSynAcked)
 	} else if !k.Enc {
 		e.sentSYN, e.sentSYNACK, e.gotSYN, e.synAcked = false, false, false, false
 		e.firstSYN, e.lastSYN, e.nSYN, e.tSynAckLast, e.tSynAcked = 0, 0, 0, 0, 0
@@ -321,15 +311,12 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 	if k.Block(k.Enc && (e.sentFIN || e.finPassive || e.gotFIN || e.finAcked ||
 		e.tFinAckLast != 0 || e.tFinAcked != 0 || e.tGotFIN != 0 ||
 		e.tSentFIN != 0 || e.lastFIN != 0)) {
-		k.Bool(&e.sentFIN)
-		k.Bool(&e.finPassive)
-		k.Bool(&e.gotFIN)
-		k.Bool(&e.finAcked)
-		packStamp(k, &e.tFinAckLast)
-		packStamp(k, &e.tFinAcked)
-		packStamp(k, &e.tGotFIN)
-		packStamp(k, &e.tSentFIN)
-		packStamp(k, &e.lastFIN)
+		k.Bools(&e.sentFIN, &e.finPassive, &e.gotFIN, &e.finAcked)
+		pack.Stamp(k, &e.tFinAckLast)
+		pack.Stamp(k, &e.tFinAcked)
+		pack.Stamp(k, &e.tGotFIN)
+		pack.Stamp(k, &e.tSentFIN)
+		pack.Stamp(k, &e.lastFIN)
 	} else if !k.Enc {
 		e.sentFIN, e.finPassive, e.gotFIN, e.finAcked = false, false, false, false
 		e.tFinAckLast, e.tFinAcked, e.tGotFIN, e.tSentFIN, e.lastFIN = 0, 0, 0, 0, 0
@@ -337,16 +324,13 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 	if k.Block(k.Enc && (e.sentRST || e.gotRST || e.synAckLost != 0 || e.finAckLost != 0 ||
 		e.synAckPending != 0 || e.finAckPending != 0 || e.midstream || e.replaced ||
 		e.prevFINGap != 0 || e.tReset != 0 || e.prevSYNGap != 0)) {
-		k.Bool(&e.sentRST)
-		k.Bool(&e.gotRST)
+		k.Bools(&e.sentRST, &e.gotRST, &e.midstream, &e.replaced)
 		pack.Int(k, &e.synAckLost)
 		pack.Int(k, &e.finAckLost)
-		packStamp(k, &e.synAckPending)
-		packStamp(k, &e.finAckPending)
-		k.Bool(&e.midstream)
-		k.Bool(&e.replaced)
+		pack.Stamp(k, &e.synAckPending)
+		pack.Stamp(k, &e.finAckPending)
 		k.Dur(&e.prevFINGap)
-		packStamp(k, &e.tReset)
+		pack.Stamp(k, &e.tReset)
 		k.Dur(&e.prevSYNGap)
 	} else if !k.Enc {
 		e.sentRST, e.gotRST, e.synAckLost, e.finAckLost = false, false, 0, 0
@@ -355,12 +339,9 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 	}
 }
 
-// packStamp is a stamp field.
-func packStamp(k *pack.Codec, p *stamp) { k.Stamp((*uint64)(p)) }
-
 func (z *ZeekView) pack(k *pack.Codec, in *pack.Interner) {
 	k.Dict(&z.History, in)
-	k.U64(&z.RowsDropped)
+	pack.Uint(k, &z.RowsDropped)
 	n := k.Len(len(z.rows))
 	if !k.Enc {
 		z.rows = growTo(z.rows, n)
@@ -379,32 +360,29 @@ func (r *zrow) pack(k *pack.Codec) {
 		pack.Uint(k, &r.ports[i])
 		r.ep[i].pack(k)
 		pack.Uint(k, &r.seen[i])
-		k.U64(&r.pkts[i])
-		k.U64(&r.ipBytes[i])
+		pack.Uint(k, &r.pkts[i])
+		pack.Uint(k, &r.ipBytes[i])
 	}
 	k.Bytes(&r.history)
-	k.Nanos((*int64)(&r.start))
-	k.Nanos((*int64)(&r.lastTime))
+	pack.Nanos(k, &r.start)
+	pack.Nanos(k, &r.lastTime)
 	pack.Uint(k, &r.firstPacketSeen)
 	k.Bool(&r.active)
 	k.Dur(&r.inactivity)
-	k.Nanos((*int64)(&r.deleteAt))
+	pack.Nanos(k, &r.deleteAt)
 	// Usually zero.
 	if k.Block(k.Enc && (r.missed != 0 || r.isPartial || r.closeDeferred || r.deferredGen ||
 		r.attemptAt != 0 || len(r.expireAt) != 0 || r.established)) {
-		k.U64(&r.missed)
-		k.Bool(&r.isPartial)
-		k.Bool(&r.closeDeferred)
-		k.Bool(&r.deferredGen)
-		k.Nanos((*int64)(&r.attemptAt))
+		pack.Uint(k, &r.missed)
+		k.Bools(&r.isPartial, &r.closeDeferred, &r.deferredGen, &r.established)
+		pack.Nanos(k, &r.attemptAt)
 		n := k.Len(len(r.expireAt))
 		if !k.Enc {
 			r.expireAt = growTo(r.expireAt, n)
 		}
 		for i := range n {
-			k.Nanos((*int64)(&r.expireAt[i]))
+			pack.Nanos(k, &r.expireAt[i])
 		}
-		k.Bool(&r.established)
 	} else if !k.Enc {
 		r.missed, r.isPartial, r.closeDeferred, r.deferredGen = 0, false, false, false
 		r.attemptAt, r.expireAt, r.established = 0, growTo(r.expireAt, 0), false
@@ -435,23 +413,22 @@ func (e *zendpoint) pack(k *pack.Codec) {
 	k.Seq(&lo)
 	k.Seq(&e.lastSeq)
 	k.Seq(&e.ackSeq)
-	k.U64(&e.lastSYN)
-	k.U64(&e.lastFIN)
+	pack.Uint(k, &e.lastSYN)
+	pack.Uint(k, &e.lastFIN)
 	pack.Int(k, &e.finCnt)
-	k.U64(&e.finSeq)
-	k.Bool(&e.didClose)
+	pack.Uint(k, &e.finSeq)
 	re := &e.re
+	k.Bools(&e.didClose, &re.didEOF)
 	pack.Default(k, &re.lastReassem, 1)
 	pack.Default(k, &re.trim, 1)
-	k.Bool(&re.didEOF)
 	// Usually zero.
 	if k.Block(k.Enc && (hi != 0 || e.seqWraps != 0 || e.ackWraps != 0 || e.lastRST != 0 ||
 		e.rstCnt != 0 || e.chk != scaled{} || e.rxmt != scaled{} || e.win0 != scaled{} ||
 		e.gap != scaled{} || len(re.pending) != 0 || re.skip)) {
-		k.I64(&hi)
+		pack.Int(k, &hi)
 		pack.Uint(k, &e.seqWraps)
 		pack.Uint(k, &e.ackWraps)
-		k.U64(&e.lastRST)
+		pack.Uint(k, &e.lastRST)
 		pack.Int(k, &e.rstCnt)
 		for _, s := range [4]*scaled{&e.chk, &e.rxmt, &e.win0, &e.gap} {
 			pack.Uint(k, &s.cnt)
@@ -462,8 +439,8 @@ func (e *zendpoint) pack(k *pack.Codec) {
 			re.pending = growTo(re.pending, n)
 		}
 		for i := range n {
-			k.U64(&re.pending[i].from)
-			k.U64(&re.pending[i].to)
+			pack.Uint(k, &re.pending[i].from)
+			pack.Uint(k, &re.pending[i].to)
 		}
 		k.Bool(&re.skip)
 	} else if !k.Enc {

@@ -6,7 +6,8 @@
 // of four bytes (little-endian, a bit per field) saying which of them are not zero; only those
 // are written, as varints. A connection is mostly zeros (a SYN that was never answered sets a
 // few dozen of its ~200 fields), so this costs about a bit per zero field and a varint per set
-// one. Block puts a group of fields that are usually all zero behind a single bit.
+// one. Block puts a group of fields that are usually all zero behind a single bit, and Bools
+// writes several booleans at once, as their bits in the mask.
 //
 // The varints are prefix varints: the count of 1 bits that end the first byte says how many
 // bytes follow it (0 to 7; the number is in the bits above that count and its 0 bit, seven per
@@ -17,8 +18,9 @@
 // is room after it, else from a copy that has.
 //
 // Packing is on the hot path of a streaming run, and most of its cost is per field: each kind
-// of field has one function doing both directions, reached from the visitors through a wrapper
-// small enough to be inlined, with the bit and varint primitives inlined into it.
+// of field has one function doing both directions, called from the visitors (or inlined into
+// them), with the bit and varint primitives inlined into it; wrappers that would add a call of
+// their own are avoided where fields are many.
 package pack
 
 import (
@@ -43,7 +45,7 @@ type Codec struct {
 	maskAt    int    // encode: where the current group's mask is
 	bit       uint32 // encode: the next field's bit in its group's mask (0: the group is full)
 	emask     uint32 // encode: the current group's mask so far (written out when it ends)
-	mask      uint   // decode: the current group's bits not read yet, under a 1 (1: none left)
+	mask      uint64 // decode: the current group's bits not read yet, under a 1 (0, 1: none left)
 	lastNanos int64  // the latest Nanos field (Base at first): the next one is relative to it
 	lastSeq   uint32 // the latest Seq field: the next one is written relative to it
 	lastSec   int64  // the latest Time field (Base at first), in Unix seconds
@@ -54,20 +56,28 @@ type Codec struct {
 // Reset starts a new encoding into buf[:0] (Enc true) or a new decoding of buf. Decoding reads
 // a word where a varint starts, so it reads from a copy of buf when buf has no room after it.
 func (k *Codec) Reset(enc bool, buf []byte) {
-	copied := k.copied
 	if enc {
-		buf = buf[:0]
-	} else if cap(buf)-len(buf) < wordRoom {
-		copied = append(copied[:0], buf...)
-		copied = slices.Grow(copied, wordRoom)
-		buf = copied
+		*k = Codec{Enc: true, Buf: buf[:0], copied: k.copied}
+		return
 	}
-	*k = Codec{Enc: enc, Buf: buf, copied: copied}
+	if cap(buf)-len(buf) < wordRoom {
+		buf = k.copy(buf)
+	}
+	*k = Codec{Buf: buf, copied: k.copied}
 }
 
 // ResetString starts a new decoding of s (of a copy of it: see Reset).
 func (k *Codec) ResetString(s string) {
-	k.Reset(false, unsafe.Slice(unsafe.StringData(s), len(s)))
+	buf := k.copy(unsafe.Slice(unsafe.StringData(s), len(s)))
+	*k = Codec{Buf: buf, copied: k.copied}
+}
+
+// copy copies b into k.copied, with room after it, and returns the copy.
+func (k *Codec) copy(b []byte) []byte {
+	if cap(k.copied) < len(b)+wordRoom {
+		k.copied = make([]byte, 0, max(2*cap(k.copied), len(b)+wordRoom))
+	}
+	return append(k.copied[:0], b...)
 }
 
 // Encoded finishes an encoding (it writes the mask of the last group) and returns Buf. Fields
@@ -140,21 +150,11 @@ func (k *Codec) put(set bool) {
 func (k *Codec) get() bool {
 	m := k.mask
 	if m <= 1 {
-		m = uint(binary.LittleEndian.Uint32(k.Buf[k.pos:k.pos+groupSize/8])) | 1<<groupSize
+		m = uint64(binary.LittleEndian.Uint32(k.Buf[k.pos:k.pos+groupSize/8])) | 1<<groupSize
 		k.pos += groupSize / 8
 	}
 	k.mask = m >> 1
 	return m&1 != 0
-}
-
-// present reports, for the next field, whether it is set: when encoding, set says so and the
-// mask records it; when decoding, the mask says so.
-func (k *Codec) present(set bool) bool {
-	if k.Enc {
-		k.put(set)
-		return set
-	}
-	return k.get()
 }
 
 // putVarint writes v (encoding), in the room there is: it stores the word that holds the
@@ -238,88 +238,73 @@ func (k *Codec) bytes(n int) []byte {
 	return b
 }
 
-// u64 encodes v, or decodes a value, and returns it.
-func (k *Codec) u64(v uint64) uint64 {
+func zigzag(v int64) uint64   { return uint64(v<<1) ^ uint64(v>>63) }
+func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+
+// The field functions below do all their work themselves, the primitives inlined, rather than
+// through a common one: a wrapper the compiler does not inline would cost a second call per
+// field (and profile-guided inlining of the inner function can make the wrapper too big to
+// inline).
+
+// Uint is any unsigned integer field.
+func Uint[T ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uint](k *Codec, p *T) {
 	if k.Enc {
 		if k.bit == 0 {
 			k.group()
 		}
-		if v != 0 {
+		if v := uint64(*p); v != 0 {
 			k.emask |= k.bit
 			if !k.putVarint1(v) {
 				k.putVarint(v)
 			}
 		}
 		k.bit <<= 1
-		return v
+		return
 	}
 	if !k.get() {
-		return 0
+		*p = 0
+	} else if v, ok := k.getVarint1(); ok {
+		*p = T(v)
+	} else {
+		*p = T(k.getVarint())
 	}
-	if v, ok := k.getVarint1(); ok {
-		return v
-	}
-	return k.getVarint()
 }
 
-// i64 is u64 for a signed value (zigzag encoded).
-func (k *Codec) i64(v int64) int64 {
+// Int is any signed integer field (time.Duration included), zigzag encoded.
+func Int[T ~int8 | ~int16 | ~int32 | ~int64 | ~int](k *Codec, p *T) {
 	if k.Enc {
 		if k.bit == 0 {
 			k.group()
 		}
-		if v != 0 {
+		if v := int64(*p); v != 0 {
 			k.emask |= k.bit
 			if z := zigzag(v); !k.putVarint1(z) {
 				k.putVarint(z)
 			}
 		}
 		k.bit <<= 1
-		return v
+		return
 	}
 	if !k.get() {
-		return 0
-	}
-	if v, ok := k.getVarint1(); ok {
-		return unzigzag(v)
-	}
-	return unzigzag(k.getVarint())
-}
-
-func zigzag(v int64) uint64   { return uint64(v<<1) ^ uint64(v>>63) }
-func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
-
-// U64 is an unsigned field.
-func (k *Codec) U64(p *uint64) {
-	if v := k.u64(*p); !k.Enc {
-		*p = v
+		*p = 0
+	} else if u, ok := k.getVarint1(); ok {
+		*p = T(unzigzag(u))
+	} else {
+		*p = T(unzigzag(k.getVarint()))
 	}
 }
 
-// I64 is a signed field (zigzag encoded).
-func (k *Codec) I64(p *int64) {
-	if v := k.i64(*p); !k.Enc {
-		*p = v
-	}
-}
+// U64 is an unsigned field (Uint, for a uint64).
+func (k *Codec) U64(p *uint64) { Uint(k, p) }
 
-// Uint is any unsigned integer field.
-func Uint[T ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uint](k *Codec, p *T) {
-	if v := k.u64(uint64(*p)); !k.Enc {
-		*p = T(v)
-	}
-}
-
-// Int is any signed integer field (time.Duration included).
-func Int[T ~int8 | ~int16 | ~int32 | ~int64 | ~int](k *Codec, p *T) {
-	if v := k.i64(int64(*p)); !k.Enc {
-		*p = T(v)
-	}
-}
+// I64 is a signed field (Int, for an int64).
+func (k *Codec) I64(p *int64) { Int(k, p) }
 
 // Default is an integer field that usually holds def: it is written as its difference.
 func Default[T ~int8 | ~int16 | ~int32 | ~int64 | ~int | ~uint8 | ~uint16 | ~uint32 | ~uint64](k *Codec, p *T, def T) {
-	if d := k.i64(int64(*p) - int64(def)); !k.Enc {
+	d := int64(*p) - int64(def)
+	Int(k, &d)
+	if !k.Enc {
 		*p = T(d + int64(def))
 	}
 }
@@ -327,20 +312,104 @@ func Default[T ~int8 | ~int16 | ~int32 | ~int64 | ~int | ~uint8 | ~uint16 | ~uin
 // Len is a slice's length, written before its elements: encoding returns n, decoding the
 // length that was written.
 func (k *Codec) Len(n int) int {
-	return int(k.u64(uint64(n)))
+	if k.Enc {
+		k.put(n != 0)
+		if n != 0 {
+			k.putVarint(uint64(n))
+		}
+		return n
+	}
+	if !k.get() {
+		return 0
+	}
+	return int(k.getVarint())
 }
 
 // Bool is a boolean field: its presence bit is its value.
 func (k *Codec) Bool(p *bool) {
-	if v := k.present(*p); !k.Enc {
-		*p = v
+	if k.Enc {
+		k.put(*p)
+		return
 	}
+	*p = k.get()
+}
+
+// Bools is as many Bool fields, at most 32, visited at once: one call where there would be one
+// per boolean, and the same bits.
+func (k *Codec) Bools(ps ...*bool) {
+	n := uint(len(ps))
+	if k.Enc {
+		var w uint64
+		for i, p := range ps {
+			w |= b2u(*p) << (i & 63)
+		}
+		if k.bit != 0 && n <= uint(bits.LeadingZeros32(k.bit))+1 {
+			k.emask |= uint32(w) * k.bit // the group has room for them
+			k.bit <<= n
+		} else {
+			k.putBits(w, n)
+		}
+		return
+	}
+	w := k.getBits(n)
+	for _, p := range ps {
+		*p = w&1 != 0
+		w >>= 1
+	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// putBits records (encoding) the n lowest bits of w (and no others) as the next n fields' bits,
+// n at most groupSize: the first ones in what is left of the group, the others in the next one.
+//
+//go:noinline
+func (k *Codec) putBits(w uint64, n uint) {
+	if n > groupSize {
+		panic("pack: more than 32 Bools at once")
+	}
+	if k.bit == 0 {
+		k.group()
+	}
+	if left := uint(bits.LeadingZeros32(k.bit)) + 1; n > left {
+		// The bits beyond the group's end: the product drops them, the next group takes them.
+		k.emask |= uint32(w) * k.bit
+		w, n = w>>left, n-left
+		k.group()
+	}
+	k.emask |= uint32(w) * k.bit
+	k.bit <<= n
+}
+
+// getBits reads (decoding) the next n fields' bits, n at most groupSize (the first field's is
+// the lowest).
+func (k *Codec) getBits(n uint) uint64 {
+	m := max(k.mask, 1) // a 0 has no bit left either
+	if left := uint(bits.Len64(m)) - 1; n > left {
+		// The group's bits left, then the next group's under them.
+		next := uint64(binary.LittleEndian.Uint32(k.Buf[k.pos:k.pos+groupSize/8])) | 1<<groupSize
+		k.pos += groupSize / 8
+		m = m&^(1<<left) | next<<left
+	}
+	k.mask = m >> n
+	return m & (1<<n - 1)
 }
 
 // Block is a presence bit for a group of fields that are usually all zero: encoding, it says
 // whether any is set (then they follow), and decoding, whether they were. Only encoding needs
 // set: write k.Block(k.Enc && ...) to spare decoding the test.
-func (k *Codec) Block(set bool) bool { return k.present(set) }
+func (k *Codec) Block(set bool) bool {
+	if k.Enc {
+		k.put(set)
+		return set
+	}
+	return k.get()
+}
 
 // String is a string field.
 func (k *Codec) String(p *string) {
@@ -407,35 +476,65 @@ func (k *Codec) Time(p *time.Time) {
 		sec, nsec := p.Unix(), int64(p.Nanosecond())
 		set := sec != zeroUnix || nsec != 0
 		k.put(set)
-		if !set {
-			return
+		if set {
+			k.putTime(sec, nsec)
 		}
-		dsec, dnsec := sec-k.lastSec, nsec-k.lastNsec
-		if dnsec < 0 {
-			dsec, dnsec = dsec-1, dnsec+1e9
-		}
-		k.lastSec, k.lastNsec = sec, nsec
-		if dsec <= -maxDelta || dsec >= maxDelta {
-			k.putVarint(zigzag(dsec)<<1 | 1)
-			k.putVarint(uint64(dnsec))
-			return
-		}
-		var d uint64
-		switch {
-		case dnsec == 0:
-			d = zigzag(dsec)<<2 | timeSec
-		case dnsec%1000 == 0:
-			d = zigzag(dsec<<20|dnsec/1000)<<2 | timeMicro
-		default:
-			d = zigzag(dsec<<30|dnsec)<<2 | timeNano
-		}
-		k.putVarint(d << 1)
 		return
 	}
 	if !k.get() {
 		*p = time.Time{}
 		return
 	}
+	sec, nsec := k.getTime()
+	*p = time.Unix(sec, nsec).UTC()
+}
+
+// Unix is a time held as Unix seconds and nanoseconds (0 to 999999999; both 0: unset),
+// written as a Time field is, and relative to the Time or Unix field before it: it is a Time
+// without the conversions to and from time.Time.
+func (k *Codec) Unix(sec *int64, nsec *int32) {
+	if k.Enc {
+		set := *sec != 0 || *nsec != 0
+		k.put(set)
+		if set {
+			k.putTime(*sec, int64(*nsec))
+		}
+		return
+	}
+	*sec, *nsec = 0, 0
+	if k.get() {
+		s, ns := k.getTime()
+		*sec, *nsec = s, int32(ns)
+	}
+}
+
+// putTime writes (encoding) a set time, sec and nsec (0 <= nsec < 1e9), relative to the one
+// before: see Time.
+func (k *Codec) putTime(sec, nsec int64) {
+	dsec, dnsec := sec-k.lastSec, nsec-k.lastNsec
+	if dnsec < 0 {
+		dsec, dnsec = dsec-1, dnsec+1e9
+	}
+	k.lastSec, k.lastNsec = sec, nsec
+	if dsec <= -maxDelta || dsec >= maxDelta {
+		k.putVarint(zigzag(dsec)<<1 | 1)
+		k.putVarint(uint64(dnsec))
+		return
+	}
+	var d uint64
+	switch {
+	case dnsec == 0:
+		d = zigzag(dsec)<<2 | timeSec
+	case dnsec%1000 == 0:
+		d = zigzag(dsec<<20|dnsec/1000)<<2 | timeMicro
+	default:
+		d = zigzag(dsec<<30|dnsec)<<2 | timeNano
+	}
+	k.putVarint(d << 1)
+}
+
+// getTime reads (decoding) what putTime wrote.
+func (k *Codec) getTime() (sec, nsec int64) {
 	var dsec, dnsec int64
 	if u := k.getVarint(); u&1 != 0 {
 		dsec, dnsec = unzigzag(u>>1), int64(k.getVarint())
@@ -450,12 +549,12 @@ func (k *Codec) Time(p *time.Time) {
 			dsec, dnsec = v>>30, v&(1<<30-1)
 		}
 	}
-	sec, nsec := k.lastSec+dsec, k.lastNsec+dnsec
+	sec, nsec = k.lastSec+dsec, k.lastNsec+dnsec
 	if nsec >= 1e9 {
 		sec, nsec = sec+1, nsec-1e9
 	}
 	k.lastSec, k.lastNsec = sec, nsec
-	*p = time.Unix(sec, nsec).UTC()
+	return sec, nsec
 }
 
 // Codes of a Time's fraction of a second.
@@ -471,11 +570,11 @@ const (
 // the number follows whole (when it is too large to leave room for the code).
 func decimal(v int64) uint64 {
 	m, code := v, uint64(0)
-	switch {
-	case m != 0 && m%1e9 == 0:
-		m, code = m/1e9, 2
-	case m != 0 && m%1e3 == 0:
-		m, code = m/1e3, 1
+	if q := v / 1e3; v != 0 && q*1e3 == v { // whole microseconds: the quotient is kept
+		m, code = q, 1
+		if r := q / 1e6; r*1e6 == q {
+			m, code = r, 2
+		}
 	}
 	z := zigzag(m)
 	if z >= 1<<61 {
@@ -503,36 +602,29 @@ func (k *Codec) getDecimal() int64 {
 	return unzigzag(u>>2) * decimalScale[u&3]
 }
 
-// dec encodes v in decimal form, or decodes a value, and returns it.
-func (k *Codec) dec(v int64) int64 {
-	if k.Enc {
-		k.put(v != 0)
-		if v != 0 {
-			k.putDecimal(v)
-		}
-		return v
-	}
-	if !k.get() {
-		return 0
-	}
-	return k.getDecimal()
-}
-
 // Dur is a duration field (decimal, see Time).
 func (k *Codec) Dur(p *time.Duration) {
-	if v := k.dec(int64(*p)); !k.Enc {
-		*p = time.Duration(v)
+	if k.Enc {
+		k.put(*p != 0)
+		if *p != 0 {
+			k.putDecimal(int64(*p))
+		}
+		return
+	}
+	*p = 0
+	if k.get() {
+		*p = time.Duration(k.getDecimal())
 	}
 }
 
 // Nanos is a time held as Unix nanoseconds (0: unset), written relative to the Nanos field
 // before it, or to Base for the first (as Time; in decimal form).
-func (k *Codec) Nanos(p *int64) {
+func Nanos[T ~int64](k *Codec, p *T) {
 	if k.Enc {
 		k.put(*p != 0)
 		if *p != 0 {
-			k.putDecimal(*p - k.lastNanos)
-			k.lastNanos = *p
+			k.putDecimal(int64(*p) - k.lastNanos)
+			k.lastNanos = int64(*p)
 		}
 		return
 	}
@@ -540,15 +632,15 @@ func (k *Codec) Nanos(p *int64) {
 		*p = 0
 		return
 	}
-	*p = k.getDecimal() + k.lastNanos
-	k.lastNanos = *p
+	k.lastNanos += k.getDecimal()
+	*p = T(k.lastNanos)
 }
 
 // Stamp is a time held as Unix nanoseconds with the sign bit flipped (0: unset; so the epoch
 // is a time like any other), written as Nanos is: relative to the Nanos or Stamp field before
 // it, or to Base for the first, in decimal form. (It is on the hot path of packing: decimal
 // form is written and read here, without a call.)
-func (k *Codec) Stamp(p *uint64) {
+func Stamp[T ~uint64](k *Codec, p *T) {
 	if k.Enc {
 		if k.bit == 0 {
 			k.group()
@@ -581,7 +673,7 @@ func (k *Codec) Stamp(p *uint64) {
 	}
 	n := d + k.lastNanos
 	k.lastNanos = n
-	*p = uint64(n) ^ 1<<63
+	*p = T(uint64(n) ^ 1<<63)
 }
 
 // decimalScale is what the significant digits of a number in decimal form are multiplied by,
@@ -628,7 +720,7 @@ const maxInterned = 1024
 
 // Dict is a string field written as its number in in (strings first seen are numbered then).
 func (k *Codec) Dict(p *string, in *Interner) {
-	if !k.present(*p != "") {
+	if !k.Block(*p != "") {
 		if !k.Enc {
 			*p = ""
 		}
@@ -662,7 +754,7 @@ func (k *Codec) Dict(p *string, in *Interner) {
 
 // AddrPort is an address and port field (IPv4 in 4 bytes, IPv6 in 16 and its zone).
 func (k *Codec) AddrPort(p *netip.AddrPort) {
-	if !k.present(p.IsValid()) {
+	if !k.Block(p.IsValid()) {
 		if !k.Enc {
 			*p = netip.AddrPort{}
 		}

@@ -17,6 +17,9 @@ type fields struct {
 	u    uint64
 	i    int64
 	b    bool
+	bs   [3]bool
+	sec  int64 // a Unix field
+	nsec int32
 	s    string
 	d    string
 	by   []byte
@@ -42,13 +45,15 @@ func (f *fields) visit(k *Codec, in *Interner) {
 	k.Bytes(&f.by)
 	k.SetBase(time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC))
 	k.Time(&f.t)
+	k.Unix(&f.sec, &f.nsec)
+	k.Bools(&f.bs[0], &f.bs[1], &f.bs[2])
 	k.Dur(&f.dur)
 	for i := range f.seq {
 		k.Seq(&f.seq[i])
 	}
-	k.Nanos(&f.n)
+	Nanos(k, &f.n)
 	for i := range f.st {
-		k.Stamp(&f.st[i])
+		Stamp(k, &f.st[i])
 	}
 	Default(k, &f.def, 7)
 	k.AddrPort(&f.ap)
@@ -64,14 +69,14 @@ func TestRoundTrip(t *testing.T) {
 	cases := []fields{
 		{},
 		{u: math.MaxUint64, i: math.MinInt64, b: true, s: "é\x00<", d: "interned", by: []byte{0, 1},
-			t: time.Unix(1<<40, 999999999).UTC(), dur: math.MaxInt64, seq: [3]uint32{0, math.MaxUint32, 1},
+			bs: [3]bool{true, false, true}, sec: -1 << 40, nsec: 999999999, t: time.Unix(1<<40, 999999999).UTC(), dur: math.MaxInt64, seq: [3]uint32{0, math.MaxUint32, 1},
 			n: math.MinInt64, st: [3]uint64{1, math.MaxUint64, 1 << 63}, def: 7, ap: netip.MustParseAddrPort("[fe80::1%eth0]:65535"), u8: 255, i16: -32768,
 			more: true, in: 1},
-		{i: math.MaxInt64, t: time.Unix(-1<<40, 1).UTC(), dur: math.MinInt64, n: math.MaxInt64, st: [3]uint64{math.MaxUint64, 1, 2}, def: math.MinInt32,
+		{i: math.MaxInt64, bs: [3]bool{false, false, true}, sec: 1<<40 + 1, t: time.Unix(-1<<40, 1).UTC(), dur: math.MinInt64, n: math.MaxInt64, st: [3]uint64{math.MaxUint64, 1, 2}, def: math.MinInt32,
 			ap: netip.MustParseAddrPort("192.0.2.1:0"), seq: [3]uint32{5, 5, 4}},
-		{t: time.Date(2020, 1, 2, 3, 4, 5, 6000, time.UTC), dur: 5 * time.Second, n: 1, by: []byte{},
+		{t: time.Date(2020, 1, 2, 3, 4, 5, 6000, time.UTC), sec: 1577934245, nsec: 7000, dur: 5 * time.Second, n: 1, by: []byte{},
 			st: [3]uint64{1<<63 + 1e9, 1<<63 + 1e9, 0}},
-		{t: time.Date(2052, 1, 2, 3, 4, 5, 0, time.UTC), dur: 1500 * time.Microsecond, n: -1,
+		{t: time.Date(2052, 1, 2, 3, 4, 5, 0, time.UTC), nsec: 1, dur: 1500 * time.Microsecond, n: -1,
 			st: [3]uint64{0, 1<<63 + 1577934245000001000, 1<<63 + 1577934245000000000}},
 	}
 	var in Interner
@@ -211,5 +216,57 @@ func TestLong(t *testing.T) {
 	}
 	if k.Pos() != len(blob) {
 		t.Errorf("decoding read %d of %d bytes", k.Pos(), len(blob))
+	}
+}
+
+// TestBools: booleans visited at once survive wherever they fall in the mask's groups (across
+// the end of one too), and take exactly the bits they take visited one by one.
+func TestBools(t *testing.T) {
+	for lead := range 2*groupSize + 1 {
+		for n := 1; n <= groupSize; n++ {
+			bs := make([]bool, n)
+			ps := make([]*bool, n)
+			for i := range bs {
+				bs[i] = (i*7+lead+n)%3 != 0
+				ps[i] = &bs[i]
+			}
+			// lead fields before them (set or not, written or not), one after them.
+			visit := func(k *Codec, ps []*bool, together bool) (after uint64) {
+				for i := range lead {
+					v := uint64(i % 3)
+					Uint(k, &v)
+				}
+				if together {
+					k.Bools(ps...)
+				} else {
+					for _, p := range ps {
+						k.Bool(p)
+					}
+				}
+				after = 77
+				k.U64(&after)
+				return after
+			}
+			var k Codec
+			k.Reset(true, nil)
+			visit(&k, ps, false)
+			want := string(k.Encoded())
+			k.Reset(true, nil)
+			visit(&k, ps, true)
+			blob := string(k.Encoded())
+			if blob != want {
+				t.Fatalf("%d booleans after %d fields: encoded %x, one by one %x", n, lead, blob, want)
+			}
+			got := make([]bool, n)
+			for i := range got {
+				ps[i] = &got[i]
+				got[i] = !bs[i] // decoding sets them all
+			}
+			k.ResetString(blob)
+			if after := visit(&k, ps, true); !slices.Equal(got, bs) || after != 77 || k.Pos() != len(blob) {
+				t.Fatalf("%d booleans after %d fields: decoded %v (then %d, at %d of %d), want %v", n, lead,
+					got, after, k.Pos(), len(blob), bs)
+			}
+		}
 	}
 }
