@@ -1,10 +1,12 @@
 package report
 
 import (
+	"encoding/binary"
 	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tcpstate/tcpstate/tracker"
 )
@@ -18,6 +20,9 @@ type JSONLine struct {
 	o      *Options
 	sec    int64 // the second whose "2006-01-02T15:04:05" is in prefix
 	prefix []byte
+	// detail is the last diagnosis detail written, and detailJSON its JSON string.
+	detail     string
+	detailJSON []byte
 }
 
 // NewJSONLine returns a writer of JSON lines for options o.
@@ -60,7 +65,12 @@ func (j *JSONLine) Append(b []byte, c *tracker.Conn) []byte {
 			b = append(b, `,"endpoint":`...)
 			b = appendJSONString(b, d.Side.String())
 			b = append(b, `,"detail":`...)
-			b = appendJSONString(b, d.Detail)
+			if d.Detail != j.detail || j.detailJSON == nil {
+				// A flood's connections share their detail (tracker's detailCache): it is
+				// escaped once. (Comparing equal strings that share their bytes is cheap.)
+				j.detail, j.detailJSON = d.Detail, appendJSONString(j.detailJSON[:0], d.Detail)
+			}
+			b = append(b, j.detailJSON...)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
@@ -241,6 +251,17 @@ func appendJSONFloat(b []byte, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// plainWord reports whether the 8 bytes at p are all jsonPlain (SWAR: a byte with its top
+// bit set, one below 0x20, or one equal to '"' or '&' (0x22, 0x26: 0x26 once bit 2 is set),
+// '<' or '>' (0x3c, 0x3e: 0x3e once bit 1 is set) or '\\' sets a top bit in bad).
+func plainWord(p *byte) bool {
+	const ones = 0x0101010101010101
+	x := binary.LittleEndian.Uint64(unsafe.Slice(p, 8))
+	qa, lg, bs := (x|0x04*ones)^0x26*ones, (x|0x02*ones)^0x3e*ones, x^'\\'*ones
+	bad := x | (x-0x20*ones)&^x | (qa-ones)&^qa | (lg-ones)&^lg | (bs-ones)&^bs
+	return bad&(0x80*ones) == 0
+}
+
 // jsonPlain says which bytes appendJSONString copies as they are: printable ASCII but for the
 // quote, the backslash and the HTML-unsafe <, > and &.
 var jsonPlain = func() (t [256]bool) {
@@ -253,8 +274,11 @@ var jsonPlain = func() (t [256]bool) {
 // appendJSONString is encoding/json's string encoding, HTML-safe as its Encoder is by default.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
-	// Most strings need no escape at all: one pass over a table, then one copy.
+	// Most strings need no escape at all: one pass, eight bytes at a time, then one copy.
 	i := 0
+	for i+8 <= len(s) && plainWord(unsafe.StringData(s[i:])) {
+		i += 8
+	}
 	for i < len(s) && jsonPlain[s[i]] {
 		i++
 	}

@@ -170,3 +170,39 @@ func TestAppendSeconds(t *testing.T) {
 		check(d)
 	}
 }
+
+// TestPlainWord holds plainWord to jsonPlain, byte by byte, on words with one byte of every
+// value at every position among plain bytes, and on random words.
+func TestPlainWord(t *testing.T) {
+	check := func(w []byte) {
+		t.Helper()
+		want := true
+		for _, c := range w {
+			want = want && jsonPlain[c]
+		}
+		if got := plainWord(&w[0]); got != want {
+			t.Fatalf("plainWord(%q) = %v, want %v", w, got, want)
+		}
+	}
+	for c := range 256 {
+		for pos := range 8 {
+			for _, fill := range []byte{'a', ' ', '~', 0x21, 0x7e, '=', '?', '%'} {
+				w := []byte{fill, fill, fill, fill, fill, fill, fill, fill}
+				w[pos] = byte(c)
+				check(w)
+			}
+		}
+	}
+	r := uint64(3)
+	for range 1000000 {
+		r = r*6364136223846793005 + 1442695040888963407
+		var w [8]byte
+		for i := range w {
+			w[i] = byte(r >> (8 * i))
+			if r>>(60-i)&1 == 0 {
+				w[i] &= 0x7f
+			}
+		}
+		check(w[:])
+	}
+}

@@ -71,7 +71,7 @@ func (c *Conn) HasDiagnosis(id string) bool {
 
 // diagnose names what is wrong with the connection as of now. Diagnoses from the flow's start
 // (midstream, port-reused) are kept; the rest are recomputed.
-func (c *Conn) diagnose(now time.Time, p *Profile) {
+func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 	keep := c.Diagnoses[:0]
 	for _, d := range c.Diagnoses {
 		if d.ID == DiagMidstream || d.ID == DiagPortReused {
@@ -87,14 +87,14 @@ func (c *Conn) diagnose(now time.Time, p *Profile) {
 		if n.from == ServerSide && n.accepted && ce.sentSYN && !ce.gotSYN && !se.sentSYNACK {
 			refused = true
 			c.addDiag(Diagnosis{ID: DiagRefused, Side: ServerSide,
-				Detail: refusedDetail(sv.Addr)})
+				Detail: dc.refused(sv.Addr)})
 		}
 	}
 	switch {
 	case refused:
 	case ce.sentSYN && !se.sentSYNACK && !c.RoleInferred && !c.Midstream && !se.sentRST && c.DirPackets[ServerSide] == 0:
 		c.addDiag(Diagnosis{ID: DiagSynUnanswered, Side: ServerSide,
-			Detail: synUnansweredDetail(max(ce.nSYN, 1), sv.Addr)})
+			Detail: dc.synUnanswered(max(ce.nSYN, 1), sv.Addr)})
 	case se.sentSYNACK && !(se.synAcked && ce.gotSYN) && !se.sentRST && !ce.sentRST && !se.gotRST:
 		who, what := ServerSide, "the server sent SYN-ACK but never got the final ACK"
 		if se.synAcked {
@@ -209,6 +209,34 @@ func synUnansweredDetail(n int, to netip.AddrPort) string {
 	b = to.AppendTo(b)
 	b = append(b, " never answered (filtered, or host down)"...)
 	return string(b)
+}
+
+// detailCache keeps the last SYN-unanswered and refused details a tracker wrote: a flood
+// aims at one address, so most connections share them (one string rather than one each).
+type detailCache struct {
+	synN             int
+	synTo, refusedBy netip.AddrPort
+	syn, refusedText string
+}
+
+func (dc *detailCache) synUnanswered(n int, to netip.AddrPort) string {
+	if dc == nil {
+		return synUnansweredDetail(n, to)
+	}
+	if dc.syn == "" || n != dc.synN || to != dc.synTo {
+		dc.synN, dc.synTo, dc.syn = n, to, synUnansweredDetail(n, to)
+	}
+	return dc.syn
+}
+
+func (dc *detailCache) refused(by netip.AddrPort) string {
+	if dc == nil {
+		return refusedDetail(by)
+	}
+	if dc.refusedText == "" || by != dc.refusedBy {
+		dc.refusedBy, dc.refusedText = by, refusedDetail(by)
+	}
+	return dc.refusedText
 }
 
 func refusedDetail(sv netip.AddrPort) string {

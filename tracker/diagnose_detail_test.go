@@ -20,3 +20,24 @@ func TestDetailsAsFmt(t *testing.T) {
 		}
 	}
 }
+
+// The cache gives the detail the arguments call for, whatever it was asked before.
+func TestDetailCache(t *testing.T) {
+	var dc detailCache
+	a, b := netip.MustParseAddrPort("192.0.2.1:80"), netip.MustParseAddrPort("[2001:db8::1]:80")
+	for i, q := range []struct {
+		n  int
+		to netip.AddrPort
+	}{{1, a}, {1, a}, {2, a}, {2, b}, {1, b}, {1, a}} {
+		if got, want := dc.synUnanswered(q.n, q.to), synUnansweredDetail(q.n, q.to); got != want {
+			t.Errorf("%d: synUnanswered(%d, %v) = %q, want %q", i, q.n, q.to, got, want)
+		}
+		if got, want := dc.refused(q.to), refusedDetail(q.to); got != want {
+			t.Errorf("%d: refused(%v) = %q, want %q", i, q.to, got, want)
+		}
+	}
+	var none *detailCache
+	if got := none.synUnanswered(3, a); got != synUnansweredDetail(3, a) {
+		t.Errorf("nil cache: %q", got)
+	}
+}

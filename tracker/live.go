@@ -19,7 +19,7 @@ func (t *Tracker) Tick(now time.Time) {
 			continue
 		}
 		t.settle(c, now, nil, [2]State{c.Client.State, c.Server.State})
-		c.diagnose(now, &t.cfg.Profile)
+		c.diagnose(now, &t.cfg.Profile, &t.details)
 	}
 }
 
@@ -39,7 +39,7 @@ func (t *Tracker) Release(now time.Time, quiet time.Duration, fn func(*Conn)) in
 			continue
 		}
 		if !c.done {
-			c.diagnose(now, &t.cfg.Profile)
+			c.diagnose(now, &t.cfg.Profile, &t.details)
 		}
 		t.forget(c.rt.ent)
 		n++

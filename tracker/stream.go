@@ -224,7 +224,7 @@ func (st *stream) finish(t *Tracker, ei int32, c *Conn, at time.Time, why int) {
 	if !c.done {
 		t.settle(c, at, nil, [2]State{c.Client.State, c.Server.State})
 	}
-	c.diagnose(at, &t.cfg.Profile)
+	c.diagnose(at, &t.cfg.Profile, &t.details)
 	switch why {
 	case endEvicted:
 		c.Evicted = true

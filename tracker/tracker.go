@@ -69,6 +69,7 @@ type Tracker struct {
 	// draining: every entry is being forgotten (the end of a streaming run), so the index is
 	// dropped whole afterwards rather than entry by entry.
 	draining bool
+	details  detailCache // the flood details last written (diagnose)
 }
 
 // New returns an empty tracker.
@@ -262,7 +263,7 @@ func (t *Tracker) Finish(now time.Time) {
 		if !c.done {
 			t.settle(c, now, nil, before)
 		}
-		c.diagnose(now, &t.cfg.Profile)
+		c.diagnose(now, &t.cfg.Profile, &t.details)
 	}
 }
 
@@ -357,7 +358,7 @@ func (t *Tracker) supersede(c *Conn, seg *capture.Segment) {
 		}
 	}
 	c.done = true
-	c.diagnose(seg.Time, &t.cfg.Profile)
+	c.diagnose(seg.Time, &t.cfg.Profile, &t.details)
 }
 
 // newConn starts an instance, deciding which side is the client. Its ID is ord when given (a
