@@ -8,7 +8,13 @@ import (
 // decoded Direction goes on exactly as the encoded one would have. The tracker uses it to keep
 // quiet connections compact. A direction that never saw a segment takes one bit, and so do
 // its counters of trouble (retransmissions, holes, ...) when there was none.
-func (d *Direction) Pack(k *pack.Codec) {
+//
+// Sequence numbers are written relative to own, the latest one of this direction's sequence
+// space, and acknowledgments to peer, the latest one of the other direction's (see
+// pack.Codec.SeqFrom): each space's numbers are close together, the two spaces far apart. The
+// caller keeps both (for the two directions of a connection, the same two, crossed) and passes
+// the same values to the encoding and the decoding.
+func (d *Direction) Pack(k *pack.Codec, own, peer *uint32) {
 	if !k.Block(k.Enc && (d.Started || *d != Direction{})) {
 		if !k.Enc {
 			*d = Direction{}
@@ -16,10 +22,10 @@ func (d *Direction) Pack(k *pack.Codec) {
 		return
 	}
 	k.Bools(&d.Started, &d.SynSeen, &d.AckedSet, &d.FinSeen, &d.wsOffered, &d.scaled)
-	k.Seq((*uint32)(&d.ISN))
-	k.Seq((*uint32)(&d.Next))
-	k.Seq((*uint32)(&d.Acked))
-	k.Seq((*uint32)(&d.FinSeq))
+	k.SeqFrom((*uint32)(&d.ISN), own)
+	k.SeqFrom((*uint32)(&d.Next), own)
+	k.SeqFrom((*uint32)(&d.Acked), own)
+	k.SeqFrom((*uint32)(&d.FinSeq), own)
 	pack.Uint(k, &d.Window)
 	pack.Uint(k, &d.wsShift)
 	pack.Uint(k, &d.Segments)
@@ -34,8 +40,8 @@ func (d *Direction) Pack(k *pack.Codec) {
 		}
 		// The time is written as its distance from the previous one, short.
 		k.Unix(&l.sec, &l.nsec)
-		k.Seq(&l.seq)
-		k.Seq(&l.ack)
+		k.SeqFrom(&l.seq, own)
+		k.SeqFrom(&l.ack, peer)
 		pack.Uint(k, &l.length)
 		pack.Uint(k, &l.window)
 		pack.Uint(k, &l.flags)
@@ -65,8 +71,8 @@ func (d *Direction) Pack(k *pack.Codec) {
 	pack.Int(k, &d.nholes)
 	if k.Block(k.Enc && d.holes != [maxHoles]hole{}) {
 		for i := range d.holes {
-			k.Seq((*uint32)(&d.holes[i].from))
-			k.Seq((*uint32)(&d.holes[i].to))
+			k.SeqFrom((*uint32)(&d.holes[i].from), own)
+			k.SeqFrom((*uint32)(&d.holes[i].to), own)
 		}
 	} else if !k.Enc {
 		d.holes = [maxHoles]hole{}

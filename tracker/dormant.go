@@ -203,9 +203,12 @@ func (c *Conn) pack(k *pack.Codec, in *pack.Interner) {
 		pack.Uint(k, &c.DirPackets[i])
 		pack.Uint(k, &c.DirIPBytes[i])
 	}
-	c.Dir[0].Pack(k)
-	c.Dir[1].Pack(k)
-	c.Zeek.pack(k, in)
+	// The latest sequence number of each direction's space, which the next one is written
+	// relative to (reassembly.Direction.Pack).
+	var seqs [2]uint32
+	c.Dir[0].Pack(k, &seqs[0], &seqs[1])
+	c.Dir[1].Pack(k, &seqs[1], &seqs[0])
+	c.Zeek.pack(k, in, &seqs)
 	k.Dict(&c.EndedBy, in)
 	for i := range 2 {
 		k.Dur(&c.rtt[i])
@@ -339,7 +342,9 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 	}
 }
 
-func (z *ZeekView) pack(k *pack.Codec, in *pack.Interner) {
+// pack visits the Zeek view's fields; seqs are the latest sequence numbers of the two sides'
+// spaces (see Conn.pack).
+func (z *ZeekView) pack(k *pack.Codec, in *pack.Interner, seqs *[2]uint32) {
 	k.Dict(&z.History, in)
 	pack.Uint(k, &z.RowsDropped)
 	n := k.Len(len(z.rows))
@@ -350,15 +355,15 @@ func (z *ZeekView) pack(k *pack.Codec, in *pack.Interner) {
 		if !k.Enc && z.rows[i] == nil {
 			z.rows[i] = &zrow{}
 		}
-		z.rows[i].pack(k)
+		z.rows[i].pack(k, seqs)
 	}
 }
 
-func (r *zrow) pack(k *pack.Codec) {
+func (r *zrow) pack(k *pack.Codec, seqs *[2]uint32) {
 	pack.Uint(k, &r.orig)
 	for i := range 2 {
 		pack.Uint(k, &r.ports[i])
-		r.ep[i].pack(k)
+		r.ep[i].pack(k, &seqs[i]) // ep is by side, as seqs
 		pack.Uint(k, &r.seen[i])
 		pack.Uint(k, &r.pkts[i])
 		pack.Uint(k, &r.ipBytes[i])
@@ -399,7 +404,9 @@ func (e *zendpoint) pristine() bool {
 		e.re.lastReassem == 1 && e.re.trim == 1 && e.re.pending == nil && !e.re.skip && !e.re.didEOF
 }
 
-func (e *zendpoint) pack(k *pack.Codec) {
+// pack visits the endpoint's fields; own is the latest sequence number of its side's space (see
+// reassembly.Direction.Pack): its sequence numbers, and the acknowledgments it got, are in it.
+func (e *zendpoint) pack(k *pack.Codec, own *uint32) {
 	if !k.Block(k.Enc && !e.pristine()) {
 		if !k.Enc {
 			*e = zendpoint{re: zreasm{lastReassem: 1, trim: 1}}
@@ -410,9 +417,9 @@ func (e *zendpoint) pack(k *pack.Codec) {
 	pack.Uint(k, &e.prev)
 	// startSeq holds a sequence number (in an int64): its low 32 bits are one, the rest zero.
 	lo, hi := uint32(e.startSeq), e.startSeq>>32
-	k.Seq(&lo)
-	k.Seq(&e.lastSeq)
-	k.Seq(&e.ackSeq)
+	k.SeqFrom(&lo, own)
+	k.SeqFrom(&e.lastSeq, own)
+	k.SeqFrom(&e.ackSeq, own)
 	pack.Uint(k, &e.lastSYN)
 	pack.Uint(k, &e.lastFIN)
 	pack.Int(k, &e.finCnt)

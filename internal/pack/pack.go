@@ -7,7 +7,10 @@
 // are written, as varints. A connection is mostly zeros (a SYN that was never answered sets a
 // few dozen of its ~200 fields), so this costs about a bit per zero field and a varint per set
 // one. Block puts a group of fields that are usually all zero behind a single bit, and Bools
-// writes several booleans at once, as their bits in the mask.
+// writes several booleans at once, as their bits in the mask. Times and sequence numbers are
+// written as distances, short when the numbers are close: a time from the time before, a Seq
+// from the Seq before, a SeqFrom from a base the caller keeps per sequence space (a
+// connection's two spaces lie far apart, each one's numbers close together).
 //
 // The varints are prefix varints: the count of 1 bits that end the first byte says how many
 // bytes follow it (0 to 7; the number is in the bits above that count and its 0 bit, seven per
@@ -652,6 +655,10 @@ func Stamp[T ~uint64](k *Codec, p *T) {
 			k.lastNanos = n
 			if d == 0 {
 				k.putVarint1(0) // decimal(0)
+			} else if q := d / 1e3; q*1e3 == d && uint64(q+1e6-1) <= 2e6-2 {
+				// Whole microseconds, under a second (from microsecond captures, the usual
+				// delta): decimal(d), without its second division.
+				k.putVarint(zigzag(q)<<2 | 1)
 			} else if u := decimal(d); u != 3 {
 				k.putVarint(u)
 			} else {
@@ -706,6 +713,38 @@ func (k *Codec) Seq(p *uint32) {
 		k.lastSeq += uint32(int32(u>>1) ^ -int32(u&1))
 	}
 	*p = k.lastSeq
+}
+
+// SeqFrom is a 32-bit sequence number field written as its distance from *base, which it then
+// sets to it: a running base per sequence space (a direction's own sequence numbers, its
+// acknowledgments of the other's), where Seq has one for all, keeps each distance short. The
+// caller keeps the bases, the same both ways. (It is Seq with the base apart: on the hot path of
+// packing, so written out rather than through a common function.)
+func (k *Codec) SeqFrom(p *uint32, base *uint32) {
+	if k.Enc {
+		d := int32(*p - *base)
+		if k.bit == 0 {
+			k.group()
+		}
+		if d != 0 {
+			k.emask |= k.bit
+			if z := uint64(uint32(d<<1) ^ uint32(d>>31)); !k.putVarint1(z) {
+				k.putVarint(z)
+			}
+		}
+		k.bit <<= 1
+		*base = *p
+		return
+	}
+	v := *base
+	if k.get() {
+		u, ok := k.getVarint1()
+		if !ok {
+			u = k.getVarint()
+		}
+		v += uint32(int32(u>>1) ^ -int32(u&1))
+	}
+	*base, *p = v, v
 }
 
 // Interner numbers the strings a Codec writes with Dict, so that a string written many times
