@@ -452,7 +452,14 @@ func (d *decoder) tcp(b []byte, tcpLen int, src, dst netip.Addr, pseudo uint64, 
 	} else {
 		opts = b[20:doff]
 	}
-	parseOptions(opts, &seg.Opts)
+	if len(opts) == 12 && be32(opts) == 0x0101080a {
+		// NOP, NOP, timestamps: what Linux puts on every segment but the SYNs. What
+		// parseOptions makes of it, without the walk.
+		seg.Opts.Has |= HasTimestamps
+		seg.Opts.TSVal, seg.Opts.TSEcr = be32(opts[4:]), be32(opts[8:])
+	} else {
+		parseOptions(opts, &seg.Opts)
+	}
 	if pseudo != 0 && len(b) >= tcpLen {
 		if fold(sum32(b[:tcpLen], pseudo)) != 0xffff {
 			seg.BadChecksum = true

@@ -522,3 +522,35 @@ func TestFlagsString(t *testing.T) {
 		t.Errorf("SYN|ACK = %q", s)
 	}
 }
+
+// TestTimestampOptionsFastPath: the shortcut tcp takes for the options NOP, NOP, timestamps
+// gives what parseOptions gives, on option blocks of 12 bytes that start that way or nearly.
+func TestTimestampOptionsFastPath(t *testing.T) {
+	var d decoder
+	r := uint64(5)
+	for n := range 20000 {
+		opts := make([]byte, 12)
+		for i := range opts {
+			r = r*6364136223846793005 + 1442695040888963407
+			opts[i] = byte(r >> 56)
+		}
+		if n%2 == 0 {
+			copy(opts, []byte{1, 1, 8, 10})
+			if n%6 == 0 {
+				opts[r>>40%4] ^= byte(1 << (r >> 32 % 8)) // one bit off the prefix
+			}
+		}
+		hdr := make([]byte, 20, 32)
+		hdr[12] = 8 << 4 // data offset: 32 bytes
+		b := append(hdr, opts...)
+		var seg Segment
+		if v := d.tcp(b, len(b), cliV4, srvV4, 0, &seg); v != isTCP {
+			t.Fatalf("verdict %v", v)
+		}
+		var want Options
+		parseOptions(opts, &want)
+		if seg.Opts != want {
+			t.Fatalf("options % x: %+v, parseOptions gives %+v", opts, seg.Opts, want)
+		}
+	}
+}
