@@ -70,8 +70,9 @@ type input struct {
 	ts      time.Time // pcapng: the time of the record read last
 	recOff  int64     // stream offset of the record last read, or of the one that failed
 
-	head Segment // the next segment this input will deliver, when pending
-	done bool
+	head  *Segment   // the next segment this input will deliver, when pending: in slots or lent
+	slots [2]Segment // head, and the one handed out before it (NextRef's, still in use)
+	done  bool
 }
 
 // consumed is the stream offset up to which the reader has read: past the last record it

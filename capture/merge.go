@@ -22,25 +22,48 @@ type source struct {
 }
 
 func (s *source) Next(seg *Segment) bool {
-	if s.closed {
+	p := s.NextRef()
+	if p == nil {
 		return false
+	}
+	*seg = *p
+	return true
+}
+
+// NextRef hands out the earliest head in place: the slot it was decoded into. The input then
+// reads ahead into its other slot, so the segment stays as it is until the next call.
+func (s *source) NextRef() *Segment { return s.next(nil) }
+
+// NextIn is NextRef, with the read-ahead of a single input decoded into slot. (With several,
+// each input's head waits in it for an unknown number of calls: they keep their own slots.)
+func (s *source) NextIn(slot *Segment) *Segment {
+	if len(s.inputs) > 1 {
+		slot = nil
+	}
+	return s.next(slot)
+}
+
+// next hands out the earliest head, and has its input read ahead into lent, if not nil.
+func (s *source) next(lent *Segment) *Segment {
+	if s.closed {
+		return nil
 	}
 	if !s.primed {
 		s.primed = true
 		for _, in := range s.inputs {
-			if s.advance(in) {
+			if s.advance(in, nil) {
 				s.heap = append(s.heap, in)
 				s.up(len(s.heap) - 1)
 			}
 		}
 	}
 	if len(s.heap) == 0 {
-		return false
+		return nil
 	}
 	in := s.heap[0]
-	*seg = in.head
+	seg := in.head
 	s.stats.TCP++
-	if !s.advance(in) {
+	if !s.advance(in, lent) {
 		last := len(s.heap) - 1
 		s.heap[0] = s.heap[last]
 		s.heap[last] = nil
@@ -49,14 +72,22 @@ func (s *source) Next(seg *Segment) bool {
 	if len(s.heap) > 1 {
 		s.down(0)
 	}
-	return true
+	return seg
 }
 
-// advance reads in up to its next TCP segment, into in.head. It reports false when the input
-// has ended, cleanly or not.
-func (s *source) advance(in *input) bool {
+// advance reads in up to its next TCP segment, into lent if not nil, else into the slot of
+// in.slots that in.head does not point at (the one handed out last may still be in use), and
+// points in.head at it. It reports false when the input has ended, cleanly or not.
+func (s *source) advance(in *input, lent *Segment) bool {
 	if in.done {
 		return false
+	}
+	next := lent
+	if next == nil {
+		next = &in.slots[0]
+		if in.head == next {
+			next = &in.slots[1]
+		}
 	}
 	for {
 		data, link, err := in.read()
@@ -78,9 +109,10 @@ func (s *source) advance(in *input) bool {
 				continue
 			}
 		}
-		switch s.dec.decode(link, data, in.wireLen, &in.head) {
+		switch s.dec.decode(link, data, in.wireLen, next) {
 		case isTCP:
-			h := &in.head
+			h := next
+			in.head = h
 			h.Time = in.timestamp()
 			h.File = uint16(in.index)
 			h.Packet = in.records

@@ -155,6 +155,11 @@ func openInput(index int, path string, stdin io.Reader) (*input, error) {
 		}
 		// From here on consumed() is pr's: it is 24, as in.br has given pr the header.
 		in.pcap = pr
+		if f, ok := in.closer.(*os.File); ok && !in.gzip {
+			if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+				pr.readSize = plainReadSize // see pcapReader.readSize
+			}
+		}
 		// The link type is the low 16 bits of the header's field, as pcapgo took it
 		// (layers.LinkType is 16 bits): the FCS length in the top bits is dropped.
 		in.link = uint16(pr.linkType)

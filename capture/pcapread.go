@@ -30,6 +30,11 @@ import (
 //     each time every byte read so far is spoken for and more are needed (that is what
 //     bufio did once its buffer ran dry). So a read error (gzip damage, I/O) is met at the
 //     same record as before, and in.cr.err is set, or not, at the same moment.
+//     Except for a plain regular file (readSize): its reads are larger, which changes
+//     nothing but their number. A read of a file returns all that was asked for, or what
+//     there is up to its end or up to an I/O error (which the next read then returns), so
+//     the bytes read, the offset where reading stops and the error met there are the same
+//     whatever the size of the reads.
 //
 // The one difference: a reader that keeps returning nothing, and no error, made pcapgo
 // (io.ReadFull over bufio) spin forever; we give up after 100 tries (io.ErrNoProgress).
@@ -46,11 +51,37 @@ type pcapReader struct {
 
 	// The header of the record last read (or that failed).
 	sec, frac, capLen, wireLen uint32
+
+	// readSize is how much each read asks for once past plainReadFrom, if not
+	// readBufferSize: more for a plain regular file, where each read(2) costs some
+	// microseconds besides copying (a 2 GB capture is read in 8,000 calls of 256 KiB;
+	// 1 MiB calls save 10% of the time the copy takes).
+	readSize int
+
+	touch byte // see next
 }
 
 // pcapBufferSize holds one record cut by the end of the buffer (at most 16 + maxRecordLen
 // bytes) plus one more read of readBufferSize bytes: enough for any record.
 const pcapBufferSize = 16 + maxRecordLen + readBufferSize
+
+// plainReadSize is the readSize of a plain regular file. It is used only past
+// plainReadFrom: the larger buffer it needs costs a garbage collection (~3 ms: the program's
+// globals are scanned), which only a large capture repays.
+const plainReadSize = 1 << 20
+
+var plainReadFrom int64 = 256 << 20 // (a variable for the tests)
+
+// step is how much each read asks for, and bufferSize the buffer that holds what fill needs
+// plus one more read.
+func (r *pcapReader) step() int {
+	if r.readSize > 0 && r.base >= plainReadFrom {
+		return r.readSize
+	}
+	return readBufferSize
+}
+
+func (r *pcapReader) bufferSize() int { return 16 + maxRecordLen + r.step() }
 
 // pcapSmallBuffer is the buffer a capture starts with: enough for small ones.
 const pcapSmallBuffer = 64 << 10
@@ -132,6 +163,14 @@ func (r *pcapReader) next() ([]byte, error) {
 	}
 	data := r.buf[r.pos+16 : r.pos+n : r.pos+n]
 	r.pos += n
+	if r.pos+128 <= r.end {
+		// Load the cache lines of the next record's first 128 bytes now (its header, and
+		// the link, network and TCP headers of a usual packet), so that their misses
+		// overlap the decoding of this one instead of stalling the next call: -2.5% wall
+		// time on one core for a bulk transfer. The sum is stored only so that the loads
+		// are made; nothing reads it.
+		r.touch = r.buf[r.pos] + r.buf[r.pos+64] + r.buf[r.pos+127]
+	}
 	return data, nil
 }
 
@@ -154,7 +193,8 @@ var (
 // It asks src for more only when every byte it gave so far is needed, as pcapgo did, and
 // in.br then makes the same readBufferSize read from the stream whatever we ask of it (into
 // our buffer when we ask that much, into its own when less). So the stream sees the same
-// reads as before, whatever the size of our buffer.
+// reads as before, whatever the size of our buffer. (With readSize, in.br passes each read
+// on as it is, once drained.)
 func (r *pcapReader) fill(n int) error {
 	if r.pos > 0 {
 		r.end = copy(r.buf, r.buf[r.pos:r.end])
@@ -174,12 +214,12 @@ func (r *pcapReader) fill(n int) error {
 		if r.buf == nil {
 			r.buf = make([]byte, pcapSmallBuffer)
 		}
-		if len(r.buf) < pcapBufferSize && (r.end == len(r.buf) || r.base >= int64(len(r.buf))) {
-			buf := make([]byte, pcapBufferSize)
+		if size := r.bufferSize(); len(r.buf) < size && (r.end == len(r.buf) || r.base >= int64(len(r.buf))) {
+			buf := make([]byte, size)
 			copy(buf, r.buf[:r.end])
 			r.buf = buf
 		}
-		m, err := r.src.Read(r.buf[r.end:min(len(r.buf), r.end+readBufferSize)])
+		m, err := r.src.Read(r.buf[r.end:min(len(r.buf), r.end+r.step())])
 		r.end += m
 		if err != nil {
 			r.err = err
