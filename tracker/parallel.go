@@ -74,11 +74,7 @@ type result struct {
 
 func runParallel(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
 	k := min(rc.Workers, 64) // (a shard number takes 8 bits in the numbering)
-	if rc.Stream.MaxFlows > 0 {
-		// The cap is the whole table's: one tracker, so that what it evicts does not depend
-		// on how many shards there are. Reading still runs beside it.
-		k = 1
-	}
+	// (Never with --max-flows: Run keeps that to one goroutine.)
 	in := make([]chan *batch, k)
 	free := make([]chan *batch, k)
 	back := make([]chan *Conn, k)
