@@ -39,7 +39,22 @@ const (
 	batchSize  = 4096
 	firstBatch = 1024
 	readerTick = 4096 // every shard hears of the reader's progress this often
-	finalChunk = 64
+	// At the end, a shard hands what it finishes to the merger this many at a time. Two
+	// shards and the merger share two cores then, and each time one of them blocks on a
+	// channel (a shard whose chunks are all waiting, the merger waiting for a shard's next
+	// chunk) a core may stay idle until another goroutine is woken; chunks of 64 (some 40 µs
+	// of the merger's work for a flood's SYN_SENT connections) did that thousands of times a
+	// second and left a fifth of the two cores idle at a flood's end (128: -8% wall time;
+	// 256 gains little more on a flood and costs a capture whose connections are larger, as
+	// A's, ~5%: more of them in flight, out of the caches). The first chunks are smaller
+	// (finalFirst, doubling), so that the merger need not wait for a whole chunk of
+	// connections that take long to finish before it starts.
+	finalChunk = 128
+	finalFirst = 16
+	// The merger gives connections back to their shard for reuse this many at a time: one
+	// channel operation per connection, each taking the channel's lock on both cores, cost a
+	// flood's run ~5% of its CPU time.
+	backBatch = 64
 )
 
 // item is one segment for a shard: its ordinal and the capture's clock as it was read.
@@ -77,7 +92,7 @@ func runParallel(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
 	// (Never with --max-flows: Run keeps that to one goroutine.)
 	in := make([]chan *batch, k)
 	free := make([]chan *batch, k)
-	back := make([]chan *Conn, k)
+	back := make([]chan []*Conn, k)
 	final := make([]chan []*Conn, k)
 	results := make(chan *result, 4*k)
 	ends := make(chan time.Time, 1)
@@ -87,7 +102,10 @@ func runParallel(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
 		for range 6 {
 			free[s] <- &batch{items: make([]item, 0, firstBatch)}
 		}
-		back[s] = make(chan *Conn, 1024)
+		// Room for every connection a shard may have out at the end (final's chunks, the one
+		// it fills, the one the merger takes from) and then some: what does not fit is
+		// dropped, and the shard allocates new ones.
+		back[s] = make(chan []*Conn, 8*finalChunk/backBatch)
 		// A few chunks of slack: the merger takes from the shard that holds the next ID, and
 		// a shard that may run ahead meanwhile does not leave its core idle (a flood's end:
 		// -15% wall time on 2 cores).
@@ -97,7 +115,7 @@ func runParallel(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
 	go readParallel(src, &rc, k, in, free, ends)
 
 	m := &merger{k: k, fifo: make([][]created, k), upTo: make([]uint64, k),
-		waiting: map[uint64]waiting{}, back: back}
+		waiting: map[uint64]waiting{}, back: back, ret: make([][]*Conn, k)}
 	m.reorder = NewReorder(&rc.Config, out)
 	var st RunStats
 	gotEnd := false
@@ -268,7 +286,7 @@ func shardOf(h uint64, k int) int {
 	return int((h * 0x9e3779b97f4a7c15 >> 32) * uint64(k) >> 32)
 }
 
-func runShard(s int, rc RunConfig, in <-chan *batch, free chan<- *batch, back chan *Conn,
+func runShard(s int, rc RunConfig, in <-chan *batch, free chan<- *batch, back chan []*Conn,
 	results chan<- *result, final chan<- []*Conn) {
 	cfg := rc.Config
 	sc := rc.Stream
@@ -277,6 +295,7 @@ func runShard(s int, rc RunConfig, in <-chan *batch, free chan<- *batch, back ch
 	}
 	res := &result{shard: s}
 	var chunk []*Conn
+	chunkLen := finalFirst
 	ending := false
 	sc.Handoff = true
 	sc.OnNew = func(c *Conn) { res.created = append(res.created, created{c.ID, c.Reuses}) }
@@ -285,9 +304,10 @@ func runShard(s int, rc RunConfig, in <-chan *batch, free chan<- *batch, back ch
 			res.finished = append(res.finished, c)
 			return
 		}
-		if chunk = append(chunk, c); len(chunk) == finalChunk {
+		if chunk = append(chunk, c); len(chunk) == chunkLen {
 			final <- chunk
 			chunk = nil
+			chunkLen = min(2*chunkLen, finalChunk)
 		}
 	}
 	cfg.Stream = &sc
@@ -333,7 +353,8 @@ type merger struct {
 	nums    numbering
 	waiting map[uint64]waiting // finished, by ordinal, until they (and their successor) have IDs
 	reorder *Reorder
-	back    []chan *Conn
+	back    []chan []*Conn
+	ret     [][]*Conn // per shard, connections handed out, to give back (backBatch at a time)
 }
 
 // number gives IDs to the connections that can have theirs: in ordinal order, up to the
@@ -397,7 +418,10 @@ func (m *merger) try(ord uint64, w waiting) bool {
 			return false // its successor has no ID yet
 		}
 	}
-	prev := m.nums.byOrd(c.Reuses)
+	var prev *numbered
+	if c.Reuses != 0 { // (ordinals start at 1)
+		prev = m.nums.byOrd(c.Reuses)
+	}
 	var reuses, reusedBy uint64
 	if prev != nil {
 		reuses = prev.id()
@@ -413,10 +437,17 @@ func (m *merger) try(ord uint64, w waiting) bool {
 	}
 	c.renumber(id, reuses, reusedBy)
 	m.reorder.Put(c)
-	select {
-	case m.back[w.shard] <- c:
-	default:
+	r := append(m.ret[w.shard], c)
+	if len(r) == backBatch {
+		select {
+		case m.back[w.shard] <- r:
+			r = make([]*Conn, 0, backBatch)
+		default: // the shard has enough: let these go
+			clear(r)
+			r = r[:0]
+		}
 	}
+	m.ret[w.shard] = r
 	return true
 }
 
@@ -434,6 +465,7 @@ type numbering struct {
 	list []numbered
 	dead int
 	next uint64
+	hint int // where the last lookup found its entry: the next one is most often there or just after
 }
 
 // numbered is an ordinal and its ID, with who still needs the ID (the connection and its
@@ -455,17 +487,34 @@ func (n *numbering) add(ord uint64, shard int, refs int) {
 	n.list = append(n.list, numbered{ord: ord, meta: uint64(refs)<<56 | uint64(shard)<<idBits | n.next})
 }
 
+// byOrd and byID look at the entry the last lookup found and the one after it before they
+// search the list: at the end of a run, the merger looks up each ID (owner), then the same
+// entry by ordinal (try), then the next ID, and so on; a binary search of a flood's million
+// entries costs a cache miss or more per step.
+
 func (n *numbering) byOrd(ord uint64) *numbered {
-	i := sort.Search(len(n.list), func(i int) bool { return n.list[i].ord >= ord })
+	i := n.hint
+	if !(i < len(n.list) && n.list[i].ord == ord) {
+		if i++; !(i < len(n.list) && n.list[i].ord == ord) {
+			i = sort.Search(len(n.list), func(i int) bool { return n.list[i].ord >= ord })
+		}
+	}
 	if i < len(n.list) && n.list[i].ord == ord && n.list[i].refs() > 0 {
+		n.hint = i
 		return &n.list[i]
 	}
 	return nil
 }
 
 func (n *numbering) byID(id uint64) *numbered {
-	i := sort.Search(len(n.list), func(i int) bool { return n.list[i].id() >= id })
+	i := n.hint
+	if !(i < len(n.list) && n.list[i].id() == id) {
+		if i++; !(i < len(n.list) && n.list[i].id() == id) {
+			i = sort.Search(len(n.list), func(i int) bool { return n.list[i].id() >= id })
+		}
+	}
 	if i < len(n.list) && n.list[i].id() == id && n.list[i].refs() > 0 {
+		n.hint = i
 		return &n.list[i]
 	}
 	return nil

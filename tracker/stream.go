@@ -99,7 +99,7 @@ type stream struct {
 	links []struct{ prev, next int32 }
 
 	// back brings connections handed off (Handoff) back for reuse (a parallel run's merger).
-	back <-chan *Conn
+	back <-chan []*Conn
 }
 
 func newStream(cfg StreamConfig) *stream {
@@ -117,8 +117,10 @@ func newStream(cfg StreamConfig) *stream {
 func (st *stream) alloc() *Conn {
 	for len(st.pool) == 0 && st.back != nil {
 		select {
-		case c := <-st.back:
-			st.recycle(c)
+		case cs := <-st.back:
+			for _, c := range cs {
+				st.recycle(c)
+			}
 			continue
 		default:
 		}
