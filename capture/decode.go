@@ -452,14 +452,7 @@ func (d *decoder) tcp(b []byte, tcpLen int, src, dst netip.Addr, pseudo uint64, 
 	} else {
 		opts = b[20:doff]
 	}
-	if len(opts) == 12 && be32(opts) == 0x0101080a {
-		// NOP, NOP, timestamps: what Linux puts on every segment but the SYNs. What
-		// parseOptions makes of it, without the walk.
-		seg.Opts.Has |= HasTimestamps
-		seg.Opts.TSVal, seg.Opts.TSEcr = be32(opts[4:]), be32(opts[8:])
-	} else {
-		parseOptions(opts, &seg.Opts)
-	}
+	parseOptions(opts, &seg.Opts)
 	if pseudo != 0 && len(b) >= tcpLen {
 		if fold(sum32(b[:tcpLen], pseudo)) != 0xffff {
 			seg.BadChecksum = true
@@ -486,6 +479,18 @@ const (
 // taken only when it is complete and has the length Linux's tcp_parse_options insists on; a
 // malformed or cut option ends the parse, keeping what came before it.
 func parseOptions(o []byte, opts *Options) {
+	if len(o) == 12 && be32(o) == 0x0101080a {
+		// NOP, NOP, timestamps: what Linux puts on every segment but the SYNs. What the
+		// walk makes of it, without the walk.
+		opts.Has |= HasTimestamps
+		opts.TSVal, opts.TSEcr = be32(o[4:]), be32(o[8:])
+		return
+	}
+	walkOptions(o, opts)
+}
+
+// walkOptions is parseOptions, one option after the other.
+func walkOptions(o []byte, opts *Options) {
 	for i := 0; i < len(o); {
 		kind := o[i]
 		switch kind {

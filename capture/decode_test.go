@@ -523,8 +523,9 @@ func TestFlagsString(t *testing.T) {
 	}
 }
 
-// TestTimestampOptionsFastPath: the shortcut tcp takes for the options NOP, NOP, timestamps
-// gives what parseOptions gives, on option blocks of 12 bytes that start that way or nearly.
+// TestTimestampOptionsFastPath: the shortcut parseOptions takes for the options NOP, NOP,
+// timestamps gives what the walk gives, on option blocks of 12 bytes that start that way or
+// nearly (decoded through tcp, as packets are).
 func TestTimestampOptionsFastPath(t *testing.T) {
 	var d decoder
 	r := uint64(5)
@@ -548,9 +549,9 @@ func TestTimestampOptionsFastPath(t *testing.T) {
 			t.Fatalf("verdict %v", v)
 		}
 		var want Options
-		parseOptions(opts, &want)
+		walkOptions(opts, &want)
 		if seg.Opts != want {
-			t.Fatalf("options % x: %+v, parseOptions gives %+v", opts, seg.Opts, want)
+			t.Fatalf("options % x: %+v, the walk gives %+v", opts, seg.Opts, want)
 		}
 	}
 }
