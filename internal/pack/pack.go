@@ -297,12 +297,6 @@ func Int[T ~int8 | ~int16 | ~int32 | ~int64 | ~int](k *Codec, p *T) {
 	}
 }
 
-// U64 is an unsigned field (Uint, for a uint64).
-func (k *Codec) U64(p *uint64) { Uint(k, p) }
-
-// I64 is a signed field (Int, for an int64).
-func (k *Codec) I64(p *int64) { Int(k, p) }
-
 // Default is an integer field that usually holds def: it is written as its difference.
 func Default[T ~int8 | ~int16 | ~int32 | ~int64 | ~int | ~uint8 | ~uint16 | ~uint32 | ~uint64](k *Codec, p *T, def T) {
 	d := int64(*p) - int64(def)

@@ -38,8 +38,8 @@ type fields struct {
 }
 
 func (f *fields) visit(k *Codec, in *Interner) {
-	k.U64(&f.u)
-	k.I64(&f.i)
+	Uint(k, &f.u)
+	Int(k, &f.i)
 	k.Bool(&f.b)
 	k.String(&f.s)
 	k.Dict(&f.d, in)
@@ -66,7 +66,7 @@ func (f *fields) visit(k *Codec, in *Interner) {
 	Int(k, &f.i16)
 	if k.Block(f.more) {
 		f.more = true
-		k.U64(&f.in)
+		Uint(k, &f.in)
 	}
 }
 
@@ -151,7 +151,7 @@ func TestVarints(t *testing.T) {
 	k.Reset(true, nil)
 	size := 0
 	for i := range nums {
-		k.U64(&nums[i])
+		Uint(&k, &nums[i])
 		if nums[i] != 0 {
 			size += min(max((bits.Len64(nums[i])+6)/7, 1), 9)
 		}
@@ -173,7 +173,7 @@ func TestVarints(t *testing.T) {
 		}
 		for i, want := range nums {
 			var got uint64
-			k.U64(&got)
+			Uint(&k, &got)
 			if got != want {
 				t.Fatalf("from a %s, number %d: %#x, want %#x", from, i, got, want)
 			}
@@ -201,7 +201,7 @@ func TestLong(t *testing.T) {
 		k.SetBase(time.Unix(1e9, 0))
 		for i := range fs {
 			k.String(&fs[i].s)
-			k.U64(&fs[i].u)
+			Uint(k, &fs[i].u)
 			k.Time(&fs[i].t)
 		}
 	}
@@ -249,7 +249,7 @@ func TestBools(t *testing.T) {
 					}
 				}
 				after = 77
-				k.U64(&after)
+				Uint(k, &after)
 				return after
 			}
 			var k Codec
