@@ -288,6 +288,12 @@ func (st *stream) touched(t *Tracker, ei int32, c *Conn, closing bool) {
 		// talking (a late packet unpacks it, exactly as it was). Only on closing: packets that
 		// keep coming after the close (a flood on a dead 4-tuple) keep it live, not packed and
 		// unpacked each time.
+		//
+		// Packing and unpacking are about a third of the instructions of workload A (100k
+		// short connections, all still in TIME_WAIT or within Quiet at the end of the file),
+		// but keeping closed connections unpacked instead was measured slower, not faster:
+		// 0.94-1.02 s against 0.68 s on one core, and 285 MB against 53 MB (page faults and
+		// cache misses on 100k live Conns of ~2.4 KB cost more than the codec).
 		st.pack(t, ei)
 		return
 	}
