@@ -287,6 +287,7 @@ func (d *decoder) ipv4(b []byte, complete bool, depth int, seg *Segment) verdict
 		return isFragment
 	}
 	seg.IPLen = uint32(total)
+	seg.TTL, seg.IPID, seg.DF = b[8], be16(b[4:]), frag&0x4000 != 0
 
 	// Checksums are verified only on a datagram captured whole, and the TCP one not on a first
 	// fragment (more fragments set): it covers bytes this packet does not hold.
@@ -387,6 +388,7 @@ func (d *decoder) ipv6(b []byte, complete bool, depth int, seg *Segment) verdict
 		return notTCP
 	}
 	seg.IPLen = uint32(total)
+	seg.TTL, seg.FlowLabel = b[7], be32(b)&0xfffff
 	src := netip.AddrFrom16([16]byte(b[8:24]))
 	dst := netip.AddrFrom16([16]byte(b[24:40]))
 	whole := len(b) >= total
@@ -484,6 +486,7 @@ func parseOptions(o []byte, opts *Options) {
 		// walk makes of it, without the walk.
 		opts.Has |= HasTimestamps
 		opts.TSVal, opts.TSEcr = be32(o[4:]), be32(o[8:])
+		opts.Layout = 0x080101
 		return
 	}
 	walkOptions(o, opts)
@@ -491,8 +494,17 @@ func parseOptions(o []byte, opts *Options) {
 
 // walkOptions is parseOptions, one option after the other.
 func walkOptions(o []byte, opts *Options) {
+	n := 0 // option kinds written to Layout
 	for i := 0; i < len(o); {
 		kind := o[i]
+		if n < 8 {
+			k := kind
+			if k == optEOL {
+				k = layoutEOL
+			}
+			opts.Layout |= OptionLayout(k) << (8 * n)
+			n++
+		}
 		switch kind {
 		case optEOL:
 			return

@@ -107,7 +107,8 @@ func checkSYN(t *testing.T, what string, s Segment, v verdict, src, dst netip.Ad
 	if s.Seq != 1000 || s.Flags != SYN|ECE || s.Window != 64240 || s.PayloadLen != 10 {
 		t.Errorf("%s: seq %d flags %v win %d len %d", what, s.Seq, s.Flags, s.Window, s.PayloadLen)
 	}
-	want := Options{Has: HasMSS | HasSACKPerm | HasTimestamps | HasWScale, MSS: 1460, WScale: 7, TSVal: 12345, TSEcr: 7, FastOpen: true}
+	want := Options{Has: HasMSS | HasSACKPerm | HasTimestamps | HasWScale, MSS: 1460, WScale: 7, TSVal: 12345, TSEcr: 7, FastOpen: true,
+		Layout: 0x03_01_08_04_02 | 34<<40 | 0xff<<48}
 	if s.Opts != want {
 		t.Errorf("%s: options %+v, want %+v", what, s.Opts, want)
 	}
@@ -293,6 +294,7 @@ func TestParseOptions(t *testing.T) {
 	for _, c := range cases {
 		var o Options
 		parseOptions(c.opts, &o)
+		o.Layout = 0 // TestOptionLayout checks it
 		if o != c.want {
 			t.Errorf("%s: %+v, want %+v", c.name, o, c.want)
 		}
@@ -552,6 +554,28 @@ func TestTimestampOptionsFastPath(t *testing.T) {
 		walkOptions(opts, &want)
 		if seg.Opts != want {
 			t.Fatalf("options % x: %+v, the walk gives %+v", opts, seg.Opts, want)
+		}
+	}
+}
+
+func TestOptionLayout(t *testing.T) {
+	cases := []struct {
+		opts []byte
+		want string
+	}{
+		{nil, ""},
+		{[]byte{2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7}, "mss,sok,ts,nop,ws"}, // Linux SYN
+		{[]byte{2, 4, 5, 0xb4, 1, 3, 3, 8, 1, 1, 4, 2}, "mss,nop,ws,nop,nop,sok"},                     // Windows SYN
+		{[]byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}, "nop,nop,ts"},                                   // the shortcut
+		{[]byte{2, 4, 5, 0xb4, 0, 0, 0, 0}, "mss,eol"},
+		{[]byte{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 4, 5, 0xb4}, "nop,nop,nop,nop,nop,nop,nop,nop"}, // first eight only
+		{[]byte{99, 2}, "?99"},
+	}
+	for _, c := range cases {
+		var o Options
+		parseOptions(c.opts, &o)
+		if got := o.Layout.String(); got != c.want {
+			t.Errorf("% x: layout %q, want %q", c.opts, got, c.want)
 		}
 	}
 }

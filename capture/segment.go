@@ -5,6 +5,7 @@ package capture
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -73,6 +74,15 @@ type Segment struct {
 	// IPLen is the IP datagram length from the IP header (Zeek's ip_bytes).
 	IPLen uint32
 
+	// What the IP header says of its sender, for telling an endpoint's own packets from ones
+	// forged in its name and for guessing its OS: TTL (IPv6 hop limit) as seen at the capture
+	// point, IPv4 identification and don't-fragment bit, IPv6 flow label. Of the innermost
+	// header that carried the TCP segment.
+	TTL       uint8
+	DF        bool
+	IPID      uint16
+	FlowLabel uint32
+
 	// Options that matter to state tracking. Absent options are zero with their Has bit clear.
 	Opts Options
 
@@ -104,6 +114,62 @@ type Options struct {
 	TSVal    uint32
 	TSEcr    uint32
 	FastOpen bool // a TFO option (kind 34 or experimental 254/0xF989) was present
+	// Layout is the order of the option kinds, as p0f reads it (a stack's signature): the
+	// first eight kinds, one byte each, the first in the lowest byte (NOP is 1; EOL, which
+	// ends a list early, is written 255 so that 0 means no more options). 0 for no options.
+	Layout OptionLayout
+}
+
+// OptionLayout lists the kinds of up to eight TCP options in the order they came.
+type OptionLayout uint64
+
+// layoutEOL stands for the end-of-list option in an OptionLayout.
+const layoutEOL = 255
+
+// Kinds returns the option kinds in order.
+func (l OptionLayout) Kinds() []uint8 {
+	var k []uint8
+	for i := 0; i < 8; i++ {
+		b := uint8(l >> (8 * i))
+		if b == 0 {
+			break
+		}
+		if b == layoutEOL {
+			b = 0
+		}
+		k = append(k, b)
+	}
+	return k
+}
+
+// String writes the layout the way p0f does: mss,nop,ws,sok,ts,sack,eol,... ("" for none).
+func (l OptionLayout) String() string {
+	var b strings.Builder
+	for i, k := range l.Kinds() {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		switch k {
+		case 0:
+			b.WriteString("eol")
+		case 1:
+			b.WriteString("nop")
+		case 2:
+			b.WriteString("mss")
+		case 3:
+			b.WriteString("ws")
+		case 4:
+			b.WriteString("sok")
+		case 5:
+			b.WriteString("sack")
+		case 8:
+			b.WriteString("ts")
+		default:
+			b.WriteByte('?')
+			b.WriteString(strconv.Itoa(int(k)))
+		}
+	}
+	return b.String()
 }
 
 // OptionBits records which options were present.
