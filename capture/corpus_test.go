@@ -281,7 +281,7 @@ func TestLinkTypes(t *testing.T) {
 			if !s.Time.Equal(want) {
 				t.Errorf("%s: time %s, want %s", c.link, s.Time.Format(time.RFC3339Nano), c.time)
 			}
-			if s.Src != c.src || s.Dst != c.dst || s.Seq != c.seq || s.Flags != c.flags || s.PayloadLen != c.payload {
+			if s.Src != c.src || s.Dst != c.dst || s.Seq != Seq(c.seq) || s.Flags != c.flags || s.PayloadLen != c.payload {
 				t.Errorf("%s: got %v > %v seq %d [%v] len %d, want %v > %v seq %d [%v] len %d",
 					c.link, s.Src, s.Dst, s.Seq, s.Flags, s.PayloadLen, c.src, c.dst, c.seq, c.flags, c.payload)
 			}

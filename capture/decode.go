@@ -443,8 +443,8 @@ func (d *decoder) tcp(b []byte, tcpLen int, src, dst netip.Addr, pseudo uint64, 
 	}
 	seg.Src = netip.AddrPortFrom(src, be16(b[0:]))
 	seg.Dst = netip.AddrPortFrom(dst, be16(b[2:]))
-	seg.Seq = be32(b[4:])
-	seg.Ack = be32(b[8:])
+	seg.Seq = Seq(be32(b[4:]))
+	seg.Ack = Seq(be32(b[8:]))
 	seg.Flags = Flags(b[13])
 	seg.Window = be16(b[14:])
 	seg.PayloadLen = uint32(tcpLen - doff)

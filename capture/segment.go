@@ -65,7 +65,7 @@ type Segment struct {
 	Src  netip.AddrPort
 	Dst  netip.AddrPort
 
-	Seq, Ack uint32
+	Seq, Ack Seq
 	Flags    Flags
 	Window   uint16 // raw, unscaled header value
 
@@ -184,8 +184,8 @@ const (
 )
 
 // End is the sequence number just past this segment: SYN and FIN each take one number.
-func (s *Segment) End() uint32 {
-	n := s.Seq + s.PayloadLen
+func (s *Segment) End() Seq {
+	n := s.Seq + Seq(s.PayloadLen)
 	if s.Flags&SYN != 0 {
 		n++
 	}

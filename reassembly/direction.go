@@ -1,3 +1,7 @@
+// Package reassembly does per-direction sequence analysis: for one direction of a TCP
+// connection it says what each segment is (new, retransmission, out of order, keepalive, window
+// probe, beyond a gap) and tracks what the peer has acknowledged. It knows nothing of socket
+// states and keeps no payload bytes.
 package reassembly
 
 import (
@@ -49,20 +53,20 @@ const implausibleJump = 1 << 26
 // duplicate, not a retransmission (no stack retransmits within 200µs).
 const duplicateWindow = 200 * time.Microsecond
 
-type hole struct{ from, to Seq } // [from, to)
+type hole struct{ from, to capture.Seq } // [from, to)
 
 // Direction is the sequence state of one direction of a connection: what its sender sent and
 // what the receiver acknowledged.
 type Direction struct {
 	Started bool // at least one segment seen, or its sequence space inferred from the peer's ACKs
 	SynSeen bool // ISN is from a real SYN (else inferred from the first segment)
-	ISN     Seq
-	Next    Seq // one past the highest sequence number seen sent
+	ISN     capture.Seq
+	Next    capture.Seq // one past the highest sequence number seen sent
 	// Acked is the highest acknowledgment the peer sent for this direction.
-	Acked    Seq
+	Acked    capture.Seq
 	AckedSet bool
 	FinSeen  bool
-	FinSeq   Seq // sequence number of the FIN (it ends at FinSeq+1)
+	FinSeq   capture.Seq // sequence number of the FIN (it ends at FinSeq+1)
 	// FinInferred: the FIN was never captured; the peer acknowledged exactly one sequence
 	// number past everything seen, which is what a FIN takes. Withdrawn if data follows.
 	FinInferred bool
@@ -96,7 +100,7 @@ const dupDepth = 4
 type fingerprint struct {
 	sec      int64 // the segment's time, Unix seconds and nanoseconds (exact for any time)
 	nsec     int32
-	seq, ack uint32
+	seq, ack capture.Seq
 	length   uint32
 	tsval    uint32
 	window   uint16
@@ -177,7 +181,7 @@ func (d *Direction) Observe(seg *capture.Segment, peer *Direction) Kind {
 	}
 	kind := d.classify(seg, peer)
 	if f&capture.ACK != 0 {
-		peer.acknowledge(Seq(seg.Ack))
+		peer.acknowledge(seg.Ack)
 	}
 	if f&(capture.RST|capture.SYN) == 0 {
 		w := uint32(seg.Window)
@@ -198,14 +202,14 @@ func (d *Direction) Observe(seg *capture.Segment, peer *Direction) Kind {
 
 func (d *Direction) classify(seg *capture.Segment, peer *Direction) Kind {
 	f := seg.Flags
-	seq := Seq(seg.Seq)
+	seq := seg.Seq
 	if f&capture.RST != 0 {
 		if !d.Started {
 			d.Started, d.ISN, d.Next = true, seq-1, seq
 		}
 		return AckOnly
 	}
-	end := Seq(seg.End())
+	end := seg.End()
 	if f&capture.SYN != 0 {
 		if d.SynSeen && seq == d.ISN {
 			d.Retransmits++
@@ -280,14 +284,14 @@ func (d *Direction) probe(peer *Direction) Kind {
 	return Keepalive
 }
 
-func (d *Direction) noteFin(end Seq) {
+func (d *Direction) noteFin(end capture.Seq) {
 	if !d.FinSeen || end-1 != d.FinSeq {
 		d.FinSeen, d.FinSeq = true, end-1
 	}
 }
 
 // acknowledge applies an ACK from the peer covering this direction.
-func (d *Direction) acknowledge(ack Seq) {
+func (d *Direction) acknowledge(ack capture.Seq) {
 	if !d.Started {
 		// One-sided capture: this direction was never seen; anchor it at the ACK.
 		d.Started, d.ISN, d.Next = true, ack-1, ack
@@ -329,7 +333,7 @@ func (d *Direction) acknowledge(ack Seq) {
 	}
 }
 
-func (d *Direction) addHole(from, to Seq) {
+func (d *Direction) addHole(from, to capture.Seq) {
 	if d.nholes == maxHoles {
 		d.removeHole(0) // forget the oldest: a segment filling it will look like a retransmission
 	}
@@ -343,7 +347,7 @@ func (d *Direction) removeHole(i int) {
 }
 
 // fillHole reports whether [from, to) overlaps a hole, and shrinks the holes it covers.
-func (d *Direction) fillHole(from, to Seq) bool {
+func (d *Direction) fillHole(from, to capture.Seq) bool {
 	hit := false
 	for i := 0; i < d.nholes; {
 		h := d.holes[i]
@@ -376,7 +380,7 @@ func (d *Direction) fillHole(from, to Seq) bool {
 func (d *Direction) Holes() int { return d.nholes }
 
 // FinAckedBy reports whether ack covers this direction's FIN.
-func (d *Direction) FinAckedBy(ack Seq) bool { return d.FinSeen && ack.GT(d.FinSeq) }
+func (d *Direction) FinAckedBy(ack capture.Seq) bool { return d.FinSeen && ack.GT(d.FinSeq) }
 
 // SynAckedBy reports whether ack covers this direction's SYN.
-func (d *Direction) SynAckedBy(ack Seq) bool { return d.SynSeen && ack.GT(d.ISN) }
+func (d *Direction) SynAckedBy(ack capture.Seq) bool { return d.SynSeen && ack.GT(d.ISN) }

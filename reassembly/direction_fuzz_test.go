@@ -31,8 +31,8 @@ func fuzzSegment(rec []byte, d, peer *Direction, now *time.Time, tsval *uint32) 
 	lenArg := uint32(binary.BigEndian.Uint16(r[10:12]))
 	s := capture.Segment{Flags: capture.Flags(r[1]), Window: binary.BigEndian.Uint16(r[14:16])}
 
-	s.Seq = pick(r[0]>>1&7, seqArg, d)
-	s.Ack = pick(r[0]>>4&7, ackArg, peer)
+	s.Seq = capture.Seq(pick(r[0]>>1&7, seqArg, d))
+	s.Ack = capture.Seq(pick(r[0]>>4&7, ackArg, peer))
 	switch r[12] & 3 {
 	case 0:
 		s.PayloadLen = lenArg // 0..65535, what an IPv4 total length allows
@@ -206,12 +206,12 @@ func checkDirection(t *testing.T, n int, role string, d, before *Direction, s *c
 		// A SYN with a new ISN re-anchors the sequence space.
 	case sender:
 		// Data moves Next to the segment's end, forwards only.
-		if d.Next != Seq(s.End()) || jump < 0 {
+		if d.Next != capture.Seq(s.End()) || jump < 0 {
 			t.Fatalf("segment %d, %s: Next %d -> %d (seq %d, end %d)", n, role, uint32(before.Next), uint32(d.Next), s.Seq, s.End())
 		}
 	default:
 		// Only an ACK moves the receiver's Next, and only by a believable jump.
-		if s.Flags&capture.ACK == 0 || jump < 0 || jump >= implausibleJump || d.Next != Seq(s.Ack) {
+		if s.Flags&capture.ACK == 0 || jump < 0 || jump >= implausibleJump || d.Next != capture.Seq(s.Ack) {
 			t.Fatalf("segment %d, %s: Next %d -> %d by ACK %d (flags %v)", n, role, uint32(before.Next), uint32(d.Next), s.Ack, s.Flags)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 
 func TestSeqCompareAcrossWrap(t *testing.T) {
 	cases := []struct {
-		a, b Seq
+		a, b capture.Seq
 		lt   bool
 	}{
 		{1, 2, true},
@@ -27,10 +27,10 @@ func TestSeqCompareAcrossWrap(t *testing.T) {
 			t.Errorf("%#x > %#x inconsistent with <", uint32(c.a), uint32(c.b))
 		}
 	}
-	if d := Seq(0x10).Sub(0xFFFFFFF0); d != 0x20 {
+	if d := capture.Seq(0x10).Sub(0xFFFFFFF0); d != 0x20 {
 		t.Errorf("distance across wrap = %d, want 32", d)
 	}
-	if !Seq(3).InWindow(0xFFFFFFFE, 10) || Seq(20).InWindow(0xFFFFFFFE, 10) {
+	if !capture.Seq(3).InWindow(0xFFFFFFFE, 10) || capture.Seq(20).InWindow(0xFFFFFFFE, 10) {
 		t.Error("InWindow wrong across wrap")
 	}
 }
@@ -53,7 +53,7 @@ func feed(t *testing.T, isnA, isnB uint32, steps []struct {
 	t.Helper()
 	var a, b Direction
 	for i, st := range steps {
-		s := capture.Segment{Time: t0.Add(time.Duration(i) * time.Millisecond), Seq: st.s.seq, Ack: st.s.ack,
+		s := capture.Segment{Time: t0.Add(time.Duration(i) * time.Millisecond), Seq: capture.Seq(st.s.seq), Ack: capture.Seq(st.s.ack),
 			Flags: st.s.flags, PayloadLen: st.s.n, Window: st.s.win}
 		var got Kind
 		if st.fromA {
@@ -94,7 +94,7 @@ func TestClassifyAcrossWrap(t *testing.T) {
 		{true, seg{A | F, isnA + 1 + 600, isnB + 1, 0, 1000}, New},
 	}
 	a, b := feed(t, isnA, isnB, steps)
-	if !a.FinSeen || a.FinSeq != Seq(isnA+1+600) {
+	if !a.FinSeen || a.FinSeq != capture.Seq(isnA+1+600) {
 		t.Errorf("FIN at %d, want %d", a.FinSeq, isnA+1+600)
 	}
 	if a.Holes() != 0 {
@@ -150,7 +150,7 @@ func TestDuplicateFromSpanPort(t *testing.T) {
 func TestDuplicatesInterleaved(t *testing.T) {
 	var a, b Direction
 	seg := func(seq uint32, at time.Duration) capture.Segment {
-		return capture.Segment{Time: t0.Add(at), Seq: seq, Ack: 1, Flags: capture.ACK, PayloadLen: 100}
+		return capture.Segment{Time: t0.Add(at), Seq: capture.Seq(seq), Ack: 1, Flags: capture.ACK, PayloadLen: 100}
 	}
 	us := time.Microsecond
 	for i, c := range []struct {

@@ -49,7 +49,7 @@ func TestDuplicateMemoryAsFullShift(t *testing.T) {
 			if len(sent) > 0 && rng.IntN(3) == 0 {
 				s = sent[len(sent)-1-rng.IntN(min(len(sent), 5))] // a copy, or a retransmission
 			} else {
-				s = capture.Segment{Seq: uint32(1000 + k*100), Ack: uint32(rng.IntN(3)),
+				s = capture.Segment{Seq: capture.Seq(1000 + k*100), Ack: capture.Seq(rng.IntN(3)),
 					Flags: capture.ACK, PayloadLen: uint32(rng.IntN(2) * 100), Window: 1000}
 				sent = append(sent, s)
 			}

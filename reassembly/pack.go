@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/internal/pack"
 )
 
@@ -14,7 +15,7 @@ import (
 // pack.Codec.SeqFrom): each space's numbers are close together, the two spaces far apart. The
 // caller keeps both (for the two directions of a connection, the same two, crossed) and passes
 // the same values to the encoding and the decoding.
-func (d *Direction) Pack(k *pack.Codec, own, peer *uint32) {
+func (d *Direction) Pack(k *pack.Codec, own, peer *capture.Seq) {
 	if !k.Block(k.Enc && (d.Started || *d != Direction{})) {
 		if !k.Enc {
 			*d = Direction{}
@@ -22,10 +23,10 @@ func (d *Direction) Pack(k *pack.Codec, own, peer *uint32) {
 		return
 	}
 	k.Bools(&d.Started, &d.SynSeen, &d.AckedSet, &d.FinSeen, &d.wsOffered, &d.scaled)
-	k.SeqFrom((*uint32)(&d.ISN), own)
-	k.SeqFrom((*uint32)(&d.Next), own)
-	k.SeqFrom((*uint32)(&d.Acked), own)
-	k.SeqFrom((*uint32)(&d.FinSeq), own)
+	k.SeqFrom((&d.ISN), own)
+	k.SeqFrom((&d.Next), own)
+	k.SeqFrom((&d.Acked), own)
+	k.SeqFrom((&d.FinSeq), own)
 	pack.Uint(k, &d.Window)
 	pack.Uint(k, &d.wsShift)
 	pack.Uint(k, &d.Segments)
@@ -71,8 +72,8 @@ func (d *Direction) Pack(k *pack.Codec, own, peer *uint32) {
 	pack.Int(k, &d.nholes)
 	if k.Block(k.Enc && d.holes != [maxHoles]hole{}) {
 		for i := range d.holes {
-			k.SeqFrom((*uint32)(&d.holes[i].from), own)
-			k.SeqFrom((*uint32)(&d.holes[i].to), own)
+			k.SeqFrom((&d.holes[i].from), own)
+			k.SeqFrom((&d.holes[i].to), own)
 		}
 	} else if !k.Enc {
 		d.holes = [maxHoles]hole{}

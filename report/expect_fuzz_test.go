@@ -40,7 +40,7 @@ func expectFuzzConns(tb testing.TB) []*tracker.Conn {
 	tr := tracker.New(tracker.Config{})
 	for i, x := range pkts {
 		s := capture.Segment{Time: t0.Add(time.Duration(i) * 10 * time.Millisecond), Src: ap(x.src), Dst: ap(x.dst),
-			Flags: x.flags, Seq: x.seq, Ack: x.ack, PayloadLen: x.n, Window: 1000, Packet: uint64(i + 1)}
+			Flags: x.flags, Seq: capture.Seq(x.seq), Ack: capture.Seq(x.ack), PayloadLen: x.n, Window: 1000, Packet: uint64(i + 1)}
 		tr.Add(&s)
 	}
 	tr.Finish(time.Time{})

@@ -61,7 +61,7 @@ const (
 type htmlPkt struct {
 	t        int64 // UnixNano
 	pkt      uint64
-	seq, ack uint32
+	seq, ack capture.Seq
 	plen     uint32
 	file     uint16
 	flags    capture.Flags
@@ -599,7 +599,7 @@ func packetCode(p *htmlPkt) int64 {
 // costs nothing: the decoder (report.js, and decodePackets in the tests) keeps the same
 // prediction.
 func encodePackets(b []byte, pkts []htmlPkt, first int64, e *htmlEncoder) []byte {
-	var base [2]uint32
+	var base [2]capture.Seq
 	var known [2]bool
 	for i := range pkts {
 		p := &pkts[i]
@@ -617,7 +617,7 @@ func encodePackets(b []byte, pkts []htmlPkt, first int64, e *htmlEncoder) []byte
 			base[d], known[d] = p.ack-1, true
 		}
 	}
-	var next [2]uint32 // relative: one past the highest sequence number each side sent
+	var next [2]capture.Seq // relative: one past the highest sequence number each side sent
 	prevT, prevPkt := first, int64(0)
 	for i := range pkts {
 		p := &pkts[i]
@@ -651,7 +651,7 @@ func encodePackets(b []byte, pkts []htmlPkt, first int64, e *htmlEncoder) []byte
 		b = append(b, ',')
 		b = strconv.AppendInt(b, int64(p.pkt)-prevPkt, 10)
 		prevT, prevPkt = t, int64(p.pkt)
-		end := rel + p.plen
+		end := rel + capture.Seq(p.plen)
 		if p.flags&(capture.SYN) != 0 {
 			end++
 		}

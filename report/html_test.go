@@ -433,7 +433,7 @@ func TestHTMLEscapesAndEmpty(t *testing.T) {
 // than the ladder's cap).
 func seg(n uint64, at time.Duration, fromClient bool, flags capture.Flags, seq, ack, plen uint32) *capture.Segment {
 	c, s := netip.MustParseAddrPort("192.0.2.1:40000"), netip.MustParseAddrPort("198.51.100.1:443")
-	sg := &capture.Segment{Time: time.Unix(1_700_000_000, 0).Add(at), Src: c, Dst: s, Seq: seq, Ack: ack,
+	sg := &capture.Segment{Time: time.Unix(1_700_000_000, 0).Add(at), Src: c, Dst: s, Seq: capture.Seq(seq), Ack: capture.Seq(ack),
 		Flags: flags, Window: 1000, PayloadLen: plen, Packet: n}
 	if !fromClient {
 		sg.Src, sg.Dst = s, c

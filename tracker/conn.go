@@ -98,7 +98,7 @@ type rstNote struct {
 	// a pure ACK carrying the receiver's RCV.NXT. wantChallenge is that number; challenge the
 	// packet that answered it.
 	wantChallenge bool
-	rcvNxt        reassembly.Seq
+	rcvNxt        capture.Seq
 	challenge     uint64
 }
 
@@ -149,7 +149,7 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 		c.lastData = ts
 	}
 	f := seg.Flags
-	ack := reassembly.Seq(seg.Ack)
+	ack := seg.Ack
 
 	// Round trips between the tap and each endpoint, from the handshake.
 	if f.Has(capture.SYN) && !f.Has(capture.ACK) && c.synTime[from].isZero() {
@@ -295,7 +295,7 @@ func (c *Conn) applyRST(seg *capture.Segment, ts stamp, from Side) {
 	to := 1 - from
 	s, r := c.endpoint(from), c.endpoint(to)
 	sd, rd := &c.Dir[from], &c.Dir[to]
-	seq := reassembly.Seq(seg.Seq)
+	seq := seg.Seq
 
 	// The sender. A stack in SYN_SENT answering an unacceptable SYN-ACK sends a RST with
 	// seq = that SYN-ACK's ACK and stays in SYN_SENT.
@@ -322,7 +322,7 @@ func (c *Conn) applyRST(seg *capture.Segment, ts stamp, from Side) {
 		// Nothing there to reset (e.g. the receiver never spoke): the sender's side is all.
 		accepted, verdict = true, "no socket"
 	case state == SynSent:
-		accepted = seg.Flags.Has(capture.ACK) && reassembly.Seq(seg.Ack) == rd.ISN+1
+		accepted = seg.Flags.Has(capture.ACK) && seg.Ack == rd.ISN+1
 		verdict = "ACK does not match the SYN"
 		if accepted {
 			verdict = "answers the SYN"
@@ -349,7 +349,7 @@ func (c *Conn) applyRST(seg *capture.Segment, ts stamp, from Side) {
 }
 
 // rstInWindow applies the receiver's sequence check to a RST from side from.
-func (c *Conn) rstInWindow(seq reassembly.Seq, from Side, state State) (bool, string) {
+func (c *Conn) rstInWindow(seq capture.Seq, from Side, state State) (bool, string) {
 	sd := &c.Dir[from]   // what the RST sender sent: the receiver's rcv_nxt is its Next
 	rd := &c.Dir[1-from] // the receiver's own direction: its advertised window
 	rcvNxt := sd.Next
@@ -392,7 +392,7 @@ func (c *Conn) noteChallengeACK(seg *capture.Segment, t stamp, from Side) {
 		if n.from == from || !n.wantChallenge || n.challenge != 0 {
 			continue
 		}
-		ack := reassembly.Seq(seg.Ack)
+		ack := seg.Ack
 		if ack.GEQ(n.rcvNxt) && ack.LEQ(c.Dir[1-from].Next) && t.sub(n.t) < time.Second {
 			n.challenge = seg.Packet
 			n.verdict = fmt.Sprintf("in window but not exact: answered by a challenge ACK (packet %d, RFC 5961)", seg.Packet)

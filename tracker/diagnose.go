@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
-	"github.com/tcpstate/tcpstate/reassembly"
 )
 
 // Diagnosis identifiers (SPEC: stable, scripts depend on them).
@@ -307,7 +306,7 @@ func (c *Conn) reason(seg *capture.Segment, side Side, old, new State) string {
 	from := c.sideOf(seg)
 	f := seg.Flags
 	if from == side {
-		peerFin := c.Dir[1-side].FinAckedBy(reassembly.Seq(seg.Ack)) && seg.Flags.Has(capture.ACK)
+		peerFin := c.Dir[1-side].FinAckedBy(seg.Ack) && seg.Flags.Has(capture.ACK)
 		switch {
 		case f.Has(capture.RST):
 			return "sent RST"
@@ -332,7 +331,7 @@ func (c *Conn) reason(seg *capture.Segment, side Side, old, new State) string {
 		return "accepted RST"
 	case new == Established:
 		return fmt.Sprintf("ACK %d acknowledges its SYN", seg.Ack)
-	case pd.FinAckedBy(reassembly.Seq(seg.Ack)):
+	case pd.FinAckedBy(seg.Ack):
 		return fmt.Sprintf("ACK %d covers its FIN (FIN at %d)", seg.Ack, pd.FinSeq)
 	}
 	return "received " + f.String()

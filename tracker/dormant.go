@@ -209,7 +209,7 @@ func (c *Conn) pack(k *pack.Codec, in *pack.Interner) {
 	}
 	// The latest sequence number of each direction's space, which the next one is written
 	// relative to (reassembly.Direction.Pack).
-	var seqs [2]uint32
+	var seqs [2]capture.Seq
 	c.Dir[0].Pack(k, &seqs[0], &seqs[1])
 	c.Dir[1].Pack(k, &seqs[1], &seqs[0])
 	c.Zeek.pack(k, in, &seqs)
@@ -272,7 +272,7 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 		k.Dict(&r.verdict, in)
 		pack.Stamp(k, &r.t)
 		pack.Uint(k, &r.packet)
-		k.Seq((*uint32)(&r.rcvNxt))
+		k.Seq(&r.rcvNxt)
 		pack.Uint(k, &r.challenge)
 	}
 }
@@ -348,7 +348,7 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 
 // pack visits the Zeek view's fields; seqs are the latest sequence numbers of the two sides'
 // spaces (see Conn.pack).
-func (z *ZeekView) pack(k *pack.Codec, in *pack.Interner, seqs *[2]uint32) {
+func (z *ZeekView) pack(k *pack.Codec, in *pack.Interner, seqs *[2]capture.Seq) {
 	k.Dict(&z.History, in)
 	pack.Uint(k, &z.RowsDropped)
 	n := k.Len(len(z.rows))
@@ -363,7 +363,7 @@ func (z *ZeekView) pack(k *pack.Codec, in *pack.Interner, seqs *[2]uint32) {
 	}
 }
 
-func (r *zrow) pack(k *pack.Codec, seqs *[2]uint32) {
+func (r *zrow) pack(k *pack.Codec, seqs *[2]capture.Seq) {
 	pack.Uint(k, &r.orig)
 	for i := range 2 {
 		pack.Uint(k, &r.ports[i])
@@ -410,7 +410,7 @@ func (e *zendpoint) pristine() bool {
 
 // pack visits the endpoint's fields; own is the latest sequence number of its side's space (see
 // reassembly.Direction.Pack): its sequence numbers, and the acknowledgments it got, are in it.
-func (e *zendpoint) pack(k *pack.Codec, own *uint32) {
+func (e *zendpoint) pack(k *pack.Codec, own *capture.Seq) {
 	if !k.Block(k.Enc && !e.pristine()) {
 		if !k.Enc {
 			*e = zendpoint{re: zreasm{lastReassem: 1, trim: 1}}
@@ -420,7 +420,7 @@ func (e *zendpoint) pack(k *pack.Codec, own *uint32) {
 	pack.Uint(k, &e.state)
 	pack.Uint(k, &e.prev)
 	// startSeq holds a sequence number (in an int64): its low 32 bits are one, the rest zero.
-	lo, hi := uint32(e.startSeq), e.startSeq>>32
+	lo, hi := capture.Seq(e.startSeq), e.startSeq>>32
 	k.SeqFrom(&lo, own)
 	k.SeqFrom(&e.lastSeq, own)
 	k.SeqFrom(&e.ackSeq, own)

@@ -131,7 +131,7 @@ func TestReleaseBoundsMemory(t *testing.T) {
 					{true, 5, F | A, 151, 581, 0}, {false, 6, F | A, 581, 152, 0}, {true, 7, A, 152, 582, 0}}
 			}
 			for _, p := range pk {
-				seg := capture.Segment{Time: at.Add(p.at), Seq: p.seq, Ack: p.ack, Flags: p.flags, PayloadLen: p.n, Window: 1000}
+				seg := capture.Segment{Time: at.Add(p.at), Seq: capture.Seq(p.seq), Ack: capture.Seq(p.ack), Flags: p.flags, PayloadLen: p.n, Window: 1000}
 				if p.fromClient {
 					seg.Src, seg.Dst = cl, srv
 				} else {

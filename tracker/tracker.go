@@ -21,8 +21,8 @@ type Event struct {
 	File   uint16
 	Packet uint64
 	Flags  capture.Flags
-	Seq    uint32
-	Ack    uint32
+	Seq    capture.Seq
+	Ack    capture.Seq
 	Reason string
 }
 
@@ -330,13 +330,13 @@ func (t *Tracker) startsNewInstance(c *Conn, seg *capture.Segment) bool {
 	}
 	d := &c.Dir[c.sideOf(seg)]
 	if d.SynSeen {
-		return reassembly.Seq(seg.Seq) != d.ISN
+		return seg.Seq != d.ISN
 	}
 	if !d.Started {
 		return false // simultaneous open: the peer's SYN, or a SYN after a captured SYN-ACK
 	}
 	// Only a SYN-ACK/ACK anchored this direction so far: the SYN belongs if it fits there.
-	return reassembly.Seq(seg.Seq+1) != d.Next && reassembly.Seq(seg.Seq+1) != d.ISN+1
+	return seg.Seq+1 != d.Next && seg.Seq+1 != d.ISN+1
 }
 
 // supersede ends an instance whose 4-tuple a new SYN took over. TIME_WAIT and SYN_SENT sockets
@@ -421,8 +421,8 @@ func (t *Tracker) initConn(c *Conn, seg *capture.Segment, id uint64) {
 		t0 := stampOf(seg.Time)
 		c.Client.ev.firstSYN, c.Client.ev.lastSYN, c.Client.ev.nSYN = t0, t0, 1
 		c.Dir[0].Started, c.Dir[0].SynSeen = true, true
-		c.Dir[0].ISN = reassembly.Seq(seg.Ack - 1)
-		c.Dir[0].Next = reassembly.Seq(seg.Ack)
+		c.Dir[0].ISN = seg.Ack - 1
+		c.Dir[0].Next = seg.Ack
 	}
 }
 

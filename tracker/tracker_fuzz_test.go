@@ -48,8 +48,8 @@ func trackerSegment(tr *Tracker, rec []byte, n uint64, now *time.Time) capture.S
 		from := c.sideOf(&s)
 		own, peer = c.Dir[from], c.Dir[1-from]
 	}
-	s.Seq = fuzzSeq(r[0]>>3&7, binary.BigEndian.Uint32(r[2:6]), &own)
-	s.Ack = fuzzSeq(r[12]&7, binary.BigEndian.Uint32(r[6:10]), &peer)
+	s.Seq = capture.Seq(fuzzSeq(r[0]>>3&7, binary.BigEndian.Uint32(r[2:6]), &own))
+	s.Ack = capture.Seq(fuzzSeq(r[12]&7, binary.BigEndian.Uint32(r[6:10]), &peer))
 	lenArg := uint32(binary.BigEndian.Uint16(r[10:12]))
 	switch r[0] >> 6 {
 	case 0:

@@ -39,7 +39,7 @@ func play(t *testing.T, pkts []pkt) *Tracker {
 	t.Helper()
 	tr := New(Config{})
 	for i, p := range pkts {
-		s := capture.Segment{Time: t0.Add(p.at), Seq: p.seq, Ack: p.ack, Flags: p.flags, PayloadLen: p.n,
+		s := capture.Segment{Time: t0.Add(p.at), Seq: capture.Seq(p.seq), Ack: capture.Seq(p.ack), Flags: p.flags, PayloadLen: p.n,
 			Window: 1000, Packet: uint64(i + 1)}
 		if p.fromClient {
 			s.Src, s.Dst = cli, srv

@@ -318,8 +318,8 @@ type zreasm struct {
 type zendpoint struct {
 	state, prev ZeekState
 	startSeq    int64
-	lastSeq     uint32
-	ackSeq      uint32
+	lastSeq     capture.Seq
+	ackSeq      capture.Seq
 	seqWraps    uint32
 	ackWraps    uint32
 	// Relative sequence numbers of the last SYN, FIN and RST, for repeated letters.
@@ -331,7 +331,7 @@ type zendpoint struct {
 	re                        zreasm
 }
 
-func (e *zendpoint) relSeqSpace(seq, wraps uint32) uint64 {
+func (e *zendpoint) relSeqSpace(seq capture.Seq, wraps uint32) uint64 {
 	return uint64(wraps)<<32 + uint64(seq) - uint64(e.startSeq)
 }
 
@@ -595,12 +595,12 @@ func (r *zrow) isReuse(seg *capture.Segment, from Side) bool {
 		connOrig = &r.ep[1-r.orig]
 	}
 	if !(r.ep[0].didClose || r.ep[1].didClose) {
-		if seg.Seq == uint32(connOrig.startSeq) {
+		if seg.Seq == capture.Seq(connOrig.startSeq) {
 			return false
 		}
 		resp := &r.ep[1-r.orig]
 		if !f.Has(capture.ACK) && connOrig.state == ZeekSynAckSent && resp.state == ZeekInactive &&
-			seg.Seq == uint32(resp.startSeq) {
+			seg.Seq == capture.Seq(resp.startSeq) {
 			return false // SYN and SYN-ACK reversed: Process flips the roles
 		}
 	}
@@ -621,19 +621,19 @@ func segLen(n uint32, f capture.Flags) uint32 {
 	return l
 }
 
-func seqDelta(a, b uint32) int32 { return int32(a - b) }
+func seqDelta(a, b capture.Seq) int32 { return int32(a - b) }
 
 // relSeqFast is relSeq when no wrap was seen and cur makes none (ok); it inlines.
-func relSeqFast(e *zendpoint, cur, last, wraps uint32) (rel uint64, under, ok bool) {
+func relSeqFast(e *zendpoint, cur, last capture.Seq, wraps uint32) (rel uint64, under, ok bool) {
 	if wraps != 0 || (cur < last && seqDelta(cur, last) > 0) {
 		return 0, false, false
 	}
-	d := seqDelta(cur, uint32(e.startSeq))
+	d := seqDelta(cur, capture.Seq(e.startSeq))
 	return uint64(int64(d)), d < 0, true
 }
 
 // relSeq is get_relative_seq.
-func relSeq(e *zendpoint, cur, last, wraps uint32) (uint64, bool) {
+func relSeq(e *zendpoint, cur, last capture.Seq, wraps uint32) (uint64, bool) {
 	delta := seqDelta(cur, last)
 	if delta < 0 {
 		if wraps > 0 && cur > last {
@@ -643,7 +643,7 @@ func relSeq(e *zendpoint, cur, last, wraps uint32) (uint64, bool) {
 		wraps++
 	}
 	if wraps == 0 {
-		d := seqDelta(cur, uint32(e.startSeq))
+		d := seqDelta(cur, capture.Seq(e.startSeq))
 		return uint64(int64(d)), d < 0
 	}
 	return e.relSeqSpace(cur, wraps), false
@@ -669,7 +669,7 @@ func (r *zrow) fastPacket(seg *capture.Segment, from Side, t ztime) bool {
 
 	baseSeq, n := seg.Seq, seg.PayloadLen
 	r.setPartialStatus(f, isOrig)
-	onePast := baseSeq + n // segLen
+	onePast := baseSeq + capture.Seq(n) // segLen
 	rel, underflow, ok := relSeqFast(ep, baseSeq, ep.lastSeq, ep.seqWraps)
 	if !ok {
 		rel, underflow = relSeq(ep, baseSeq, ep.lastSeq, ep.seqWraps)
@@ -798,7 +798,7 @@ func (r *zrow) packet(seg *capture.Segment, from Side, t ztime) {
 	baseSeq, ackSeq, n := seg.Seq, seg.Ack, seg.PayloadLen
 	r.setPartialStatus(f, isOrig)
 	sl := segLen(n, f)
-	onePast := baseSeq + sl
+	onePast := baseSeq + capture.Seq(sl)
 	r.initEndpoint(ep, f, baseSeq, onePast)
 	rel, underflow := relSeq(ep, baseSeq, ep.lastSeq, ep.seqWraps)
 	r.updateHistory(from, f, rel, uint64(n))
@@ -918,7 +918,7 @@ func (r *zrow) setPartialStatus(f capture.Flags, isOrig bool) {
 }
 
 // initEndpoint is init_endpoint.
-func (r *zrow) initEndpoint(e *zendpoint, f capture.Flags, first, last uint32) {
+func (r *zrow) initEndpoint(e *zendpoint, f capture.Flags, first, last capture.Seq) {
 	reinit := func() {
 		e.startSeq = int64(first)
 		e.ackSeq = first
@@ -936,7 +936,7 @@ func (r *zrow) initEndpoint(e *zendpoint, f capture.Flags, first, last uint32) {
 		}
 		e.lastSeq = last
 	case ZeekSynSent, ZeekSynAckSent:
-		if f.Has(capture.SYN) && first != uint32(e.startSeq) {
+		if f.Has(capture.SYN) && first != capture.Seq(e.startSeq) {
 			reinit()
 		}
 	case ZeekEstablished, ZeekPartial:
@@ -995,12 +995,12 @@ func (r *zrow) updateHistory(s Side, f capture.Flags, rel, n uint64) {
 
 // updateLastSeq is update_last_seq: a payload that does not advance the highest sequence
 // number seen is a retransmission ('T').
-func (r *zrow) updateLastSeq(s Side, last uint32, f capture.Flags, n uint32) {
+func (r *zrow) updateLastSeq(s Side, last capture.Seq, f capture.Flags, n uint32) {
 	e := &r.ep[s&1]
 	d := seqDelta(last, e.lastSeq)
 	switch {
 	case (f.Has(capture.SYN) || f.Has(capture.RST)) && (d > zeekTooLargeSeqDelta || d < -zeekTooLargeSeqDelta):
-	case f.Has(capture.FIN) && e.lastSeq == uint32(e.startSeq)+1:
+	case f.Has(capture.FIN) && e.lastSeq == capture.Seq(e.startSeq)+1:
 		e.updateLastSeq(last)
 	case e.state == ZeekReset:
 	case d > 0:
@@ -1012,7 +1012,7 @@ func (r *zrow) updateLastSeq(s Side, last uint32, f capture.Flags, n uint32) {
 	}
 }
 
-func (e *zendpoint) updateLastSeq(seq uint32) {
+func (e *zendpoint) updateLastSeq(seq capture.Seq) {
 	if seq < e.lastSeq {
 		e.seqWraps++
 	}
@@ -1020,7 +1020,7 @@ func (e *zendpoint) updateLastSeq(seq uint32) {
 }
 
 // updateStateMachine is UpdateStateMachine and the Update*State functions.
-func (r *zrow) updateStateMachine(t ztime, s Side, baseSeq, ackSeq, n uint32, isOrig bool,
+func (r *zrow) updateStateMachine(t ztime, s Side, baseSeq, ackSeq capture.Seq, n uint32, isOrig bool,
 	f capture.Flags) (doClose, genEvent bool) {
 	e, peer := &r.ep[s&1], &r.ep[(s&1)^1]
 	syn, fin, rst, ack := f.Has(capture.SYN), f.Has(capture.FIN), f.Has(capture.RST), f.Has(capture.ACK)
@@ -1037,7 +1037,7 @@ func (r *zrow) updateStateMachine(t ztime, s Side, baseSeq, ackSeq, n uint32, is
 					r.attemptAt = t.add(zeekAttemptDelay)
 				}
 			} else {
-				if !ack && peer.state == ZeekSynAckSent && baseSeq == uint32(e.startSeq) {
+				if !ack && peer.state == ZeekSynAckSent && baseSeq == capture.Seq(e.startSeq) {
 					// A SYN/SYN-ACK reversal: flip and establish.
 					r.isPartial = false
 					r.flipRoles()

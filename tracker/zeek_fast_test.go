@@ -169,7 +169,7 @@ func zeekRandomSegment(rng *rand.Rand, from Side, next *[2]uint32, now *time.Tim
 	}
 	return capture.Segment{
 		Time: *now, Src: netip.AddrPortFrom(addrs[from], ports[from]),
-		Dst: netip.AddrPortFrom(addrs[1-from], ports[1-from]), Seq: seq, Ack: ack, Flags: f,
+		Dst: netip.AddrPortFrom(addrs[1-from], ports[1-from]), Seq: capture.Seq(seq), Ack: capture.Seq(ack), Flags: f,
 		Window: win, PayloadLen: n, IPLen: 40 + n,
 		Truncated: rng.IntN(50) == 0, BadChecksum: rng.IntN(40) == 0,
 	}

@@ -309,7 +309,7 @@ func zplay(t *testing.T, cfg tracker.ZeekConfig, pkts ...zp) []tracker.ZeekRow {
 		case zeroWin:
 			w = 0
 		}
-		s := capture.Segment{Time: zt0.Add(time.Duration(p.ms) * time.Millisecond), Seq: p.seq, Ack: p.ack,
+		s := capture.Segment{Time: zt0.Add(time.Duration(p.ms) * time.Millisecond), Seq: capture.Seq(p.seq), Ack: capture.Seq(p.ack),
 			Flags: p.flags, PayloadLen: p.n, Window: w, IPLen: 40 + p.n, BadChecksum: p.bad, Packet: uint64(i + 1)}
 		if p.c {
 			s.Src, s.Dst = zcli, zsrv

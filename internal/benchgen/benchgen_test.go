@@ -131,10 +131,10 @@ func TestWorkloadCIsOneCleanTransfer(t *testing.T) {
 			return
 		}
 		dataSegs++
-		if dataSegs > 1 && int32(s.Seq-high) < 0 {
+		if dataSegs > 1 && int32(uint32(s.Seq)-high) < 0 {
 			rexmits++
 		} else {
-			high = s.Seq + s.PayloadLen
+			high = uint32(s.Seq) + s.PayloadLen
 		}
 	}
 	tr, res, _ := track(t, cfg, see)

@@ -33,6 +33,8 @@ import (
 	"slices"
 	"time"
 	"unsafe"
+
+	"github.com/tcpstate/tcpstate/capture"
 )
 
 // Codec encodes fields into Buf (Enc) or decodes them from it. Its zero value decodes; set Enc
@@ -44,16 +46,16 @@ type Codec struct {
 	Buf  []byte
 	Base time.Time
 
-	pos       int    // decode: next byte to read
-	maskAt    int    // encode: where the current group's mask is
-	bit       uint32 // encode: the next field's bit in its group's mask (0: the group is full)
-	emask     uint32 // encode: the current group's mask so far (written out when it ends)
-	mask      uint64 // decode: the current group's bits not read yet, under a 1 (0, 1: none left)
-	lastNanos int64  // the latest Nanos field (Base at first): the next one is relative to it
-	lastSeq   uint32 // the latest Seq field: the next one is written relative to it
-	lastSec   int64  // the latest Time field (Base at first), in Unix seconds
-	lastNsec  int64  // and nanoseconds: the next one is written relative to it
-	copied    []byte // decode: the copy of the input (see Reset), kept for the next one
+	pos       int         // decode: next byte to read
+	maskAt    int         // encode: where the current group's mask is
+	bit       uint32      // encode: the next field's bit in its group's mask (0: the group is full)
+	emask     uint32      // encode: the current group's mask so far (written out when it ends)
+	mask      uint64      // decode: the current group's bits not read yet, under a 1 (0, 1: none left)
+	lastNanos int64       // the latest Nanos field (Base at first): the next one is relative to it
+	lastSeq   capture.Seq // the latest Seq field: the next one is written relative to it
+	lastSec   int64       // the latest Time field (Base at first), in Unix seconds
+	lastNsec  int64       // and nanoseconds: the next one is written relative to it
+	copied    []byte      // decode: the copy of the input (see Reset), kept for the next one
 }
 
 // Reset starts a new encoding into buf[:0] (Enc true) or a new decoding of buf. Decoding reads
@@ -683,7 +685,7 @@ var decimalScale = [4]int64{1, 1e3, 1e9, 0}
 
 // Seq is a 32-bit sequence number field, written as its distance from the previous Seq field
 // (a connection's sequence numbers cluster around two initial ones).
-func (k *Codec) Seq(p *uint32) {
+func (k *Codec) Seq(p *capture.Seq) {
 	if k.Enc {
 		d := int32(*p - k.lastSeq)
 		if k.bit == 0 {
@@ -704,7 +706,7 @@ func (k *Codec) Seq(p *uint32) {
 		if !ok {
 			u = k.getVarint()
 		}
-		k.lastSeq += uint32(int32(u>>1) ^ -int32(u&1))
+		k.lastSeq += capture.Seq(int32(u>>1) ^ -int32(u&1))
 	}
 	*p = k.lastSeq
 }
@@ -714,7 +716,7 @@ func (k *Codec) Seq(p *uint32) {
 // acknowledgments of the other's), where Seq has one for all, keeps each distance short. The
 // caller keeps the bases, the same both ways. (It is Seq with the base apart: on the hot path of
 // packing, so written out rather than through a common function.)
-func (k *Codec) SeqFrom(p *uint32, base *uint32) {
+func (k *Codec) SeqFrom(p *capture.Seq, base *capture.Seq) {
 	if k.Enc {
 		d := int32(*p - *base)
 		if k.bit == 0 {
@@ -736,7 +738,7 @@ func (k *Codec) SeqFrom(p *uint32, base *uint32) {
 		if !ok {
 			u = k.getVarint()
 		}
-		v += uint32(int32(u>>1) ^ -int32(u&1))
+		v += capture.Seq(int32(u>>1) ^ -int32(u&1))
 	}
 	*base, *p = v, v
 }
