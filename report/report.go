@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/tracker"
+	"github.com/tcpstate/tcpstate/zeek"
 )
 
 // Options shape the output.
@@ -80,7 +81,7 @@ type JSONConn struct {
 type JSONZeek struct {
 	ConnState string `json:"conn_state"`
 	History   string `json:"history"`
-	// RowsDropped: conn.log rows left out beyond tracker.MaxZeekRows (hostile traffic).
+	// RowsDropped: conn.log rows left out beyond zeek.MaxRows (hostile traffic).
 	RowsDropped uint64 `json:"rows_dropped,omitempty"`
 }
 
@@ -209,7 +210,7 @@ type Summary struct {
 	// Evicted and TimedOut count connections a streaming run finished early (--max-flows,
 	// the idle timeout).
 	Evicted, TimedOut int
-	// ZeekRowsDropped counts conn.log rows left out beyond tracker.MaxZeekRows per connection.
+	// ZeekRowsDropped counts conn.log rows left out beyond zeek.MaxRows per connection.
 	ZeekRowsDropped uint64
 }
 
@@ -400,7 +401,7 @@ func writeSummary(b *strings.Builder, s *Summary, o *Options) {
 	}
 	if s.ZeekRowsDropped > 0 {
 		fmt.Fprintf(b, "Zeek rows: %d conn.log row(s) left out, on 4-tuples that made more than %d each (hostile or looping traffic); -o zeek keeps each one's first and latest rows\n",
-			s.ZeekRowsDropped, tracker.MaxZeekRows)
+			s.ZeekRowsDropped, zeek.MaxRows)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/tracker"
+	"github.com/tcpstate/tcpstate/zeek"
 )
 
 // TunnelName is the word used for a tunnel kind in the table, JSON and Zeek output.
@@ -30,7 +31,7 @@ func zeekRows(c *tracker.Conn) [][]any {
 	var out [][]any
 	for i, z := range c.Zeek.Rows() {
 		oe, re := c.Client.Addr, c.Server.Addr
-		if z.Orig == tracker.ServerSide {
+		if z.Orig == zeek.Server {
 			oe, re = re, oe
 		}
 		uid := fmt.Sprintf("C%d", c.ID)

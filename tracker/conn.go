@@ -6,6 +6,7 @@ import (
 
 	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/reassembly"
+	"github.com/tcpstate/tcpstate/zeek"
 )
 
 // Side names one endpoint of a connection.
@@ -49,7 +50,7 @@ type Conn struct {
 	ReusedBy  uint64
 	Diagnoses []Diagnosis
 	Dir       [2]reassembly.Direction // [0] client→server, [1] server→client
-	Zeek      ZeekView
+	Zeek      zeek.View
 	Tunnel    capture.TunnelKind
 	TunnelSrc string
 	TunnelDst string
@@ -131,7 +132,6 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 	s, r := c.endpoint(from), c.endpoint(to)
 	sd, rd := &c.Dir[from], &c.Dir[to]
 	kind := sd.Observe(seg, rd)
-	c.Zeek.observe(c, seg, from, kind) // Zeek keeps duplicates: they are its retransmissions
 	if kind == reassembly.Duplicate {
 		c.Duplicates++
 		return kind

@@ -175,7 +175,7 @@ func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 		}
 	}
 	c.EndedBy = c.ending()
-	c.Zeek.syncHistory()
+	c.Zeek.SyncHistory()
 	c.AsOf = now
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/internal/pack"
 	"github.com/tcpstate/tcpstate/reassembly"
+	"github.com/tcpstate/tcpstate/zeek"
 )
 
 // A dormant connection is one packed into a string with internal/pack: every field of the Conn,
@@ -88,7 +89,7 @@ func (cs *codecState) packSegment(id uint64, seg *capture.Segment) string {
 }
 
 // unpackConn decodes a blobFull into c (a reset Conn), for a tracker whose Zeek setup is zcfg.
-func (cs *codecState) unpackConn(blob string, c *Conn, zcfg *ZeekConfig) {
+func (cs *codecState) unpackConn(blob string, c *Conn, zcfg *zeek.Config) {
 	cs.start(false, blob)
 	var kind uint64
 	cs.head(&kind, &c.ID, &c.Client.Addr, &c.Server.Addr)
@@ -96,10 +97,7 @@ func (cs *codecState) unpackConn(blob string, c *Conn, zcfg *ZeekConfig) {
 		panic("tracker: unpackConn of a segment blob")
 	}
 	c.pack(&cs.k, &cs.strs)
-	c.Zeek.cfg = zcfg
-	for _, r := range c.Zeek.rows {
-		r.cfg = zcfg
-	}
+	c.Zeek.Bind(zcfg)
 }
 
 // key decodes only the addresses a blob starts with.
@@ -132,10 +130,7 @@ func (t *Tracker) unpack(blob string, c *Conn) {
 	if kind == blobFull {
 		c.ID, c.Client.Addr, c.Server.Addr = id, a, b
 		c.pack(&cs.k, &cs.strs)
-		c.Zeek.cfg = &t.cfg.Zeek
-		for _, r := range c.Zeek.rows {
-			r.cfg = &t.cfg.Zeek
-		}
+		c.Zeek.Bind(&t.cfg.Zeek)
 		return
 	}
 	seg := &c.rt.first
@@ -145,7 +140,9 @@ func (t *Tracker) unpack(blob string, c *Conn) {
 	onEvent := t.cfg.OnEvent
 	t.cfg.OnEvent = nil
 	before := [2]State{c.Client.State, c.Server.State}
-	if c.apply(seg) != reassembly.Duplicate {
+	k := c.apply(seg)
+	c.Zeek.Observe(seg, zeek.Side(c.sideOf(seg)))
+	if k != reassembly.Duplicate {
 		t.settle(c, seg.Time, seg, before)
 	}
 	t.cfg.OnEvent = onEvent
@@ -212,7 +209,7 @@ func (c *Conn) pack(k *pack.Codec, in *pack.Interner) {
 	var seqs [2]capture.Seq
 	c.Dir[0].Pack(k, &seqs[0], &seqs[1])
 	c.Dir[1].Pack(k, &seqs[1], &seqs[0])
-	c.Zeek.pack(k, in, &seqs)
+	c.Zeek.Pack(k, in, &seqs)
 	k.Dict(&c.EndedBy, in)
 	for i := range 2 {
 		k.Dur(&c.rtt[i])
@@ -232,10 +229,10 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 		c.zwLong != [2]time.Duration{} || len(c.rstNotes) != 0 || c.Evicted || c.TimedOut)) {
 		if !k.Enc {
 			c.Duplicates, c.Midstream, c.RoleInferred, c.Reuses, c.ReusedBy = 0, false, false, 0, 0
-			c.Diagnoses = growTo(c.Diagnoses, 0)
+			c.Diagnoses = pack.GrowTo(c.Diagnoses, 0)
 			c.Tunnel, c.TunnelSrc, c.TunnelDst = 0, "", ""
 			c.finInferred, c.zwSince, c.zwLong = [2]bool{}, [2]stamp{}, [2]time.Duration{}
-			c.rstNotes = growTo(c.rstNotes, 0)
+			c.rstNotes = pack.GrowTo(c.rstNotes, 0)
 			c.Evicted, c.TimedOut = false, false
 		}
 		return
@@ -246,7 +243,7 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 	pack.Uint(k, &c.ReusedBy)
 	n := k.Len(len(c.Diagnoses))
 	if !k.Enc {
-		c.Diagnoses = growTo(c.Diagnoses, n)
+		c.Diagnoses = pack.GrowTo(c.Diagnoses, n)
 	}
 	for i := range n {
 		d := &c.Diagnoses[i]
@@ -263,7 +260,7 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 	}
 	n = k.Len(len(c.rstNotes))
 	if !k.Enc {
-		c.rstNotes = growTo(c.rstNotes, n)
+		c.rstNotes = pack.GrowTo(c.rstNotes, n)
 	}
 	for i := range n {
 		r := &c.rstNotes[i]
@@ -275,21 +272,6 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 		k.Seq(&r.rcvNxt)
 		pack.Uint(k, &r.challenge)
 	}
-}
-
-// growTo returns s with length n, reusing its array when it is big enough; decoding a slice
-// that was nil gives nil.
-func growTo[T any](s []T, n int) []T {
-	if n == 0 {
-		if s == nil {
-			return nil
-		}
-		return s[:0]
-	}
-	if cap(s) >= n {
-		return s[:n]
-	}
-	return make([]T, n)
 }
 
 func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
@@ -343,123 +325,5 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 		e.sentRST, e.gotRST, e.synAckLost, e.finAckLost = false, false, 0, 0
 		e.synAckPending, e.finAckPending, e.midstream, e.replaced = 0, 0, false, false
 		e.prevFINGap, e.tReset, e.prevSYNGap = 0, 0, 0
-	}
-}
-
-// pack visits the Zeek view's fields; seqs are the latest sequence numbers of the two sides'
-// spaces (see Conn.pack).
-func (z *ZeekView) pack(k *pack.Codec, in *pack.Interner, seqs *[2]capture.Seq) {
-	k.Dict(&z.History, in)
-	pack.Uint(k, &z.RowsDropped)
-	n := k.Len(len(z.rows))
-	if !k.Enc {
-		z.rows = growTo(z.rows, n)
-	}
-	for i := range n {
-		if !k.Enc && z.rows[i] == nil {
-			z.rows[i] = &zrow{}
-		}
-		z.rows[i].pack(k, seqs)
-	}
-}
-
-func (r *zrow) pack(k *pack.Codec, seqs *[2]capture.Seq) {
-	pack.Uint(k, &r.orig)
-	for i := range 2 {
-		pack.Uint(k, &r.ports[i])
-		r.ep[i].pack(k, &seqs[i]) // ep is by side, as seqs
-		pack.Uint(k, &r.seen[i])
-		pack.Uint(k, &r.pkts[i])
-		pack.Uint(k, &r.ipBytes[i])
-	}
-	k.Bytes(&r.history)
-	pack.Nanos(k, &r.start)
-	pack.Nanos(k, &r.lastTime)
-	pack.Uint(k, &r.firstPacketSeen)
-	k.Bool(&r.active)
-	k.Dur(&r.inactivity)
-	pack.Nanos(k, &r.deleteAt)
-	// Usually zero.
-	if k.Block(k.Enc && (r.missed != 0 || r.isPartial || r.closeDeferred || r.deferredGen ||
-		r.attemptAt != 0 || len(r.expireAt) != 0 || r.established)) {
-		pack.Uint(k, &r.missed)
-		k.Bools(&r.isPartial, &r.closeDeferred, &r.deferredGen, &r.established)
-		pack.Nanos(k, &r.attemptAt)
-		n := k.Len(len(r.expireAt))
-		if !k.Enc {
-			r.expireAt = growTo(r.expireAt, n)
-		}
-		for i := range n {
-			pack.Nanos(k, &r.expireAt[i])
-		}
-	} else if !k.Enc {
-		r.missed, r.isPartial, r.closeDeferred, r.deferredGen = 0, false, false, false
-		r.attemptAt, r.expireAt, r.established = 0, growTo(r.expireAt, 0), false
-	}
-}
-
-// pristine reports whether e is as newZrow leaves it: every field is listed, so that a field
-// added to zendpoint must be added here too (TestPackRoundTrip sets each one alone).
-func (e *zendpoint) pristine() bool {
-	return e.state == 0 && e.prev == 0 && e.startSeq == 0 && e.lastSeq == 0 && e.ackSeq == 0 &&
-		e.seqWraps == 0 && e.ackWraps == 0 && e.lastSYN == 0 && e.lastFIN == 0 && e.lastRST == 0 &&
-		e.finCnt == 0 && e.rstCnt == 0 && e.finSeq == 0 && !e.didClose && e.chk == (scaled{}) &&
-		e.rxmt == (scaled{}) && e.win0 == (scaled{}) && e.gap == (scaled{}) &&
-		e.re.lastReassem == 1 && e.re.trim == 1 && e.re.pending == nil && !e.re.skip && !e.re.didEOF
-}
-
-// pack visits the endpoint's fields; own is the latest sequence number of its side's space (see
-// reassembly.Direction.Pack): its sequence numbers, and the acknowledgments it got, are in it.
-func (e *zendpoint) pack(k *pack.Codec, own *capture.Seq) {
-	if !k.Block(k.Enc && !e.pristine()) {
-		if !k.Enc {
-			*e = zendpoint{re: zreasm{lastReassem: 1, trim: 1}}
-		}
-		return
-	}
-	pack.Uint(k, &e.state)
-	pack.Uint(k, &e.prev)
-	// startSeq holds a sequence number (in an int64): its low 32 bits are one, the rest zero.
-	lo, hi := capture.Seq(e.startSeq), e.startSeq>>32
-	k.SeqFrom(&lo, own)
-	k.SeqFrom(&e.lastSeq, own)
-	k.SeqFrom(&e.ackSeq, own)
-	pack.Uint(k, &e.lastSYN)
-	pack.Uint(k, &e.lastFIN)
-	pack.Int(k, &e.finCnt)
-	pack.Uint(k, &e.finSeq)
-	re := &e.re
-	k.Bools(&e.didClose, &re.didEOF)
-	pack.Default(k, &re.lastReassem, 1)
-	pack.Default(k, &re.trim, 1)
-	// Usually zero.
-	if k.Block(k.Enc && (hi != 0 || e.seqWraps != 0 || e.ackWraps != 0 || e.lastRST != 0 ||
-		e.rstCnt != 0 || e.chk != scaled{} || e.rxmt != scaled{} || e.win0 != scaled{} ||
-		e.gap != scaled{} || len(re.pending) != 0 || re.skip)) {
-		pack.Int(k, &hi)
-		pack.Uint(k, &e.seqWraps)
-		pack.Uint(k, &e.ackWraps)
-		pack.Uint(k, &e.lastRST)
-		pack.Int(k, &e.rstCnt)
-		for _, s := range [4]*scaled{&e.chk, &e.rxmt, &e.win0, &e.gap} {
-			pack.Uint(k, &s.cnt)
-			pack.Uint(k, &s.thresh)
-		}
-		n := k.Len(len(re.pending))
-		if !k.Enc {
-			re.pending = growTo(re.pending, n)
-		}
-		for i := range n {
-			pack.Uint(k, &re.pending[i].from)
-			pack.Uint(k, &re.pending[i].to)
-		}
-		k.Bool(&re.skip)
-	} else if !k.Enc {
-		hi, e.seqWraps, e.ackWraps, e.lastRST, e.rstCnt = 0, 0, 0, 0, 0
-		e.chk, e.rxmt, e.win0, e.gap = scaled{}, scaled{}, scaled{}, scaled{}
-		re.pending, re.skip = growTo(re.pending, 0), false
-	}
-	if !k.Enc {
-		e.startSeq = hi<<32 | int64(lo)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/zeek"
 )
 
 // filler sets the fields of a value through reflection, unexported ones included: every leaf
@@ -29,7 +30,7 @@ func skipped(owner reflect.Type, field string) bool {
 	switch owner {
 	case reflect.TypeOf(Conn{}):
 		return field == "rt"
-	case reflect.TypeOf(ZeekView{}), reflect.TypeOf(zrow{}):
+	case reflect.TypeOf(zeek.View{}), zrowType:
 		return field == "cfg"
 	}
 	return false
@@ -144,12 +145,7 @@ func roundTripInto(t *testing.T, c, got *Conn, what string) {
 	var cs codecState
 	blob := cs.packConn(c)
 	cs.unpackConn(blob, got, nil)
-	got.Zeek.cfg = c.Zeek.cfg
-	for i, r := range got.Zeek.rows {
-		if i < len(c.Zeek.rows) {
-			r.cfg = c.Zeek.rows[i].cfg
-		}
-	}
+	// Both Zeek views are bound to nil (the filler skips cfg, unpackConn binds zcfg nil).
 	got.rt = c.rt
 	normalize(reflect.ValueOf(c).Elem())
 	normalize(reflect.ValueOf(got).Elem())
@@ -256,7 +252,7 @@ func TestPackTimes(t *testing.T) {
 			var c Conn
 			c.FirstSeen, c.LastSeen, c.Client.Since = b, x, x
 			c.rtt[0] = x.Sub(base)
-			c.Zeek.rows = []*zrow{{start: ztime(x.UnixNano()), lastTime: ztime(-x.UnixNano())}}
+			setZeekRow(&c.Zeek, x.UnixNano(), -x.UnixNano())
 			c.Client.ev.firstSYN, c.Client.ev.lastSYN, c.Server.ev.tReset = stampOf(x), stampOf(x), stampOf(x).add(-1)
 			c.synTime[1], c.lastData = stampOf(x), stampMax
 			c.Server.ev.tGotFIN = stampMin
@@ -328,4 +324,20 @@ func TestReplayedFirstSegment(t *testing.T) {
 	if n < 100 {
 		t.Errorf("only %d connections checked", n)
 	}
+}
+
+// zrowType is the type of a Zeek view's rows (unexported in package zeek; packing must keep
+// every field of it all the same).
+var zrowType = func() reflect.Type {
+	f, _ := reflect.TypeOf(zeek.View{}).FieldByName("rows")
+	return f.Type.Elem().Elem()
+}()
+
+// setZeekRow gives z one row with these start and last times (Zeek's own int64 nanoseconds).
+func setZeekRow(z *zeek.View, start, last int64) {
+	rows := settable(reflect.ValueOf(z).Elem().FieldByName("rows"))
+	r := reflect.New(zrowType)
+	settable(r.Elem().FieldByName("start")).SetInt(start)
+	settable(r.Elem().FieldByName("lastTime")).SetInt(last)
+	rows.Set(reflect.Append(reflect.MakeSlice(rows.Type(), 0, 1), r))
 }

@@ -27,7 +27,7 @@ func BenchmarkPack(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		blob := cs.packConn(conns[i%len(conns)])
 		size += len(blob)
-		c = Conn{Zeek: ZeekView{rows: c.Zeek.rows[:0]}}
+		c = Conn{Zeek: c.Zeek.Reuse()}
 		cs.unpackConn(blob, &c, nil)
 	}
 	b.ReportMetric(float64(size)/float64(b.N), "B/blob")

@@ -1,5 +1,7 @@
 package tracker
 
+import "github.com/tcpstate/tcpstate/zeek"
+
 // Reorder puts finished connections back in ID order (order of first packet, SPEC: JSON lines)
 // for output: a streaming tracker finishes them in whatever order they end. One that finishes
 // before an earlier one is packed (dormant.go: a few hundred bytes) and held until every
@@ -13,7 +15,7 @@ type Reorder struct {
 	next    uint64
 	held    map[uint64]string
 	cs      codecState
-	zcfg    *ZeekConfig
+	zcfg    *zeek.Config
 	out     func(*Conn)
 	scratch Conn
 	peak    int

@@ -140,9 +140,8 @@ func (st *stream) recycle(c *Conn) {
 	if len(st.pool) >= 256 {
 		return
 	}
-	rows, diags, notes := c.Zeek.rows, c.Diagnoses[:0], c.rstNotes[:0]
-	*c = Conn{Diagnoses: diags, rstNotes: notes}
-	c.Zeek.rows = rows[:0]
+	zv, diags, notes := c.Zeek.Reuse(), c.Diagnoses[:0], c.rstNotes[:0]
+	*c = Conn{Zeek: zv, Diagnoses: diags, rstNotes: notes}
 	st.pool = append(st.pool, c)
 }
 

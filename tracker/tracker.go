@@ -7,6 +7,7 @@ import (
 
 	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/reassembly"
+	"github.com/tcpstate/tcpstate/zeek"
 )
 
 // Event is one endpoint's state change and the packet (or timer) that caused it.
@@ -36,7 +37,7 @@ type Config struct {
 	// included, with kind Duplicate). For reports that draw packets (HTML ladder diagrams).
 	OnSegment func(c *Conn, seg *capture.Segment, kind reassembly.Kind)
 	// Zeek says which Zeek setup the Zeek view mimics (zero: Zeek with its base scripts).
-	Zeek ZeekConfig
+	Zeek zeek.Config
 	// Stream, if set, makes the tracker hand out connections as they finish and forget them,
 	// so that its memory follows the connections open at once, not the capture's length (see
 	// StreamConfig). Conns is then empty.
@@ -134,6 +135,7 @@ func (t *Tracker) add(seg *capture.Segment, h uint64, ord uint64, now time.Time)
 
 	before := [2]State{c.Client.State, c.Server.State}
 	kind := c.apply(seg)
+	c.Zeek.Observe(seg, zeek.Side(c.sideOf(seg)))
 	if kind == reassembly.Duplicate {
 		t.stats.Duplicates++
 	} else {
@@ -388,7 +390,7 @@ func (t *Tracker) newConn(seg *capture.Segment, ord uint64) *Conn {
 // what that says about each side before seg is applied.
 func (t *Tracker) initConn(c *Conn, seg *capture.Segment, id uint64) {
 	c.ID, c.FirstSeen, c.LastSeen, c.Tunnel = id, seg.Time, seg.Time, seg.Tunnel
-	c.Zeek.cfg = &t.cfg.Zeek
+	c.Zeek.Bind(&t.cfg.Zeek)
 	if seg.Tunnel != capture.TunnelNone {
 		c.TunnelSrc, c.TunnelDst = seg.TunnelSrc.String(), seg.TunnelDst.String()
 	}

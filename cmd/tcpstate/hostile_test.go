@@ -18,6 +18,7 @@ import (
 	"github.com/tcpstate/tcpstate/reassembly"
 	"github.com/tcpstate/tcpstate/report"
 	"github.com/tcpstate/tcpstate/tracker"
+	"github.com/tcpstate/tcpstate/zeek"
 )
 
 // Hostile traffic (SPEC: floods and crafted headers must never crash tcpstate or grow its
@@ -663,7 +664,7 @@ func (w *hostileCounter) Write(p []byte) (int, error) { w.n += int64(len(p)); re
 // TestHostileZeekRows feeds a few 4-tuples hostile traffic that makes Zeek (and so the
 // tracker's Zeek view) start a new conn.log row every few packets: a SYN after every FIN or
 // RST, or the first packet more than 5 s after a close. Rows are capped per connection
-// (tracker.MaxZeekRows, the rest counted in RowsDropped), so memory stays bounded however
+// (zeek.MaxRows, the rest counted in RowsDropped), so memory stays bounded however
 // long the attack goes on.
 func TestHostileZeekRows(t *testing.T) {
 	if testing.Short() {
@@ -689,8 +690,8 @@ func TestHostileZeekRows(t *testing.T) {
 			kept := conn.Zeek.Rows()
 			rows += len(kept)
 			dropped += conn.Zeek.RowsDropped
-			if len(kept) > tracker.MaxZeekRows {
-				t.Errorf("%s: connection %d keeps %d Zeek rows, more than the cap of %d", c.name, conn.ID, len(kept), tracker.MaxZeekRows)
+			if len(kept) > zeek.MaxRows {
+				t.Errorf("%s: connection %d keeps %d Zeek rows, more than the cap of %d", c.name, conn.ID, len(kept), zeek.MaxRows)
 			}
 			// Row numbers: the first, then a jump over the dropped ones, then consecutive.
 			for i, r := range kept {

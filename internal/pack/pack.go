@@ -820,3 +820,18 @@ func (k *Codec) AddrPort(p *netip.AddrPort) {
 	}
 	*p = netip.AddrPortFrom(a, uint16(k.getVarint()))
 }
+
+// GrowTo returns s with length n, reusing its array when it is big enough; decoding a slice
+// that was nil gives nil.
+func GrowTo[T any](s []T, n int) []T {
+	if n == 0 {
+		if s == nil {
+			return nil
+		}
+		return s[:0]
+	}
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}

@@ -1,4 +1,4 @@
-package tracker
+package zeek
 
 import (
 	"fmt"
@@ -11,9 +11,9 @@ import (
 	"github.com/tcpstate/tcpstate/capture"
 )
 
-// refObserve is observe without its shortcuts (timerDue, fastPacket): every segment goes
+// refObserve is Observe without its shortcuts (timerDue, fastPacket): every segment goes
 // through expired, isReuse and packet.
-func (z *ZeekView) refObserve(seg *capture.Segment, from Side) {
+func (z *View) refObserve(seg *capture.Segment, from Side) {
 	t := at(seg.Time)
 	var r *zrow
 	if n := len(z.rows); n > 0 {
@@ -24,7 +24,7 @@ func (z *ZeekView) refObserve(seg *capture.Segment, from Side) {
 	}
 	if r == nil {
 		var old *zrow
-		if n := len(z.rows); n >= MaxZeekRows {
+		if n := len(z.rows); n >= MaxRows {
 			old = z.rows[1]
 			copy(z.rows[1:], z.rows[2:])
 			z.rows = z.rows[:n-1]
@@ -36,7 +36,7 @@ func (z *ZeekView) refObserve(seg *capture.Segment, from Side) {
 	r.packet(seg, from, t)
 }
 
-func cloneZeekView(z *ZeekView) *ZeekView {
+func cloneZeekView(z *View) *View {
 	c := *z
 	c.rows = make([]*zrow, len(z.rows))
 	for i, r := range z.rows {
@@ -52,7 +52,7 @@ func cloneZeekView(z *ZeekView) *ZeekView {
 }
 
 // sameZeekView compares two views field by field (empty slices equal nil ones).
-func sameZeekView(a, b *ZeekView) bool {
+func sameZeekView(a, b *View) bool {
 	if a.RowsDropped != b.RowsDropped || len(a.rows) != len(b.rows) {
 		return false
 	}
@@ -80,7 +80,7 @@ func sameZeekView(a, b *ZeekView) bool {
 	return true
 }
 
-func dumpZeekView(z *ZeekView) string {
+func dumpZeekView(z *View) string {
 	s := fmt.Sprintf("dropped %d, %d rows\n", z.RowsDropped, len(z.rows))
 	for _, r := range z.rows {
 		x := *r
@@ -175,15 +175,15 @@ func zeekRandomSegment(rng *rand.Rand, from Side, next *[2]uint32, now *time.Tim
 	}
 }
 
-// TestZeekFastPathsAsFullPath checks that observe's shortcuts (timerDue before expired,
+// TestZeekFastPathsAsFullPath checks that Observe's shortcuts (timerDue before expired,
 // fastPacket before packet) give exactly what the full path gives, state for state.
 func TestZeekFastPathsAsFullPath(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	portSets := [][2]uint16{{40000, 80}, {80, 40000}, {40000, 22}, {443, 993}, {5000, 6000}}
-	cfgs := []*ZeekConfig{nil, {}, {Bare: true}, {ServerPorts: []uint16{5000}}}
+	cfgs := []*Config{nil, {}, {Bare: true}, {ServerPorts: []uint16{5000}}}
 	fast := 0
 	for iter := 0; iter < 1000; iter++ {
-		z := &ZeekView{cfg: cfgs[iter%len(cfgs)]}
+		z := &View{cfg: cfgs[iter%len(cfgs)]}
 		ports := portSets[rng.IntN(len(portSets))]
 		next := [2]uint32{rng.Uint32(), rng.Uint32()}
 		if rng.IntN(4) == 0 {
@@ -198,10 +198,10 @@ func TestZeekFastPathsAsFullPath(t *testing.T) {
 			seg := zeekRandomSegment(rng, from, &next, &now, ports)
 			ref := cloneZeekView(z)
 			if n := len(z.rows); n > 0 && seg.Flags&(capture.SYN|capture.FIN|capture.RST) == 0 &&
-				z.rows[n-1].ep[0].state != ZeekInactive && z.rows[n-1].ep[1].state != ZeekInactive {
+				z.rows[n-1].ep[0].state != Inactive && z.rows[n-1].ep[1].state != Inactive {
 				fast++
 			}
-			z.observe(nil, &seg, from, 0)
+			z.Observe(&seg, from)
 			ref.refObserve(&seg, from)
 			if !sameZeekView(z, ref) {
 				t.Fatalf("iteration %d, segment %d (%+v from %d):\nfast paths:\n%s\nfull path:\n%s", iter, k, seg, from,

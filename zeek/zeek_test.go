@@ -1,4 +1,4 @@
-package tracker_test
+package zeek_test
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/tracker"
+	"github.com/tcpstate/tcpstate/zeek"
 )
 
 // zeekTraces holds Zeek's own test traces and, in expected_tcp.tsv, the conn.log rows Zeek's
@@ -53,7 +54,7 @@ type zeekExpect struct {
 
 type zeekGot struct {
 	orig, resp string
-	row        tracker.ZeekRow
+	row        zeek.Row
 	tunnel     bool
 	used       bool
 }
@@ -103,7 +104,7 @@ func runZeek(t *testing.T, path string, flags, baseline string) []*zeekGot {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	zc := tracker.ZeekConfig{Bare: strings.Contains(flags, "-b")}
+	zc := zeek.Config{Bare: strings.Contains(flags, "-b")}
 	for prefix, ports := range zeekScriptPorts {
 		if strings.HasPrefix(baseline, prefix) {
 			zc.ServerPorts = ports
@@ -119,7 +120,7 @@ func runZeek(t *testing.T, path string, flags, baseline string) []*zeekGot {
 	for _, c := range tr.Conns() {
 		for _, r := range c.Zeek.Rows() {
 			o, p := c.Client.Addr, c.Server.Addr
-			if r.Orig == tracker.ServerSide {
+			if r.Orig == zeek.Server {
 				o, p = p, o
 			}
 			got = append(got, &zeekGot{orig: o.String(), resp: p.String(), row: r,
@@ -298,7 +299,7 @@ type zp struct {
 
 const zeroWin = 0xffff
 
-func zplay(t *testing.T, cfg tracker.ZeekConfig, pkts ...zp) []tracker.ZeekRow {
+func zplay(t *testing.T, cfg zeek.Config, pkts ...zp) []zeek.Row {
 	t.Helper()
 	tr := tracker.New(tracker.Config{Zeek: cfg})
 	for i, p := range pkts {
@@ -319,14 +320,14 @@ func zplay(t *testing.T, cfg tracker.ZeekConfig, pkts ...zp) []tracker.ZeekRow {
 		tr.Add(&s)
 	}
 	tr.Finish(time.Time{})
-	var rows []tracker.ZeekRow
+	var rows []zeek.Row
 	for _, c := range tr.Conns() {
 		rows = append(rows, c.Zeek.Rows()...)
 	}
 	return rows
 }
 
-func wantRows(t *testing.T, rows []tracker.ZeekRow, want ...string) {
+func wantRows(t *testing.T, rows []zeek.Row, want ...string) {
 	t.Helper()
 	var got []string
 	for _, r := range rows {
@@ -343,7 +344,7 @@ func zwith(extra ...zp) []zp { return append(append([]zp(nil), zhs...), extra...
 
 func TestZeekHistoryCaseAndOnce(t *testing.T) {
 	// 'A' and 'D' are recorded once per direction; the responder's letters are lower case.
-	rows := zplay(t, tracker.ZeekConfig{}, zwith(
+	rows := zplay(t, zeek.Config{}, zwith(
 		zp{c: true, ms: 30, flags: zA, seq: 101, ack: 501, n: 10},
 		zp{c: true, ms: 40, flags: zA, seq: 111, ack: 501, n: 10},
 		zp{ms: 50, flags: zA, seq: 501, ack: 121},
@@ -362,14 +363,14 @@ func TestZeekHistoryCaseAndOnce(t *testing.T) {
 func TestZeekRepeatedControlLetters(t *testing.T) {
 	// A SYN, FIN or RST again at the same sequence number is not recorded again; at another
 	// one it is.
-	wantRows(t, zplay(t, tracker.ZeekConfig{}, zp{c: true, flags: zS, seq: 100}, zp{c: true, ms: 1000, flags: zS, seq: 100}),
+	wantRows(t, zplay(t, zeek.Config{}, zp{c: true, flags: zS, seq: 100}, zp{c: true, ms: 1000, flags: zS, seq: 100}),
 		"S0 S")
-	wantRows(t, zplay(t, tracker.ZeekConfig{}, zwith(
+	wantRows(t, zplay(t, zeek.Config{}, zwith(
 		zp{c: true, ms: 30, flags: zA | zF, seq: 101, ack: 501},
 		zp{c: true, ms: 230, flags: zA | zF, seq: 101, ack: 501},
 		zp{c: true, ms: 430, flags: zA | zF, seq: 101, ack: 501, n: 3}, // the FIN moved: data before it
 	)...), "S2 ShAFF")
-	wantRows(t, zplay(t, tracker.ZeekConfig{}, zwith(
+	wantRows(t, zplay(t, zeek.Config{}, zwith(
 		zp{ms: 30, flags: zR, seq: 501},
 		zp{ms: 31, flags: zR, seq: 501},
 		zp{ms: 32, flags: zR, seq: 9999},
@@ -383,19 +384,19 @@ func TestZeekScaledLetters(t *testing.T) {
 		for i := 0; i < c.n; i++ {
 			pk = append(pk, zp{c: true, ms: 40 + i, flags: zA, seq: 101, ack: 501, n: 10})
 		}
-		rows := zplay(t, tracker.ZeekConfig{}, pk...)
+		rows := zplay(t, zeek.Config{}, pk...)
 		if got := strings.Count(rows[0].History, "T"); got != c.letters {
 			t.Errorf("%d retransmissions: history %s has %d T, want %d", c.n, rows[0].History, got, c.letters)
 		}
 	}
 	// Zero windows, but not once the peer has closed.
-	wantRows(t, zplay(t, tracker.ZeekConfig{}, zwith(
+	wantRows(t, zplay(t, zeek.Config{}, zwith(
 		zp{ms: 30, flags: zA, seq: 501, ack: 101, win: zeroWin},
 		zp{c: true, ms: 40, flags: zA | zF, seq: 101, ack: 501},
 		zp{ms: 50, flags: zA, seq: 501, ack: 102, win: zeroWin},
 	)...), "S2 ShAawF")
 	// A bad checksum adds 'C' and nothing else: the packet is not counted.
-	rows := zplay(t, tracker.ZeekConfig{}, zp{c: true, flags: zS, seq: 100, bad: true})
+	rows := zplay(t, zeek.Config{}, zp{c: true, flags: zS, seq: 100, bad: true})
 	wantRows(t, rows, "OTH C")
 	if rows[0].Pkts != [2]uint64{0, 0} {
 		t.Errorf("pkts %v, want none", rows[0].Pkts)
@@ -404,7 +405,7 @@ func TestZeekScaledLetters(t *testing.T) {
 
 func TestZeekContentGap(t *testing.T) {
 	// The server acknowledges 10 bytes the capture never showed: a gap in the client's data.
-	rows := zplay(t, tracker.ZeekConfig{}, zwith(
+	rows := zplay(t, zeek.Config{}, zwith(
 		zp{c: true, ms: 30, flags: zA, seq: 111, ack: 501, n: 10},
 		zp{ms: 40, flags: zA, seq: 501, ack: 121},
 	)...)
@@ -417,21 +418,21 @@ func TestZeekContentGap(t *testing.T) {
 func TestZeekFlips(t *testing.T) {
 	mid := []zp{{ms: 0, flags: zA, seq: 500, ack: 100, n: 20}, {c: true, ms: 1, flags: zA, seq: 100, ack: 520}}
 	// The first packet comes from port 80: Zeek takes its receiver as the originator.
-	rows := zplay(t, tracker.ZeekConfig{}, mid...)
+	rows := zplay(t, zeek.Config{}, mid...)
 	wantRows(t, rows, "OTH ^dA")
-	if rows[0].Orig != tracker.ClientSide {
+	if rows[0].Orig != zeek.Client {
 		t.Error("the client should be the originator")
 	}
 	// In bare mode no port is a likely server port: the first packet's sender originates.
-	wantRows(t, zplay(t, tracker.ZeekConfig{Bare: true}, mid...), "OTH Da")
+	wantRows(t, zplay(t, zeek.Config{Bare: true}, mid...), "OTH Da")
 	// A SYN-ACK first, then an ACK: flipped, and written as if known from the start.
-	wantRows(t, zplay(t, tracker.ZeekConfig{Bare: true}, zhs[1:]...), "OTH ^hA")
+	wantRows(t, zplay(t, zeek.Config{Bare: true}, zhs[1:]...), "OTH ^hA")
 	// SYN and SYN-ACK reordered: flipped when the SYN comes.
-	wantRows(t, zplay(t, tracker.ZeekConfig{Bare: true}, zhs[1], zhs[0], zhs[2]), "S1 Hs^A")
+	wantRows(t, zplay(t, zeek.Config{Bare: true}, zhs[1], zhs[0], zhs[2]), "S1 Hs^A")
 }
 
 func TestZeekConnStates(t *testing.T) {
-	b := tracker.ZeekConfig{Bare: true}
+	b := zeek.Config{Bare: true}
 	for _, c := range []struct {
 		want string
 		pkts []zp
@@ -449,23 +450,23 @@ func TestZeekConnStates(t *testing.T) {
 		t.Run(c.want, func(t *testing.T) { wantRows(t, zplay(t, b, c.pkts...), c.want) })
 	}
 	// Not bare, port 80 makes the SYN-ACK's sender the responder.
-	wantRows(t, zplay(t, tracker.ZeekConfig{}, zp{flags: zS | zA, seq: 500, ack: 101}, zp{ms: 1, flags: zF, seq: 501}), "SHR ^hf")
-	wantRows(t, zplay(t, tracker.ZeekConfig{}, zp{flags: zS | zA, seq: 500, ack: 101}, zp{ms: 1, flags: zR, seq: 501}), "RSTRH ^hr")
+	wantRows(t, zplay(t, zeek.Config{}, zp{flags: zS | zA, seq: 500, ack: 101}, zp{ms: 1, flags: zF, seq: 501}), "SHR ^hf")
+	wantRows(t, zplay(t, zeek.Config{}, zp{flags: zS | zA, seq: 500, ack: 101}, zp{ms: 1, flags: zR, seq: 501}), "RSTRH ^hr")
 }
 
 func TestZeekTimersSplitConnections(t *testing.T) {
 	// A SYN answered by nothing for 5 s ends as an attempt (S0); the client's later packets
 	// make a new connection.
-	wantRows(t, zplay(t, tracker.ZeekConfig{Bare: true},
+	wantRows(t, zplay(t, zeek.Config{Bare: true},
 		zp{c: true, flags: zS, seq: 100},
 		zp{c: true, ms: 6000, flags: zA, seq: 101, ack: 501, n: 10},
 	), "S0 S", "OTH D")
 	// Five minutes of silence after the handshake: Zeek's inactivity timeout.
-	wantRows(t, zplay(t, tracker.ZeekConfig{Bare: true}, zwith(
+	wantRows(t, zplay(t, zeek.Config{Bare: true}, zwith(
 		zp{c: true, ms: 300020, flags: zA, seq: 101, ack: 501, n: 10},
 	)...), "S1 ShA", "OTH D")
 	// Closed both ways, then nothing for 5 s: the next segment is another connection.
-	wantRows(t, zplay(t, tracker.ZeekConfig{Bare: true}, zwith(
+	wantRows(t, zplay(t, zeek.Config{Bare: true}, zwith(
 		zp{c: true, ms: 30, flags: zA | zF, seq: 101, ack: 501},
 		zp{ms: 40, flags: zA | zF, seq: 501, ack: 102},
 		zp{c: true, ms: 50, flags: zA, seq: 102, ack: 502},
