@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/internal/benchgen"
-	"github.com/tcpstate/tcpstate/tracker"
 )
 
 // End-to-end benchmarks on small generated files (in b.TempDir, so read from the page cache):
@@ -56,9 +56,9 @@ func benchFile(b *testing.B, cfg benchgen.Config, track bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var tr *tracker.Tracker
+		var tr *flowtable.Table
 		if track {
-			tr = tracker.New(tracker.Config{})
+			tr = flowtable.New(flowtable.Config{})
 		}
 		var seg capture.Segment
 		var n int64

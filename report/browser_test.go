@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/internal/benchgen"
 	"github.com/tcpstate/tcpstate/tracker"
 )
@@ -350,10 +351,10 @@ func buildScaleReport(t *testing.T, n int) scaleReport {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	cfg := tracker.Config{}
+	cfg := flowtable.Config{}
 	col := NewHTMLCollector()
 	col.Attach(&cfg)
-	tr := tracker.New(cfg)
+	tr := flowtable.New(cfg)
 	var seg capture.Segment
 	for src.Next(&seg) {
 		tr.Add(&seg)

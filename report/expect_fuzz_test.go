@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/tracker"
 )
 
@@ -37,7 +38,7 @@ func expectFuzzConns(tb testing.TB) []*tracker.Conn {
 		{c4, s4, A, 1000, 2000, 100}, {s4, c4, A, 2000, 1100, 0},
 		{c1, s1, S, 90000, 0, 0},
 	}
-	tr := tracker.New(tracker.Config{})
+	tr := flowtable.New(flowtable.Config{})
 	for i, x := range pkts {
 		s := capture.Segment{Time: t0.Add(time.Duration(i) * 10 * time.Millisecond), Src: ap(x.src), Dst: ap(x.dst),
 			Flags: x.flags, Seq: capture.Seq(x.seq), Ack: capture.Seq(x.ack), PayloadLen: x.n, Window: 1000, Packet: uint64(i + 1)}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/reassembly"
 	"github.com/tcpstate/tcpstate/tracker"
 )
@@ -122,7 +123,7 @@ func NewHTMLCollector() *HTMLCollector { return &HTMLCollector{} }
 
 // Attach installs the collector's hooks in cfg, after whatever OnEvent and OnSegment cfg
 // already has (both still run, the existing one first).
-func (h *HTMLCollector) Attach(cfg *tracker.Config) {
+func (h *HTMLCollector) Attach(cfg *flowtable.Config) {
 	if prev := cfg.OnEvent; prev != nil {
 		cfg.OnEvent = func(e tracker.Event) { prev(e); h.OnEvent(e) }
 	} else {
@@ -154,7 +155,7 @@ func (h *HTMLCollector) lookup(id uint64) *htmlConn {
 	return h.conns[id-1]
 }
 
-// OnEvent records a state change (tracker.Config.OnEvent).
+// OnEvent records a state change (flowtable.Config.OnEvent).
 func (h *HTMLCollector) OnEvent(e tracker.Event) {
 	hc := h.conn(e.ConnID)
 	if e.Side <= tracker.ServerSide && !hc.inited[e.Side] {
@@ -172,7 +173,7 @@ func (h *HTMLCollector) OnEvent(e tracker.Event) {
 	h.reasons = append(h.reasons, reason...)
 }
 
-// OnSegment records a packet (tracker.Config.OnSegment).
+// OnSegment records a packet (flowtable.Config.OnSegment).
 func (h *HTMLCollector) OnSegment(c *tracker.Conn, seg *capture.Segment, kind reassembly.Kind) {
 	h.segs++
 	t := seg.Time.UnixNano()

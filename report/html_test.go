@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/reassembly"
 	"github.com/tcpstate/tcpstate/tracker"
 )
@@ -197,10 +198,10 @@ func buildHTMLErrs(t *testing.T, names tracker.Naming, files ...string) (*htmlRe
 	}
 	defer src.Close()
 	prof, _ := tracker.LookupProfile("linux")
-	cfg := tracker.Config{Profile: prof}
+	cfg := flowtable.Config{Profile: prof}
 	col := NewHTMLCollector()
 	col.Attach(&cfg)
-	tr := tracker.New(cfg)
+	tr := flowtable.New(cfg)
 	var seg capture.Segment
 	for src.Next(&seg) {
 		tr.Add(&seg)
@@ -443,10 +444,10 @@ func seg(n uint64, at time.Duration, fromClient bool, flags capture.Flags, seq, 
 
 func TestHTMLCapsLongFlows(t *testing.T) {
 	var events int
-	cfg := tracker.Config{OnEvent: func(tracker.Event) { events++ }}
+	cfg := flowtable.Config{OnEvent: func(tracker.Event) { events++ }}
 	col := NewHTMLCollector()
 	col.Attach(&cfg)
-	tr := tracker.New(cfg)
+	tr := flowtable.New(cfg)
 	const isnC, isnS = 1000, 5000
 	n := uint64(0)
 	add := func(at time.Duration, fromClient bool, f capture.Flags, seq, ack, plen uint32) {

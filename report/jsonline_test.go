@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/tracker"
 )
 
@@ -48,7 +49,7 @@ func TestJSONLineMatchesEncoder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := tracker.New(tracker.Config{Profile: prof})
+		tr := flowtable.New(flowtable.Config{Profile: prof})
 		var seg capture.Segment
 		for src.Next(&seg) {
 			tr.Add(&seg)

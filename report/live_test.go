@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/tracker"
 )
 
@@ -18,7 +19,7 @@ func liveConns(t *testing.T) ([]*tracker.Conn, *Options) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	tr := tracker.New(tracker.Config{})
+	tr := flowtable.New(flowtable.Config{})
 	var seg capture.Segment
 	for src.Next(&seg) {
 		tr.Add(&seg)

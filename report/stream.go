@@ -10,7 +10,7 @@ import (
 )
 
 // Stream writes connections one at a time, in ID order, as a streaming run finishes them
-// (tracker.StreamConfig, tracker.Reorder): JSON and Zeek lines go out at once; the table, which
+// (flowtable.StreamConfig, flowtable.Reorder): JSON and Zeek lines go out at once; the table, which
 // sorts problems first, keeps a compact row per connection and is written by Close. Every
 // format comes out byte for byte as the Write* functions write it for the same connections.
 type Stream struct {

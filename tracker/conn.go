@@ -50,6 +50,8 @@ type Conn struct {
 	ReusedBy  uint64
 	Diagnoses []Diagnosis
 	Dir       [2]reassembly.Direction // [0] client→server, [1] server→client
+	// Zeek is the connection's Zeek view: kept and packed with it, fed by the flow table's
+	// segment observer; the tracker never reads or writes it.
 	Zeek      zeek.View
 	Tunnel    capture.TunnelKind
 	TunnelSrc string
@@ -73,20 +75,6 @@ type Conn struct {
 	// AsOf is the instant its states and diagnoses were last evaluated: the end of the input
 	// (or --at), the latest Tick, or when a streaming run finished it early.
 	AsOf time.Time
-
-	rt connRuntime // the tracker's bookkeeping, not part of the connection's state
-}
-
-// connRuntime is where the tracker keeps a connection: its entry in the flow table and its
-// place among the live connections of a streaming run (most recently active first).
-type connRuntime struct {
-	ent        int32
-	prev, next *Conn
-	// touched is when (in packets of the stream) it last had one; linked, when it was put at
-	// the head of the live list: touched later means it moved up since (a lazy LRU).
-	touched, linked uint64
-	// first is the connection's first segment, while streaming.
-	first capture.Segment
 }
 
 type rstNote struct {

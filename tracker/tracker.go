@@ -7,7 +7,6 @@ import (
 
 	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/reassembly"
-	"github.com/tcpstate/tcpstate/zeek"
 )
 
 // Event is one endpoint's state change and the packet (or timer) that caused it.
@@ -32,242 +31,119 @@ type Config struct {
 	Profile Profile
 	// OnEvent, if set, receives every state change as it happens.
 	OnEvent func(Event)
-	// OnSegment, if set, receives every segment after the tracker applied it, with the
-	// connection it belongs to and what it was in its direction's sequence space (duplicates
-	// included, with kind Duplicate). For reports that draw packets (HTML ladder diagrams).
-	OnSegment func(c *Conn, seg *capture.Segment, kind reassembly.Kind)
-	// Zeek says which Zeek setup the Zeek view mimics (zero: Zeek with its base scripts).
-	Zeek zeek.Config
-	// Stream, if set, makes the tracker hand out connections as they finish and forget them,
-	// so that its memory follows the connections open at once, not the capture's length (see
-	// StreamConfig). Conns is then empty.
-	Stream *StreamConfig
 }
 
-// Stats counts what the tracker did.
-type Stats struct {
-	Segments    uint64
-	Connections uint64
-	Duplicates  uint64
-	// Streaming runs only (StreamConfig).
-	Evicted  uint64 // dropped from a full table (--max-flows) before they finished
-	TimedOut uint64 // finished by the idle timeout
-	Peak     uint64 // the most connections tracked at once
-}
-
-// Tracker is the flow table: the current instance of every 4-tuple, and every instance seen
-// (or, streaming, every instance not finished yet).
+// Tracker is the TCP engine: it applies segments to connections (their endpoints' evidence,
+// the RST rules, the reassembly of each direction), derives each endpoint's state, runs the
+// timers and diagnoses. It keeps no connections: the flow table (package flowtable) finds the
+// connection a segment belongs to, decides when a new instance begins, and asks the tracker to
+// apply it. It reads no clock: every instant comes from a segment or from the caller.
 type Tracker struct {
-	cfg   Config
-	index flowIndex
-	ents  entries
-	free  []int32 // entry numbers to reuse
-	conns []*Conn // every instance in ID order (not kept when streaming)
-	// Now is the time of the latest segment: the clock of the tracker.
-	Now   time.Time
-	stats Stats
-	st    *stream // nil unless streaming
-	// draining: every entry is being forgotten (the end of a streaming run), so the index is
-	// dropped whole afterwards rather than entry by entry.
-	draining bool
-	details  detailCache // the flood details last written (diagnose)
+	cfg     Config
+	details detailCache // the flood details last written (diagnose)
 }
 
-// New returns an empty tracker.
+// New returns a tracker (the Linux profile when cfg names none).
 func New(cfg Config) *Tracker {
 	if cfg.Profile.Name == "" {
 		cfg.Profile, _ = LookupProfile("linux")
 	}
-	t := &Tracker{cfg: cfg}
-	if cfg.Stream != nil {
-		t.st = newStream(*cfg.Stream)
-	}
-	return t
+	return &Tracker{cfg: cfg}
 }
 
-// Stats reports counts so far.
-func (t *Tracker) Stats() Stats { return t.stats }
+// Profile is the timer profile the tracker ages states with.
+func (t *Tracker) Profile() *Profile { return &t.cfg.Profile }
 
-// Conns returns every connection instance in order of first packet.
-func (t *Tracker) Conns() []*Conn { return t.conns }
-
-// Add processes one segment.
-func (t *Tracker) Add(seg *capture.Segment) { t.add(seg, FlowHash(seg.Src, seg.Dst), 0, seg.Time) }
-
-// add processes seg, of flow hash h. A non-zero ord is the segment's number in the whole
-// capture: a shard of a parallel run (parallel.go) names the connections it starts by it. now
-// is the capture's clock (the latest time of any segment so far, whichever shard it went to).
-func (t *Tracker) add(seg *capture.Segment, h uint64, ord uint64, now time.Time) {
-	t.stats.Segments++
-	t.advance(now)
-	ei := t.lookup(h, seg.Src, seg.Dst)
-	var c *Conn
-	if ei >= 0 {
-		c = t.wake(ei)
-		if t.st != nil && t.st.over(t, ei) {
-			ei, c = -1, nil // finished, reported and forgotten: this packet starts anew
-		}
-	}
-	if c != nil && t.startsNewInstance(c, seg) {
-		old, oldEi := c, ei
-		c = t.newConn(seg, ord)
-		c.Reuses = old.ID
-		old.ReusedBy = c.ID
-		t.supersede(old, seg)
-		c.addDiag(Diagnosis{ID: DiagPortReused, Side: ClientSide, Detail: portReusedDetail(old.ID)})
-		if t.st != nil && t.st.cfg.OnNew != nil {
-			t.st.cfg.OnNew(c)
-		}
-		ei = t.attach(c, h, oldEi)
-	} else if c == nil {
-		if t.st != nil {
-			t.st.makeRoom(t)
-		}
-		c = t.newConn(seg, ord)
-		if t.st != nil && t.st.cfg.OnNew != nil {
-			t.st.cfg.OnNew(c)
-		}
-		ei = t.attach(c, h, -1)
-	}
-	if e := t.ents.at(ei); secs(seg.Time) > e.lastAny {
-		e.lastAny = secs(seg.Time)
-	}
-
+// Apply feeds seg into c (of which it must be a segment) and re-derives both endpoints'
+// states, reporting changes to OnEvent (unless quiet: a connection rebuilt from its first
+// segment tells no one again). It returns what seg was in its direction's sequence space; a
+// Duplicate (a SPAN copy) changes nothing but the count of duplicates.
+func (t *Tracker) Apply(c *Conn, seg *capture.Segment, quiet bool) reassembly.Kind {
 	before := [2]State{c.Client.State, c.Server.State}
 	kind := c.apply(seg)
-	c.Zeek.Observe(seg, zeek.Side(c.sideOf(seg)))
-	if kind == reassembly.Duplicate {
-		t.stats.Duplicates++
-	} else {
-		t.settle(c, seg.Time, seg, before)
-	}
-	if t.cfg.OnSegment != nil {
-		t.cfg.OnSegment(c, seg, kind)
-	}
-	if t.st != nil {
-		// Did this segment close it at both ends (not: was it closed already)?
-		closing := !(ended(before[0]) && ended(before[1])) && ended(c.Client.State) && ended(c.Server.State)
-		t.st.touched(t, ei, c, closing)
-	}
-}
-
-// advance moves the tracker's clock to now, if that is later.
-func (t *Tracker) advance(now time.Time) {
-	if now.After(t.Now) {
-		t.Now = now
-		if t.st != nil {
-			t.st.clock(t)
-		}
-	}
-}
-
-// lookup finds the entry of the current instance of seg's 4-tuple (hash h); -1 if none.
-func (t *Tracker) lookup(h uint64, src, dst netip.AddrPort) int32 {
-	x := &t.index
-	if len(x.slots) == 0 {
-		return -1
-	}
-	m := x.mask()
-	for i := h & m; ; i = (i + 1) & m {
-		s := x.slots[i]
-		if s == 0 {
-			return -1
-		}
-		if s>>32 != h>>32 {
-			continue
-		}
-		ei := int32(uint32(s)) - 1
-		e := t.ents.at(ei)
-		if e.hashLo != uint32(h) {
-			continue
-		}
-		var cl, sv netip.AddrPort
-		if e.c != nil {
-			cl, sv = e.c.Client.Addr, e.c.Server.Addr
+	if kind != reassembly.Duplicate {
+		if quiet {
+			onEvent := t.cfg.OnEvent
+			t.cfg.OnEvent = nil
+			t.settle(c, seg.Time, seg, before)
+			t.cfg.OnEvent = onEvent
 		} else {
-			cl, sv = t.st.key(e)
-		}
-		if cl == src && sv == dst || cl == dst && sv == src {
-			return ei
+			t.settle(c, seg.Time, seg, before)
 		}
 	}
+	return kind
 }
 
-// wake returns the connection of entry ei, unpacking it if it is dormant.
-func (t *Tracker) wake(ei int32) *Conn {
-	if c := t.ents.at(ei).c; c != nil {
-		return c
+// Evaluate brings c's states, timers and diagnoses up to date as of now, without a packet
+// (the end of the input, --at, a live tick, or a connection finished early).
+func (t *Tracker) Evaluate(c *Conn, now time.Time) {
+	if !c.done {
+		t.settle(c, now, nil, [2]State{c.Client.State, c.Server.State})
 	}
-	return t.st.wake(t, ei)
+	c.diagnose(now, &t.cfg.Profile, &t.details)
 }
 
-// attach gives c an entry (hash h). If it replaces the instance of entry old on the same
-// 4-tuple, it takes old's place in the index and old is detached: it waits for the end, or,
-// streaming, is finished right away when nothing about it can change any more.
-func (t *Tracker) attach(c *Conn, h uint64, old int32) int32 {
-	var ei int32
-	if n := len(t.free); n > 0 {
-		ei = t.free[n-1]
-		t.free = t.free[:n-1]
-	} else {
-		ei = t.ents.add()
-	}
-	*t.ents.at(ei) = entry{c: c, hashLo: uint32(h), state: entIndexed, lastAny: secs(c.FirstSeen), half: true}
-	c.rt.ent = ei
-	if old >= 0 {
-		t.index.replace(h, old, ei)
-		t.ents.at(old).state = entDetached
-	} else {
-		t.index.insert(h, ei, &t.ents)
-	}
-	if t.st != nil {
-		t.st.attached(t, ei, old)
-	}
-	return ei
-}
+// Rediagnose recomputes c's diagnoses as of now, leaving its states as they are.
+func (t *Tracker) Rediagnose(c *Conn, now time.Time) { c.diagnose(now, &t.cfg.Profile, &t.details) }
 
-// forget frees entry ei, taking it out of the index if it is there.
-func (t *Tracker) forget(ei int32) {
-	e := t.ents.at(ei)
-	if e.state == entIndexed && !t.draining {
-		t.index.remove(t.hashOf(ei), ei, &t.ents)
-	}
-	*e = entry{}
-	t.free = append(t.free, ei)
-}
+// Done reports whether c was superseded by a new instance of its 4-tuple: it can no longer
+// change.
+func (c *Conn) Done() bool { return c.done }
 
-// hashOf is the flow hash of entry ei (which must be in the index), from its two halves.
-func (t *Tracker) hashOf(ei int32) uint64 {
-	lo := t.ents.at(ei).hashLo
-	m := t.index.mask()
-	for i := uint64(lo) & m; ; i = (i + 1) & m {
-		if s := t.index.slots[i]; uint32(s) == uint32(ei+1) {
-			return s>>32<<32 | uint64(lo)
+// ClosedFor reports whether both endpoints of c are CLOSED at instant at and stay so.
+func (t *Tracker) ClosedFor(c *Conn, at time.Time) bool {
+	p := &t.cfg.Profile
+	now, last := stampOf(at), stampOf(c.LastSeen)
+	for _, ep := range [2]*Endpoint{&c.Client, &c.Server} {
+		if s, _, _ := ep.evaluate(now, p, last); s != Closed {
+			return false
+		}
+		if s, _, _ := ep.evaluate(last.add(far), p, last); s != Closed {
+			return false
 		}
 	}
+	return true
+}
+
+// ClosesBy says whether c, left without packets, ends with both endpoints CLOSED (ok), and,
+// if so, the latest instant at which a timer still running as of now closes one of them
+// (zero if none runs). The flow table uses it to know when to look at c again.
+func (t *Tracker) ClosesBy(c *Conn, now time.Time) (closing time.Time, ok bool) {
+	p := &t.cfg.Profile
+	last := stampOf(c.LastSeen)
+	for _, ep := range [2]*Endpoint{&c.Client, &c.Server} {
+		s, since, viaTimer := ep.evaluate(last.add(far), p, last)
+		if s != Closed {
+			return time.Time{}, false
+		}
+		if cur, _, _ := ep.evaluate(stampOf(now), p, last); cur != Closed && viaTimer && since.time().After(closing) {
+			closing = since.time()
+		}
+	}
+	return closing, true
+}
+
+// far is how far ahead "closed for good" is checked.
+const far = 100 * 365 * 24 * time.Hour
+
+// Link makes c the new instance of old's 4-tuple (a SYN with a new ISN took it over, see
+// StartsNewInstance): old ends as its hosts' sockets did, and both name each other.
+func (t *Tracker) Link(old, c *Conn, seg *capture.Segment) {
+	c.Reuses = old.ID
+	old.ReusedBy = c.ID
+	t.supersede(old, seg)
+	c.addDiag(Diagnosis{ID: DiagPortReused, Side: ClientSide, Detail: portReusedDetail(old.ID)})
+}
+
+// Recycle empties c for a new connection, keeping the buffers it grew (Zeek rows, diagnoses),
+// so that tracking allocates nothing once enough connections have been through.
+func (c *Conn) Recycle() {
+	zv, diags, notes := c.Zeek.Reuse(), c.Diagnoses[:0], c.rstNotes[:0]
+	*c = Conn{Zeek: zv, Diagnoses: diags, rstNotes: notes}
 }
 
 // SideOf says which endpoint of c sent seg.
 func (c *Conn) SideOf(seg *capture.Segment) Side { return c.sideOf(seg) }
-
-// Finish evaluates every connection as of now (normally the last packet's time, or --at),
-// running the timers that expired, and computes diagnoses.
-func (t *Tracker) Finish(now time.Time) {
-	if now.IsZero() {
-		now = t.Now
-	}
-	if t.st != nil {
-		t.st.finishAll(t, now)
-		return
-	}
-	for _, c := range t.conns {
-		before := [2]State{c.Client.State, c.Server.State}
-		if !c.done {
-			t.settle(c, now, nil, before)
-		}
-		c.diagnose(now, &t.cfg.Profile, &t.details)
-	}
-}
 
 // settle re-derives both endpoints' states at time now and reports the changes.
 func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2]State) {
@@ -324,9 +200,9 @@ func timerReason(old State) string {
 	return "timer expired"
 }
 
-// startsNewInstance: a SYN with a new initial sequence number on a known 4-tuple is a new
+// StartsNewInstance: a SYN with a new initial sequence number on a known 4-tuple is a new
 // connection; a SYN retransmission (same ISN) or the late SYN of a reordered handshake is not.
-func (t *Tracker) startsNewInstance(c *Conn, seg *capture.Segment) bool {
+func (t *Tracker) StartsNewInstance(c *Conn, seg *capture.Segment) bool {
 	if !seg.Flags.Has(capture.SYN) || seg.Flags.Has(capture.ACK) || seg.Flags.Has(capture.RST) {
 		return false
 	}
@@ -363,34 +239,11 @@ func (t *Tracker) supersede(c *Conn, seg *capture.Segment) {
 	c.diagnose(seg.Time, &t.cfg.Profile, &t.details)
 }
 
-// newConn starts an instance, deciding which side is the client. Its ID is ord when given (a
-// shard of a parallel run), else the count of every instance ever created (Release forgets
-// finished ones from t.conns).
-func (t *Tracker) newConn(seg *capture.Segment, ord uint64) *Conn {
-	t.stats.Connections++
-	id := t.stats.Connections
-	if ord != 0 {
-		id = ord
-	}
-	var c *Conn
-	if t.st != nil {
-		c = t.st.alloc()
-		c.rt.first = *seg // while it has no other, its packed form is this segment (dormant.go)
-	} else {
-		c = &Conn{}
-	}
-	t.initConn(c, seg, id)
-	if t.st == nil {
-		t.conns = append(t.conns, c)
-	}
-	return c
-}
-
-// initConn sets up c, numbered id, for its first segment seg: which side is the client, and
-// what that says about each side before seg is applied.
-func (t *Tracker) initConn(c *Conn, seg *capture.Segment, id uint64) {
+// Start sets up c (a zero or recycled Conn), numbered id, for its first segment seg: which
+// side is the client, and what that says about each side before seg is applied (Apply it
+// next).
+func (t *Tracker) Start(c *Conn, seg *capture.Segment, id uint64) {
 	c.ID, c.FirstSeen, c.LastSeen, c.Tunnel = id, seg.Time, seg.Time, seg.Tunnel
-	c.Zeek.Bind(&t.cfg.Zeek)
 	if seg.Tunnel != capture.TunnelNone {
 		c.TunnelSrc, c.TunnelDst = seg.TunnelSrc.String(), seg.TunnelDst.String()
 	}
@@ -457,9 +310,9 @@ func portReusedDetail(old uint64) string {
 	return fmt.Sprintf("4-tuple reused: connection #%d had it before", old)
 }
 
-// renumber gives c its final ID, and those of the instances before and after it on its
-// 4-tuple: a parallel run numbers connections once it knows their order (parallel.go).
-func (c *Conn) renumber(id, reuses, reusedBy uint64) {
+// Renumber gives c its final ID, and those of the instances before and after it on its
+// 4-tuple: a parallel run numbers connections once it knows their order (package run).
+func (c *Conn) Renumber(id, reuses, reusedBy uint64) {
 	c.ID, c.Reuses, c.ReusedBy = id, reuses, reusedBy
 	for i := range c.Diagnoses {
 		if c.Diagnoses[i].ID == DiagPortReused {

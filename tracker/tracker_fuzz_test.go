@@ -38,7 +38,7 @@ const trackerRecord = 16
 // trackerSegment decodes one record. Sequence and acknowledgment numbers are mostly chosen
 // relative to what the tuple's current connection has seen, so inputs reach handshakes,
 // closes, resets in and out of window and port reuse rather than only random numbers.
-func trackerSegment(tr *Tracker, rec []byte, n uint64, now *time.Time) capture.Segment {
+func trackerSegment(tr *testTable, rec []byte, n uint64, now *time.Time) capture.Segment {
 	var r [trackerRecord]byte
 	copy(r[:], rec)
 	tu := fuzzTuples[r[0]&7]
@@ -150,10 +150,9 @@ func FuzzTracker(f *testing.F) {
 		trec(7, 0, 5, 0x80, 5, 0x7F, 0, 0, 6, 0),
 	))
 	var events []Event
-	tr := &Tracker{}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		events = events[:0]
-		*tr = *New(Config{OnEvent: func(e Event) { events = append(events, e) }})
+		tr := newTestTable(Config{OnEvent: func(e Event) { events = append(events, e) }})
 		now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 		var n uint64
 		for i := 0; i < len(data) && i < 256*trackerRecord; i += trackerRecord {
@@ -187,7 +186,7 @@ func FuzzTracker(f *testing.F) {
 }
 
 // checkTracker checks the invariants that hold after any input and a Finish.
-func checkTracker(t *testing.T, tr *Tracker, n uint64, events []Event) {
+func checkTracker(t *testing.T, tr *testTable, n uint64, events []Event) {
 	t.Helper()
 	st := tr.Stats()
 	conns := tr.Conns()

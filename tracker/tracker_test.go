@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/reassembly"
+	"github.com/tcpstate/tcpstate/zeek"
 )
 
 // These hand-built sequences cover what a kernel cannot be made to do on demand (lost ACKs
@@ -35,9 +37,9 @@ type pkt struct {
 	n          uint32
 }
 
-func play(t *testing.T, pkts []pkt) *Tracker {
+func play(t *testing.T, pkts []pkt) *testTable {
 	t.Helper()
-	tr := New(Config{})
+	tr := newTestTable(Config{})
 	for i, p := range pkts {
 		s := capture.Segment{Time: t0.Add(p.at), Seq: capture.Seq(p.seq), Ack: capture.Seq(p.ack), Flags: p.flags, PayloadLen: p.n,
 			Window: 1000, Packet: uint64(i + 1)}
@@ -52,7 +54,7 @@ func play(t *testing.T, pkts []pkt) *Tracker {
 	return tr
 }
 
-func want(t *testing.T, tr *Tracker, id int, client, server State, diags ...string) {
+func want(t *testing.T, tr *testTable, id int, client, server State, diags ...string) {
 	t.Helper()
 	c := tr.Conns()[id-1]
 	if c.Client.State != client || c.Server.State != server {
@@ -271,3 +273,64 @@ func TestFinWait2PastOrphanTimeoutIsInferred(t *testing.T) {
 		t.Errorf("two minutes later: %v inferred=%v %q", c.Client.State, c.Client.Inferred, c.Client.Evidence)
 	}
 }
+
+// testTable is the least flow table that drives the engine the way package flowtable's does
+// without streaming: the current instance of each 4-tuple, a new one when StartsNewInstance
+// says a SYN begins one, every instance kept. (flowtable's own tests hold its streaming,
+// packing and eviction to this same keep-everything behaviour.)
+type testTable struct {
+	tr    *Tracker
+	cur   map[[2]netip.AddrPort]*Conn
+	conns []*Conn
+	Now   time.Time
+	stats struct{ Segments, Connections, Duplicates uint64 }
+}
+
+func newTestTable(cfg Config) *testTable {
+	return &testTable{tr: New(cfg), cur: map[[2]netip.AddrPort]*Conn{}}
+}
+
+func tupleKey(a, b netip.AddrPort) [2]netip.AddrPort {
+	if a.Compare(b) > 0 {
+		a, b = b, a
+	}
+	return [2]netip.AddrPort{a, b}
+}
+
+func (ft *testTable) current(src, dst netip.AddrPort) *Conn { return ft.cur[tupleKey(src, dst)] }
+
+func (ft *testTable) Add(s *capture.Segment) {
+	ft.stats.Segments++
+	if s.Time.After(ft.Now) {
+		ft.Now = s.Time
+	}
+	k := tupleKey(s.Src, s.Dst)
+	c := ft.cur[k]
+	if c == nil || ft.tr.StartsNewInstance(c, s) {
+		n := &Conn{}
+		ft.stats.Connections++
+		ft.tr.Start(n, s, ft.stats.Connections)
+		if c != nil {
+			ft.tr.Link(c, n, s)
+		}
+		ft.cur[k], c = n, n
+		ft.conns = append(ft.conns, n)
+	}
+	if ft.tr.Apply(c, s, false) == reassembly.Duplicate {
+		ft.stats.Duplicates++
+	}
+	c.Zeek.Observe(s, zeek.Side(c.sideOf(s)))
+}
+
+func (ft *testTable) Finish(now time.Time) {
+	if now.IsZero() {
+		now = ft.Now
+	}
+	for _, c := range ft.conns {
+		ft.tr.Evaluate(c, now)
+	}
+}
+
+func (ft *testTable) Conns() []*Conn { return ft.conns }
+
+func (ft *testTable) Stats() struct{ Segments, Connections, Duplicates uint64 } { return ft.stats }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
-	"github.com/tcpstate/tcpstate/tracker"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/zeek"
 )
 
@@ -110,7 +110,7 @@ func runZeek(t *testing.T, path string, flags, baseline string) []*zeekGot {
 			zc.ServerPorts = ports
 		}
 	}
-	tr := tracker.New(tracker.Config{Zeek: zc})
+	tr := flowtable.New(flowtable.Config{Zeek: zc})
 	var seg capture.Segment
 	for src.Next(&seg) {
 		tr.Add(&seg)
@@ -301,7 +301,7 @@ const zeroWin = 0xffff
 
 func zplay(t *testing.T, cfg zeek.Config, pkts ...zp) []zeek.Row {
 	t.Helper()
-	tr := tracker.New(tracker.Config{Zeek: cfg})
+	tr := flowtable.New(flowtable.Config{Zeek: cfg})
 	for i, p := range pkts {
 		w := p.win
 		switch w {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/reassembly"
 	"github.com/tcpstate/tcpstate/report"
 	"github.com/tcpstate/tcpstate/tracker"
@@ -465,7 +466,7 @@ func TestHostileFloodMemory(t *testing.T) {
 		}
 	})
 	base := heapInuse()
-	tr := tracker.New(tracker.Config{})
+	tr := flowtable.New(flowtable.Config{})
 	var seg capture.Segment
 	for src.Next(&seg) {
 		tr.Add(&seg)
@@ -596,13 +597,13 @@ func TestHostileFewFlowsMemory(t *testing.T) {
 	src := fewFlowsSource(t, total, false, 30*time.Microsecond)
 	html := report.NewHTMLCollector()
 	o := &report.Options{}
-	cfg := tracker.Config{OnEvent: func(e tracker.Event) { report.WriteEvent(io.Discard, &e, o) }}
+	cfg := flowtable.Config{OnEvent: func(e tracker.Event) { report.WriteEvent(io.Discard, &e, o) }}
 	html.Attach(&cfg)
 	var kinds [8]int
 	prev := cfg.OnSegment
 	cfg.OnSegment = func(c *tracker.Conn, s *capture.Segment, k reassembly.Kind) { kinds[k&7]++; prev(c, s, k) }
 	base := heapInuse()
-	tr := tracker.New(cfg)
+	tr := flowtable.New(cfg)
 	var seg capture.Segment
 	var heapAt [2]uint64
 	n := 0
@@ -678,7 +679,7 @@ func TestHostileZeekRows(t *testing.T) {
 	}{{"SYNs after a close", true, 30 * time.Microsecond}, {"no SYN, slow (20 ms steps)", false, 20 * time.Millisecond}} {
 		src := fewFlowsSource(t, total, c.syns, c.step)
 		base := heapInuse()
-		tr := tracker.New(tracker.Config{})
+		tr := flowtable.New(flowtable.Config{})
 		var seg capture.Segment
 		for src.Next(&seg) {
 			tr.Add(&seg)

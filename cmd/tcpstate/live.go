@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/report"
 	"github.com/tcpstate/tcpstate/tracker"
 )
@@ -138,7 +139,7 @@ func runLive(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 type liveSession struct {
 	o      *options
 	src    liveSource
-	tr     *tracker.Tracker
+	tr     *flowtable.Table
 	ropts  *report.Options
 	out    *bufio.Writer
 	stderr io.Writer
@@ -168,14 +169,14 @@ func newLiveSession(o *options, names tracker.Naming, prof tracker.Profile, fail
 		s.term = f
 		s.view = &report.LiveView{Color: os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"}
 	}
-	cfg := tracker.Config{Profile: prof}
+	cfg := flowtable.Config{Profile: prof}
 	if o.output == "events" {
 		cfg.OnEvent = func(e tracker.Event) {
 			report.WriteEvent(s.out, &e, s.ropts)
 			s.flush()
 		}
 	}
-	s.tr = tracker.New(cfg)
+	s.tr = flowtable.New(cfg)
 	s.status = report.LiveStatus{Interface: o.iface, Filter: o.filter}
 	return s
 }

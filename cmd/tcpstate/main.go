@@ -14,8 +14,11 @@ import (
 	"strings"
 	"time"
 
+	runner "github.com/tcpstate/tcpstate/run"
+
 	"github.com/spf13/pflag"
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/report"
 	"github.com/tcpstate/tcpstate/tracker"
 )
@@ -262,7 +265,7 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	defer out.Flush()
 	ropts := &report.Options{Names: names, Verbose: o.verbose, Profile: prof}
-	cfg := tracker.Config{Profile: prof}
+	cfg := flowtable.Config{Profile: prof}
 	if o.output == "events" {
 		cfg.OnEvent = func(e tracker.Event) { report.WriteEvent(out, &e, ropts) }
 	}
@@ -277,48 +280,21 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	var stream *report.Stream
 	var finished []*tracker.Conn // what --expect, --expect-init and --html look at
 	var offenders []string
-	var ts tracker.Stats
+	var ts flowtable.Stats
 	if o.html != "" {
 		// The HTML report draws every connection with its packets: nothing is forgotten.
 		html = report.NewHTMLCollector()
 		html.Attach(&cfg)
-		tr := tracker.New(cfg)
-		var seg capture.Segment
-		var first, now time.Time
-		var n uint64
-		for src.Next(&seg) {
-			if n++; n%(1<<16) == 0 && progress != nil {
-				progress(src.Stats())
-			}
-			if first.IsZero() {
-				first = seg.Time
-				if atRelative >= 0 {
-					at = first.Add(time.Duration(atRelative * float64(time.Second)))
-				}
-			}
-			if !at.IsZero() && seg.Time.After(at) {
-				break
-			}
-			if seg.Time.After(now) {
-				now = seg.Time // the capture's clock, whichever shard the segment is for
-			}
-			if shardN > 0 && tracker.ShardOf(tracker.FlowHash(seg.Src, seg.Dst), shardN) != shardI {
-				continue
-			}
-			tr.Add(&seg)
-		}
-		if !at.IsZero() {
-			now = at
-		}
-		ropts.Now = now
-		tr.Finish(now)
-		finished = tr.Conns()
-		for _, c := range finished {
+		rc := runner.Config{Config: cfg, At: at, AtOffset: time.Duration(atRelative * float64(time.Second)),
+			AtIsOffset: atRelative >= 0, ShardI: shardI, ShardN: shardN, Keep: true, Progress: progress,
+			AtEnd: func(now time.Time) { ropts.Now = now }}
+		rs := runner.Run(src, rc, func(c *tracker.Conn) {
+			finished = append(finished, c)
 			if failOn != nil {
 				offenders = appendOffenders(offenders, c, failOn)
 			}
-		}
-		ts = tr.Stats()
+		})
+		ts = rs.Stats
 	} else {
 		if os.Getenv("GOGC") == "" {
 			// A streaming run keeps a large, mostly pointer-free live heap (packed connections)
@@ -327,12 +303,12 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		}
 		stream = report.NewStream(out, o.output, ropts)
 		keep := expectations != nil || o.expInit != ""
-		rc := tracker.RunConfig{Config: cfg, At: at, AtOffset: time.Duration(atRelative * float64(time.Second)),
+		rc := runner.Config{Config: cfg, At: at, AtOffset: time.Duration(atRelative * float64(time.Second)),
 			AtIsOffset: atRelative >= 0, ShardI: shardI, ShardN: shardN,
-			Stream:  tracker.StreamConfig{MaxFlows: o.maxFlows, IdleTimeout: fileIdleTimeout},
+			Stream:  flowtable.StreamConfig{MaxFlows: o.maxFlows, IdleTimeout: fileIdleTimeout},
 			Workers: runtime.GOMAXPROCS(0), Progress: progress,
 			AtEnd: func(now time.Time) { ropts.Now = now }}
-		rs := tracker.Run(src, rc, func(c *tracker.Conn) {
+		rs := runner.Run(src, rc, func(c *tracker.Conn) {
 			stream.Conn(c)
 			if failOn != nil {
 				offenders = appendOffenders(offenders, c, failOn)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/internal/benchgen"
 	"github.com/tcpstate/tcpstate/tracker"
 )
@@ -46,7 +47,7 @@ func TestDeterministic(t *testing.T) {
 
 // track reads a generated file the way tcpstate does and returns the tracker after Finish.
 // Each segment is also passed to see, if not nil.
-func track(t *testing.T, cfg benchgen.Config, see func(*capture.Segment)) (*tracker.Tracker, benchgen.Result, capture.Stats) {
+func track(t *testing.T, cfg benchgen.Config, see func(*capture.Segment)) (*flowtable.Table, benchgen.Result, capture.Stats) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "w.pcap")
 	res, err := benchgen.GenerateFile(path, cfg)
@@ -58,7 +59,7 @@ func track(t *testing.T, cfg benchgen.Config, see func(*capture.Segment)) (*trac
 		t.Fatal(err)
 	}
 	defer src.Close()
-	tr := tracker.New(tracker.Config{})
+	tr := flowtable.New(flowtable.Config{})
 	var seg capture.Segment
 	for src.Next(&seg) {
 		if seg.BadChecksum || seg.Truncated {

@@ -20,7 +20,10 @@ import (
 	"runtime/pprof"
 	"time"
 
+	runner "github.com/tcpstate/tcpstate/run"
+
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/report"
 	"github.com/tcpstate/tcpstate/tracker"
 )
@@ -29,7 +32,7 @@ func main() {
 	cpu := flag.String("cpuprofile", "", "write a CPU profile to `FILE`")
 	mem := flag.String("memprofile", "", "write an allocation profile to `FILE` (every allocation sampled)")
 	stage := flag.String("stage", "json", "stop after: read, track or json")
-	workers := flag.Int("workers", 1, "trackers in parallel (tracker.RunConfig.Workers)")
+	workers := flag.Int("workers", 1, "trackers in parallel (run.Config.Workers)")
 	flag.Parse()
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: profile [-cpuprofile FILE] [-memprofile FILE] [-stage read|track|json] CAPTURE...")
@@ -91,7 +94,7 @@ func run(files []string, stage string, workers int) (n uint64, conns int, err er
 		format = "events" // writes nothing per connection
 	}
 	out := report.NewStream(io.Discard, format, ropts)
-	rs := tracker.Run(src, tracker.RunConfig{Config: tracker.Config{Profile: prof}, Workers: workers,
+	rs := runner.Run(src, runner.Config{Config: flowtable.Config{Profile: prof}, Workers: workers,
 		AtEnd: func(now time.Time) { ropts.Now = now }}, func(c *tracker.Conn) {
 		conns++
 		out.Conn(c)

@@ -1,4 +1,4 @@
-package tracker
+package flowtable
 
 import (
 	"net/netip"
@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/tracker"
 )
 
 // Tick and Release on recorded kernel captures, as the live loop calls them.
 
-func feed(t *testing.T, tr *Tracker, scenario string) []capture.Segment {
+func feed(t *testing.T, tr *Table, scenario string) []capture.Segment {
 	t.Helper()
 	src, err := capture.OpenFiles([]string{filepath.Join("..", "testdata", "pcaps", "kernel", scenario, "capture.pcap")}, capture.Config{})
 	if err != nil {
@@ -30,23 +31,23 @@ func feed(t *testing.T, tr *Tracker, scenario string) []capture.Segment {
 // TestTickRunsTimersWithoutPackets: a SYN nobody answers turns CLOSED when the SYN retry budget
 // runs out, with no packet after it, and the event is stamped at the deadline.
 func TestTickRunsTimersWithoutPackets(t *testing.T) {
-	var events []Event
-	tr := New(Config{OnEvent: func(e Event) { events = append(events, e) }})
+	var events []tracker.Event
+	tr := New(Config{OnEvent: func(e tracker.Event) { events = append(events, e) }})
 	segs := feed(t, tr, "syn-dropped")
 	c := tr.Conns()[0]
 	first := segs[0].Time
-	deadline := first.Add(profiles["linux"].SynTimeout) // linux: the SYN retry budget from the first SYN
+	deadline := first.Add(linuxProfile(t).SynTimeout) // linux: the SYN retry budget from the first SYN
 	events = nil
 
 	tr.Tick(deadline.Add(-time.Second))
-	if c.Client.State != SynSent || len(events) != 0 {
+	if c.Client.State != tracker.SynSent || len(events) != 0 {
 		t.Fatalf("a second before the deadline: client %v, %d events", c.Client.State, len(events))
 	}
-	if !c.HasDiagnosis(DiagSynUnanswered) {
+	if !c.HasDiagnosis(tracker.DiagSynUnanswered) {
 		t.Errorf("Tick did not diagnose: %v", c.Diagnoses)
 	}
 	tr.Tick(deadline.Add(time.Second))
-	if c.Client.State != Closed || len(events) != 1 || !events[0].Time.Equal(deadline) || events[0].Packet != 0 {
+	if c.Client.State != tracker.Closed || len(events) != 1 || !events[0].Time.Equal(deadline) || events[0].Packet != 0 {
 		t.Fatalf("after the deadline: client %v, events %+v; want one timer event at %v", c.Client.State, events, deadline)
 	}
 	if !tr.Now.Equal(deadline.Add(time.Second)) {
@@ -73,20 +74,20 @@ func TestReleaseFinished(t *testing.T) {
 	if n := tr.Release(last.Add(time.Second), 10*time.Second, nil); n != 0 {
 		t.Fatalf("released %d connections before the quiet time", n)
 	}
-	var released []*Conn
+	var released []*tracker.Conn
 	at := last.Add(11 * time.Second)
 	tr.Tick(at)
-	n := tr.Release(at, 10*time.Second, func(c *Conn) { released = append(released, c) })
+	n := tr.Release(at, 10*time.Second, func(c *tracker.Conn) { released = append(released, c) })
 	if n == 0 || n != len(released) || len(tr.Conns()) != total-n {
 		t.Fatalf("released %d (%d handed out), %d of %d left", n, len(released), len(tr.Conns()), total)
 	}
 	for _, c := range released {
-		if c.Client.State != Closed || c.Server.State != Closed {
+		if c.Client.State != tracker.Closed || c.Server.State != tracker.Closed {
 			t.Errorf("released #%d in %v/%v", c.ID, c.Client.State, c.Server.State)
 		}
 	}
 	for _, c := range tr.Conns() {
-		if c.Client.State == Closed && c.Server.State == Closed {
+		if c.Client.State == tracker.Closed && c.Server.State == tracker.Closed {
 			t.Errorf("#%d closed at both ends but kept", c.ID)
 		}
 	}
@@ -153,4 +154,12 @@ func TestReleaseBoundsMemory(t *testing.T) {
 		t.Errorf("%d connections, %d released + %d kept", n, released, len(tr.Conns()))
 	}
 	t.Logf("%d connections over %d s: peak %d in the table, %d released", n, seconds, peak, released)
+}
+
+func linuxProfile(t *testing.T) tracker.Profile {
+	p, err := tracker.LookupProfile("linux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

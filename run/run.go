@@ -1,30 +1,41 @@
-package tracker
+// Package run drives a capture through flow tables: the front end that every driver shares
+// (--at, --shard, the capture's clock, progress), the serial driver (Run), the parallel one
+// (several flow-table shards fed by one reader, merged back in order of first packet), and the
+// live one (a wall clock for timers, finished connections released as they end). Every driver
+// hands connections to a sink; reports (package report) are sinks like any other.
+package run
 
 import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
+	"github.com/tcpstate/tcpstate/tracker"
 )
 
-// RunConfig sets up Run.
-type RunConfig struct {
-	// Config is the trackers' setup. Its Stream field is ignored: Run streams with Stream.
-	Config
+// Config sets up Run.
+type Config struct {
+	// Config is the flow tables' setup. Its Stream field is ignored: Run streams with Stream.
+	flowtable.Config
 	// Stream sets how connections are finished and kept (its OnFinished, Handoff and OnNew
 	// are Run's own).
-	Stream StreamConfig
+	Stream flowtable.StreamConfig
 	// At stops reading at the first segment after it (--at); with AtIsOffset, At is
 	// AtOffset after the first segment instead.
 	At         time.Time
 	AtOffset   time.Duration
 	AtIsOffset bool
-	// ShardI of ShardN (ShardN 0: all): only flows whose FlowHash falls in that shard are
+	// ShardI of ShardN (ShardN 0: all): only flows whose flowtable.FlowHash falls in that shard are
 	// analysed (--shard), so that N runs cover a capture with disjoint results.
 	ShardI, ShardN int
 	// Workers is how many trackers run in parallel, each on its part of the flows (by
-	// FlowHash), with the capture read and decoded in a goroutine of its own. 0 or 1: one
+	// flowtable.FlowHash), with the capture read and decoded in a goroutine of its own. 0 or 1: one
 	// tracker, in the caller's goroutine. Results are the same whatever the number.
 	Workers int
+	// Keep: nothing is finished early or packed: every connection is kept whole to the end of
+	// the input and handed out then, in ID order (the HTML report draws each one with its
+	// packets). Stream is ignored.
+	Keep bool
 	// AtEnd, if set, is called once the input is read, with the instant the connections
 	// still open are then evaluated at (the last segment's time, or At), before they are
 	// handed out.
@@ -34,13 +45,13 @@ type RunConfig struct {
 	Progress func(capture.Stats)
 }
 
-// RunStats is what Run did.
-type RunStats struct {
-	Stats
+// Stats is what Run did.
+type Stats struct {
+	flowtable.Stats
 	// Now is the instant the connections left at the end were evaluated at.
 	Now time.Time
 	// Held is the most finished connections that waited, packed, for an earlier one to be
-	// written (Reorder).
+	// written (flowtable.Reorder).
 	Held int
 }
 
@@ -49,20 +60,23 @@ const progressEvery = 1 << 16
 // Run reads src through streaming trackers and hands every connection to out once it is
 // finished, in ID order (order of first packet), and returns when the input is done. out is
 // called from the caller's goroutine; the connection it gets is reused once it returns.
-func Run(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
+func Run(src capture.Source, rc Config, out func(*tracker.Conn)) Stats {
 	// --max-flows runs in one goroutine: its table is one tracker's anyway (what it evicts
 	// must not depend on the number of cores), and handing its stream of evicted connections
 	// to another goroutine cost more than it saved: 40% slower on a SYN flood, and tens of
 	// megabytes of connections in flight, against the memory bound the flag is for.
-	if rc.Workers > 1 && rc.OnEvent == nil && rc.OnSegment == nil && rc.Stream.MaxFlows <= 0 {
+	if rc.Workers > 1 && rc.OnEvent == nil && rc.OnSegment == nil && rc.Stream.MaxFlows <= 0 && !rc.Keep {
 		return runParallel(src, rc, out)
 	}
 	cfg := rc.Config
-	reorder := NewReorder(&cfg, out)
-	sc := rc.Stream
-	sc.OnFinished, sc.Handoff, sc.OnNew = reorder.Put, false, nil
-	cfg.Stream = &sc
-	tr := New(cfg)
+	reorder := flowtable.NewReorder(&cfg, out)
+	cfg.Stream = nil
+	if !rc.Keep {
+		sc := rc.Stream
+		sc.OnFinished, sc.Handoff, sc.OnNew = reorder.Put, false, nil
+		cfg.Stream = &sc
+	}
+	tr := flowtable.New(cfg)
 	segs := inPlace(src)
 	var n uint64
 	f := newFrontEnd(&rc)
@@ -76,17 +90,20 @@ func Run(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
 		case admitSkip:
 			continue
 		}
-		tr.add(seg, f.hash, 0, f.clock)
+		tr.AddAt(seg, f.hash, 0, f.clock)
 	}
 end:
 	now := f.end()
 	if rc.AtEnd != nil {
 		rc.AtEnd(now)
 	}
-	tr.advance(f.clock) // segments of other --shard slices moved the clock too
+	tr.Advance(f.clock) // segments of other --shard slices moved the clock too
 	tr.Finish(now)
+	for _, c := range tr.Conns() { // Keep: every connection, in ID order
+		out(c)
+	}
 	_, held := reorder.Held()
-	return RunStats{Stats: tr.Stats(), Now: now, Held: held}
+	return Stats{Stats: tr.Stats(), Now: now, Held: held}
 }
 
 // inPlace is src as a RefSource: itself if it is one (which saves a copy of a quarter of a
@@ -127,7 +144,7 @@ func (v *viaNext) NextRef() *capture.Segment {
 // It also keeps the capture's clock: the latest time of every segment read, whichever shard
 // it is for, so that timers run out the same way in every shard and in an unsharded run.
 type frontEnd struct {
-	rc    *RunConfig
+	rc    *Config
 	at    time.Time
 	first bool
 	clock time.Time
@@ -140,7 +157,7 @@ const (
 	admitStop
 )
 
-func newFrontEnd(rc *RunConfig) *frontEnd { return &frontEnd{rc: rc, at: rc.At, first: true} }
+func newFrontEnd(rc *Config) *frontEnd { return &frontEnd{rc: rc, at: rc.At, first: true} }
 
 func (f *frontEnd) admit(seg *capture.Segment) int {
 	if f.first {
@@ -155,8 +172,8 @@ func (f *frontEnd) admit(seg *capture.Segment) int {
 	if seg.Time.After(f.clock) {
 		f.clock = seg.Time
 	}
-	f.hash = FlowHash(seg.Src, seg.Dst)
-	if f.rc.ShardN > 0 && ShardOf(f.hash, f.rc.ShardN) != f.rc.ShardI {
+	f.hash = flowtable.FlowHash(seg.Src, seg.Dst)
+	if f.rc.ShardN > 0 && flowtable.ShardOf(f.hash, f.rc.ShardN) != f.rc.ShardI {
 		return admitSkip
 	}
 	return admitTrack

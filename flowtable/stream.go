@@ -1,4 +1,4 @@
-package tracker
+package flowtable
 
 import (
 	"cmp"
@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/tcpstate/tcpstate/tracker"
 )
 
 // Streaming: a tracker that hands out each connection once it is finished and forgets it, so
@@ -38,11 +40,11 @@ type StreamConfig struct {
 	// OnFinished receives every connection once it is finished, diagnosed and final. They come
 	// in the order they finish, not by ID (Reorder puts them back in order). The tracker
 	// reuses c once OnFinished returns, unless Handoff is set.
-	OnFinished func(c *Conn)
+	OnFinished func(c *tracker.Conn)
 	// Handoff: OnFinished keeps the connection; the tracker never touches it again.
 	Handoff bool
 	// OnNew, if set, is told of each connection instance as the tracker starts it.
-	OnNew func(c *Conn)
+	OnNew func(c *tracker.Conn)
 	// MaxLive is how many connections are kept unpacked (0: DefaultMaxLive; negative: none,
 	// every connection is packed after each packet, for tests).
 	MaxLive int
@@ -55,6 +57,9 @@ type StreamConfig struct {
 	Quiet time.Duration
 	// IdleTimeout finishes a connection silent this long, as it stands (0: never).
 	IdleTimeout time.Duration
+	// Back, with Handoff, brings connections handed out back for reuse (a parallel run's
+	// merger gives them back once written).
+	Back <-chan []*tracker.Conn
 }
 
 // Defaults of StreamConfig. A closed connection is kept (packed) for 5 minutes of silence: a
@@ -65,9 +70,6 @@ const (
 	DefaultMaxLive = 4096
 	DefaultQuiet   = 5 * time.Minute
 )
-
-// far is how far ahead "closed for good" is checked.
-const far = 100 * 365 * 24 * time.Hour
 
 // Why a connection is finished.
 const (
@@ -80,12 +82,12 @@ const (
 type stream struct {
 	cfg   StreamConfig
 	cs    codecState
-	pool  []*Conn
+	pool  []*live
 	quiet int64 // cfg.Quiet in seconds
 	idle  int64 // cfg.IdleTimeout in seconds (0: none)
 
 	// Live connections, most recently active first.
-	head, tail     *Conn
+	head, tail     *live
 	nLive, nPacked int
 	tracked        int // entries in use
 
@@ -99,7 +101,7 @@ type stream struct {
 	links []struct{ prev, next int32 }
 
 	// back brings connections handed off (Handoff) back for reuse (a parallel run's merger).
-	back <-chan []*Conn
+	back <-chan []*tracker.Conn
 }
 
 func newStream(cfg StreamConfig) *stream {
@@ -110,16 +112,16 @@ func newStream(cfg StreamConfig) *stream {
 		cfg.Quiet = DefaultQuiet
 	}
 	ceil := func(d time.Duration) int64 { return int64((d + time.Second - 1) / time.Second) }
-	return &stream{cfg: cfg, quiet: ceil(cfg.Quiet), idle: ceil(max(cfg.IdleTimeout, 0)), boundary: -1}
+	return &stream{cfg: cfg, quiet: ceil(cfg.Quiet), idle: ceil(max(cfg.IdleTimeout, 0)), boundary: -1, back: cfg.Back}
 }
 
-// alloc returns a zero Conn, recycled when one is at hand.
-func (st *stream) alloc() *Conn {
+// alloc returns a zero connection, recycled when one is at hand.
+func (st *stream) alloc() *live {
 	for len(st.pool) == 0 && st.back != nil {
 		select {
 		case cs := <-st.back:
 			for _, c := range cs {
-				st.recycle(c)
+				st.recycle(liveOf(c))
 			}
 			continue
 		default:
@@ -131,25 +133,25 @@ func (st *stream) alloc() *Conn {
 		st.pool = st.pool[:n-1]
 		return c
 	}
-	return &Conn{}
+	return &live{}
 }
 
 // recycle keeps c for a new connection, with the buffers it grew (Zeek rows, diagnoses), so
 // that tracking allocates nothing once enough connections have been through.
-func (st *stream) recycle(c *Conn) {
+func (st *stream) recycle(l *live) {
 	if len(st.pool) >= 256 {
 		return
 	}
-	zv, diags, notes := c.Zeek.Reuse(), c.Diagnoses[:0], c.rstNotes[:0]
-	*c = Conn{Zeek: zv, Diagnoses: diags, rstNotes: notes}
-	st.pool = append(st.pool, c)
+	l.c.Recycle()
+	l.ent, l.prev, l.next, l.touched, l.linked = 0, nil, nil, 0, 0
+	st.pool = append(st.pool, l)
 }
 
 // key is the 4-tuple of a packed entry, for the flow lookup.
 func (st *stream) key(e *entry) (a, b netip.AddrPort) { return st.cs.key(e.blob) }
 
 // clock is called when the tracker's clock moved: on a new second, sweep.
-func (st *stream) clock(t *Tracker) {
+func (st *stream) clock(t *Table) {
 	b := t.Now.Unix()
 	if b <= st.boundary {
 		return
@@ -160,11 +162,11 @@ func (st *stream) clock(t *Tracker) {
 
 // sweep finishes what is finished among the live connections, and, once enough segments went
 // by to pay for it (a quarter of their number), among the packed ones.
-func (st *stream) sweep(t *Tracker) {
-	for c := st.tail; c != nil; {
-		prev := c.rt.prev
-		st.over(t, c.rt.ent)
-		c = prev
+func (st *stream) sweep(t *Table) {
+	for l := st.tail; l != nil; {
+		prev := l.prev
+		st.over(t, l.ent)
+		l = prev
 	}
 	if st.sinceSweep < uint64(st.nPacked/4) || st.nPacked == 0 {
 		return
@@ -172,7 +174,7 @@ func (st *stream) sweep(t *Tracker) {
 	st.sinceSweep = 0
 	for ei := int32(0); ei < t.ents.n; ei++ {
 		e := t.ents.at(ei)
-		if e.state == entFree || e.c != nil || int64(e.hint) > st.boundary {
+		if e.state == entFree || e.l != nil || int64(e.hint) > st.boundary {
 			continue
 		}
 		t.wake(ei)
@@ -184,7 +186,7 @@ func (st *stream) sweep(t *Tracker) {
 
 // over checks whether the connection of entry ei is finished as of the latest whole second
 // and, if it is, finishes it. It reports whether it did.
-func (st *stream) over(t *Tracker, ei int32) bool {
+func (st *stream) over(t *Table, ei int32) bool {
 	e := t.ents.at(ei)
 	b := st.boundary
 	last := int64(e.lastAny)
@@ -192,51 +194,34 @@ func (st *stream) over(t *Tracker, ei int32) bool {
 	if !idle && last+st.quiet > b {
 		return false
 	}
-	c := t.wake(ei)
+	l := t.wake(ei)
 	if idle {
 		// Finished at the first second past the timeout, however much later it is found.
-		st.finish(t, ei, c, time.Unix(last+st.idle, 0).UTC(), endIdle)
+		st.finish(t, ei, l, time.Unix(last+st.idle, 0).UTC(), endIdle)
 		return true
 	}
-	if !c.done && st.closedFor(t, c, time.Unix(b, 0).UTC()) {
-		st.finish(t, ei, c, t.Now, endClosed)
+	if !l.c.Done() && t.tr.ClosedFor(&l.c, time.Unix(b, 0).UTC()) {
+		st.finish(t, ei, l, t.Now, endClosed)
 		return true
 	}
 	return false
 }
 
-// closedFor reports whether both endpoints are CLOSED at instant at and stay so.
-func (st *stream) closedFor(t *Tracker, c *Conn, at time.Time) bool {
-	p := &t.cfg.Profile
-	now, last := stampOf(at), stampOf(c.LastSeen)
-	for _, ep := range [2]*Endpoint{&c.Client, &c.Server} {
-		if s, _, _ := ep.evaluate(now, p, last); s != Closed {
-			return false
-		}
-		if s, _, _ := ep.evaluate(last.add(far), p, last); s != Closed {
-			return false
-		}
-	}
-	return true
-}
-
 // finish evaluates c as of instant at, hands it out and forgets its entry.
-func (st *stream) finish(t *Tracker, ei int32, c *Conn, at time.Time, why int) {
-	if !c.done {
-		t.settle(c, at, nil, [2]State{c.Client.State, c.Server.State})
-	}
-	c.diagnose(at, &t.cfg.Profile, &t.details)
+func (st *stream) finish(t *Table, ei int32, l *live, at time.Time, why int) {
+	c := &l.c
+	t.tr.Evaluate(c, at)
 	switch why {
 	case endEvicted:
 		c.Evicted = true
 		t.stats.Evicted++
 	case endIdle:
-		if c.Client.State != Closed || c.Server.State != Closed {
+		if c.Client.State != tracker.Closed || c.Server.State != tracker.Closed {
 			c.TimedOut = true
 			t.stats.TimedOut++
 		}
 	}
-	st.unlinkLive(c)
+	st.unlinkLive(l)
 	st.nLive--
 	st.listRemove(t, ei)
 	st.tracked--
@@ -245,21 +230,20 @@ func (st *stream) finish(t *Tracker, ei int32, c *Conn, at time.Time, why int) {
 		st.cfg.OnFinished(c)
 	}
 	if !st.cfg.Handoff {
-		st.recycle(c)
+		st.recycle(l)
 	}
 }
 
 // attached is told of a new entry ei; old >= 0 is the entry it took the 4-tuple from.
-func (st *stream) attached(t *Tracker, ei, old int32) {
+func (st *stream) attached(t *Table, ei, old int32) {
 	st.tracked++
 	t.stats.Peak = max(t.stats.Peak, uint64(st.tracked))
-	c := t.ents.at(ei).c
-	st.linkLive(c)
+	st.linkLive(t.ents.at(ei).l)
 	st.nLive++
 	st.listPush(t, ei)
 	if old >= 0 {
-		if oc := t.wake(old); st.closedFor(t, oc, t.Now) {
-			st.finish(t, old, oc, t.Now, endClosed)
+		if ol := t.wake(old); t.tr.ClosedFor(&ol.c, t.Now) {
+			st.finish(t, old, ol, t.Now, endClosed)
 		}
 	}
 }
@@ -268,13 +252,13 @@ func (st *stream) attached(t *Tracker, ei, old int32) {
 // order lazily: the connection is only stamped here (moving it would touch two others, each
 // a cache miss); packing moves those stamped since they were put at the head, and packs the
 // others.
-func (st *stream) touched(t *Tracker, ei int32, c *Conn, closing bool) {
+func (st *stream) touched(t *Table, ei int32, l *live, closing bool) {
 	st.sinceSweep++
 	st.ticks++
-	c.rt.touched = st.ticks
+	l.touched = st.ticks
 	if st.cfg.MaxFlows > 0 {
 		e := t.ents.at(ei)
-		half := c.DirPackets[0] == 0 || c.DirPackets[1] == 0
+		half := l.c.DirPackets[0] == 0 || l.c.DirPackets[1] == 0
 		if half != e.half || st.lists[listOf(e)].head != ei+1 {
 			st.listRemove(t, ei)
 			e.half = half
@@ -297,33 +281,33 @@ func (st *stream) touched(t *Tracker, ei int32, c *Conn, closing bool) {
 		return
 	}
 	for st.nLive > st.cfg.MaxLive && st.tail != nil {
-		if c := st.tail; c.rt.touched > c.rt.linked && st.head != c {
-			st.unlinkLive(c)
-			st.linkLive(c)
+		if l := st.tail; l.touched > l.linked && st.head != l {
+			st.unlinkLive(l)
+			st.linkLive(l)
 			continue
 		}
-		st.pack(t, st.tail.rt.ent)
+		st.pack(t, st.tail.ent)
 	}
 }
 
 // ended: a state only a timer leaves (or none).
-func ended(s State) bool { return s == Closed || s == TimeWait }
+func ended(s tracker.State) bool { return s == tracker.Closed || s == tracker.TimeWait }
 
-// linkLive puts c at the head of the live list.
-func (st *stream) linkLive(c *Conn) {
-	c.rt.prev, c.rt.next = nil, st.head
+// linkLive puts l at the head of the live list.
+func (st *stream) linkLive(l *live) {
+	l.prev, l.next = nil, st.head
 	if st.head != nil {
-		st.head.rt.prev = c
+		st.head.prev = l
 	} else {
-		st.tail = c
+		st.tail = l
 	}
-	st.head = c
+	st.head = l
 	st.ticks++
-	c.rt.linked = st.ticks
+	l.linked = st.ticks
 }
 
 // makeRoom evicts the stalest connections while the table is full.
-func (st *stream) makeRoom(t *Tracker) {
+func (st *stream) makeRoom(t *Table) {
 	for st.cfg.MaxFlows > 0 && st.tracked >= st.cfg.MaxFlows {
 		victim := st.lists[0].tail
 		if victim == 0 {
@@ -337,70 +321,63 @@ func (st *stream) makeRoom(t *Tracker) {
 	}
 }
 
-func (st *stream) unlinkLive(c *Conn) {
-	if c.rt.prev != nil {
-		c.rt.prev.rt.next = c.rt.next
-	} else if st.head == c {
-		st.head = c.rt.next
+func (st *stream) unlinkLive(l *live) {
+	if l.prev != nil {
+		l.prev.next = l.next
+	} else if st.head == l {
+		st.head = l.next
 	}
-	if c.rt.next != nil {
-		c.rt.next.rt.prev = c.rt.prev
-	} else if st.tail == c {
-		st.tail = c.rt.prev
+	if l.next != nil {
+		l.next.prev = l.prev
+	} else if st.tail == l {
+		st.tail = l.prev
 	}
-	c.rt.prev, c.rt.next = nil, nil
+	l.prev, l.next = nil, nil
 }
 
 // pack makes the connection of entry ei dormant.
-func (st *stream) pack(t *Tracker, ei int32) {
+func (st *stream) pack(t *Table, ei int32) {
 	e := t.ents.at(ei)
-	c := e.c
-	e.hint = st.hint(t, e, c)
-	if c.onlyFirst() {
-		e.blob = st.cs.packSegment(c.ID, &c.rt.first)
+	l := e.l
+	e.hint = st.hint(t, e, &l.c)
+	if l.c.OnlyFirst() {
+		e.blob = st.cs.packSegment(l.c.ID, &l.first)
 	} else {
-		e.blob = st.cs.packConn(c)
+		e.blob = st.cs.packConn(&l.c)
 	}
-	e.c = nil
-	st.unlinkLive(c)
+	e.l = nil
+	st.unlinkLive(l)
 	st.nLive--
 	st.nPacked++
-	st.recycle(c)
+	st.recycle(l)
 }
 
 // wake unpacks the dormant connection of entry ei and makes it the most recently active.
-func (st *stream) wake(t *Tracker, ei int32) *Conn {
+func (st *stream) wake(t *Table, ei int32) *live {
 	e := t.ents.at(ei)
-	c := st.alloc()
-	t.unpack(e.blob, c)
-	c.rt.ent = ei
-	e.c, e.blob = c, ""
+	l := st.alloc()
+	t.unpack(e.blob, l)
+	l.ent = ei
+	e.l, e.blob = l, ""
 	st.nPacked--
 	st.nLive++
-	st.linkLive(c)
-	return c
+	st.linkLive(l)
+	return l
 }
 
 // hint is the earliest second a packed connection could be finished without another packet:
 // the sweep leaves it alone until then. It need not be exact (over decides), only never late.
-func (st *stream) hint(t *Tracker, e *entry, c *Conn) uint32 {
+func (st *stream) hint(t *Table, e *entry, c *tracker.Conn) uint32 {
 	h := int64(math.MaxUint32)
 	if st.idle > 0 {
 		h = int64(e.lastAny) + st.idle
 	}
-	if !c.done {
-		p := &t.cfg.Profile
+	if !c.Done() {
 		when := int64(e.lastAny) + st.quiet
-		last := stampOf(c.LastSeen)
-		for _, ep := range [2]*Endpoint{&c.Client, &c.Server} {
-			s, since, viaTimer := ep.evaluate(last.add(far), p, last)
-			if s != Closed {
-				when = math.MaxUint32
-				break
-			}
-			if now, _, _ := ep.evaluate(stampOf(t.Now), p, last); now != Closed && viaTimer {
-				when = max(when, int64(secs(since.time())))
-			}
+		if closing, ok := t.tr.ClosesBy(c, t.Now); !ok {
+			when = math.MaxUint32
+		} else if !closing.IsZero() {
+			when = max(when, int64(secs(closing)))
 		}
 		h = min(h, when)
 	}
@@ -408,7 +385,7 @@ func (st *stream) hint(t *Tracker, e *entry, c *Conn) uint32 {
 }
 
 // finishAll is Finish for a streaming tracker: every connection left, in ID order.
-func (st *stream) finishAll(t *Tracker, now time.Time) {
+func (st *stream) finishAll(t *Table, now time.Time) {
 	type ided struct {
 		id uint64
 		ei int32
@@ -418,8 +395,8 @@ func (st *stream) finishAll(t *Tracker, now time.Time) {
 		e := t.ents.at(ei)
 		switch {
 		case e.state == entFree:
-		case e.c != nil:
-			order = append(order, ided{e.c.ID, ei})
+		case e.l != nil:
+			order = append(order, ided{e.l.c.ID, ei})
 		default:
 			order = append(order, ided{st.cs.id(e.blob), ei})
 		}
@@ -433,12 +410,12 @@ func (st *stream) finishAll(t *Tracker, now time.Time) {
 	for _, o := range order {
 		ei := o.ei
 		e := t.ents.at(ei)
-		c := t.wake(ei)
+		l := t.wake(ei)
 		if st.idle > 0 && int64(e.lastAny)+st.idle <= st.boundary {
 			st.over(t, ei)
 			continue
 		}
-		st.finish(t, ei, c, now, endInput)
+		st.finish(t, ei, l, now, endInput)
 	}
 }
 
@@ -451,7 +428,7 @@ func listOf(e *entry) int {
 	return 1
 }
 
-func (st *stream) listPush(t *Tracker, ei int32) {
+func (st *stream) listPush(t *Table, ei int32) {
 	if st.cfg.MaxFlows <= 0 {
 		return
 	}
@@ -468,7 +445,7 @@ func (st *stream) listPush(t *Tracker, ei int32) {
 	l.head = ei + 1
 }
 
-func (st *stream) listRemove(t *Tracker, ei int32) {
+func (st *stream) listRemove(t *Table, ei int32) {
 	if st.cfg.MaxFlows <= 0 {
 		return
 	}

@@ -1,4 +1,4 @@
-package tracker_test
+package run_test
 
 import (
 	"bytes"
@@ -9,18 +9,19 @@ import (
 	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/internal/benchgen"
 	"github.com/tcpstate/tcpstate/report"
+	"github.com/tcpstate/tcpstate/run"
 	"github.com/tcpstate/tcpstate/tracker"
 )
 
 // runJSON runs src through tracker.Run and returns the JSON lines it writes.
-func runJSON(t *testing.T, src capture.Source, rc tracker.RunConfig) string {
+func runJSON(t *testing.T, src capture.Source, rc run.Config) string {
 	t.Helper()
 	var b bytes.Buffer
 	o := &report.Options{}
 	o.Profile, _ = tracker.LookupProfile("linux")
 	s := report.NewStream(&b, "json", o)
 	rc.AtEnd = func(now time.Time) { o.Now = now }
-	tracker.Run(src, rc, s.Conn)
+	run.Run(src, rc, s.Conn)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -49,11 +50,11 @@ func TestParallelReaderPlacement(t *testing.T) {
 	for _, path := range files {
 		for _, v := range []struct {
 			name string
-			rc   tracker.RunConfig
+			rc   run.Config
 		}{
-			{"all", tracker.RunConfig{}},
-			{"shard 1/3", tracker.RunConfig{ShardI: 1, ShardN: 3}},
-			{"at", tracker.RunConfig{AtOffset: 300 * time.Millisecond, AtIsOffset: true}},
+			{"all", run.Config{}},
+			{"shard 1/3", run.Config{ShardI: 1, ShardN: 3}},
+			{"at", run.Config{AtOffset: 300 * time.Millisecond, AtIsOffset: true}},
 		} {
 			t.Run(filepath.Base(path)+"/"+v.name, func(t *testing.T) {
 				open := func() capture.Source {
@@ -79,11 +80,11 @@ func TestParallelReaderPlacement(t *testing.T) {
 					if got := runJSON(t, open(), rc); got != want {
 						t.Errorf("%d workers, file source: output differs from one tracker's", workers)
 					}
-					if got := runJSON(t, &sliceSource{segs: segs}, rc); got != want {
+					if got := runJSON(t, benchgen.NewSliceSource(segs), rc); got != want {
 						t.Errorf("%d workers, slice source: output differs from one tracker's", workers)
 					}
 				}
-				if got := runJSON(t, &sliceSource{segs: segs}, v.rc); got != want {
+				if got := runJSON(t, benchgen.NewSliceSource(segs), v.rc); got != want {
 					t.Errorf("one tracker, slice source: output differs from the file source's")
 				}
 			})

@@ -1,4 +1,4 @@
-package tracker
+package flowtable
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package tracker_test
+package flowtable_test
 
 import (
 	"bytes"
@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/internal/benchgen"
+	"github.com/tcpstate/tcpstate/run"
 	"github.com/tcpstate/tcpstate/tracker"
 )
 
@@ -65,14 +67,14 @@ func benchTracker(b *testing.B, cfg benchgen.Config) {
 			runtime.ReadMemStats(&before)
 			for b.Loop() {
 				if mode.workers == 0 {
-					tr := tracker.New(tracker.Config{})
+					tr := flowtable.New(flowtable.Config{})
 					for i := range segs {
 						tr.Add(&segs[i])
 					}
 					tr.Finish(time.Time{})
 					continue
 				}
-				tracker.Run(&sliceSource{segs: segs}, tracker.RunConfig{Workers: mode.workers}, func(*tracker.Conn) {})
+				run.Run(benchgen.NewSliceSource(segs), run.Config{Workers: mode.workers}, func(*tracker.Conn) {})
 			}
 			runtime.ReadMemStats(&after)
 			pkts := float64(len(segs)) * float64(b.N)
@@ -96,7 +98,7 @@ func BenchmarkTrackerSteady(b *testing.B) {
 			break
 		}
 	}
-	tr := tracker.New(tracker.Config{Stream: &tracker.StreamConfig{OnFinished: func(*tracker.Conn) {}}})
+	tr := flowtable.New(flowtable.Config{Stream: &flowtable.StreamConfig{OnFinished: func(*tracker.Conn) {}}})
 	span := segs[len(segs)-1].Time.Sub(segs[0].Time) + time.Second
 	shift := time.Duration(0)
 	for i := range segs { // warm up: the connection exists, buffers have grown
@@ -116,22 +118,3 @@ func BenchmarkTrackerSteady(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
 }
-
-// sliceSource is a capture.Source over decoded segments.
-type sliceSource struct {
-	segs []capture.Segment
-	i    int
-}
-
-func (s *sliceSource) Next(seg *capture.Segment) bool {
-	if s.i == len(s.segs) {
-		return false
-	}
-	*seg = s.segs[s.i]
-	s.i++
-	return true
-}
-
-func (s *sliceSource) Errs() []*capture.ReadError { return nil }
-func (s *sliceSource) Stats() capture.Stats       { return capture.Stats{TCP: uint64(s.i)} }
-func (s *sliceSource) Close() error               { return nil }

@@ -1,4 +1,4 @@
-package tracker
+package flowtable
 
 import (
 	"encoding/binary"
@@ -55,10 +55,10 @@ const (
 	entDetached       // replaced by a new instance of its 4-tuple: waits for the end
 )
 
-// entry is one connection in the table: live (a *Conn) or dormant (packed into blob, see
+// entry is one connection in the table: live (unpacked) or dormant (packed into blob, see
 // dormant.go). It is kept small (40 bytes): a table may hold millions.
 type entry struct {
-	c    *Conn
+	l    *live
 	blob string
 	// hashLo is the low half of the flow hash (the index slot holds the high half).
 	hashLo uint32
@@ -190,13 +190,4 @@ func (x *flowIndex) remove(h uint64, ei int32, ents *entries) {
 			i = j
 		}
 	}
-}
-
-// current is the connection a segment from src to dst would join now (nil: it would start a
-// new one), without waking it if it is dormant.
-func (t *Tracker) current(src, dst netip.AddrPort) *Conn {
-	if ei := t.lookup(FlowHash(src, dst), src, dst); ei >= 0 {
-		return t.ents.at(ei).c
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package tracker
+package flowtable
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/internal/benchgen"
+	"github.com/tcpstate/tcpstate/tracker"
 )
 
 // BenchmarkPack packs and unpacks the connections of workload A as they stand at its end (one
@@ -21,13 +22,13 @@ func BenchmarkPack(b *testing.B) {
 	}
 	conns := tr.Conns()
 	var cs codecState
-	var c Conn
+	var c tracker.Conn
 	b.ReportAllocs()
 	size := 0
 	for i := 0; b.Loop(); i++ {
 		blob := cs.packConn(conns[i%len(conns)])
 		size += len(blob)
-		c = Conn{Zeek: c.Zeek.Reuse()}
+		c = tracker.Conn{Zeek: c.Zeek.Reuse()}
 		cs.unpackConn(blob, &c, nil)
 	}
 	b.ReportMetric(float64(size)/float64(b.N), "B/blob")

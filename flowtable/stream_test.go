@@ -1,4 +1,4 @@
-package tracker_test
+package flowtable_test
 
 import (
 	"bytes"
@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/report"
+	"github.com/tcpstate/tcpstate/run"
 	"github.com/tcpstate/tcpstate/tracker"
 )
 
@@ -74,7 +76,7 @@ func reference(t *testing.T, path string, at time.Duration) outputs {
 	defer src.Close()
 	var ev bytes.Buffer
 	o := &report.Options{Verbose: true}
-	tr := tracker.New(tracker.Config{OnEvent: func(e tracker.Event) { report.WriteEvent(&ev, &e, o) }})
+	tr := flowtable.New(flowtable.Config{OnEvent: func(e tracker.Event) { report.WriteEvent(&ev, &e, o) }})
 	var seg capture.Segment
 	var stop time.Time
 	for src.Next(&seg) {
@@ -112,7 +114,7 @@ func reference(t *testing.T, path string, at time.Duration) outputs {
 }
 
 // streamed runs the same capture through tracker.Run with the given settings.
-func streamed(t *testing.T, path string, at time.Duration, workers int, sc tracker.StreamConfig) outputs {
+func streamed(t *testing.T, path string, at time.Duration, workers int, sc flowtable.StreamConfig) outputs {
 	var out outputs
 	for _, format := range []string{"json", "zeek", "table", "table -v", "events"} {
 		src, err := capture.OpenFiles([]string{path}, capture.Config{})
@@ -123,14 +125,14 @@ func streamed(t *testing.T, path string, at time.Duration, workers int, sc track
 		o := &report.Options{Verbose: format == "table -v"}
 		o.Profile, _ = tracker.LookupProfile("linux")
 		s := report.NewStream(&b, strings.TrimSuffix(format, " -v"), o)
-		rc := tracker.RunConfig{Stream: sc, Workers: workers, AtEnd: func(now time.Time) { o.Now = now }}
+		rc := run.Config{Stream: sc, Workers: workers, AtEnd: func(now time.Time) { o.Now = now }}
 		if at >= 0 {
 			rc.AtOffset, rc.AtIsOffset = at, true
 		}
 		if format == "events" {
 			rc.OnEvent = func(e tracker.Event) { report.WriteEvent(&b, &e, o) }
 		}
-		tracker.Run(src, rc, s.Conn)
+		run.Run(src, rc, s.Conn)
 		src.Close()
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
@@ -161,12 +163,12 @@ func TestStreamingMatchesKeepingEverything(t *testing.T) {
 			for _, v := range []struct {
 				name    string
 				workers int
-				sc      tracker.StreamConfig
+				sc      flowtable.StreamConfig
 			}{
-				{"default", 1, tracker.StreamConfig{}},
-				{"all-packed", 1, tracker.StreamConfig{MaxLive: -1}},
-				{"2 workers", 2, tracker.StreamConfig{}},
-				{"3 workers, all packed", 3, tracker.StreamConfig{MaxLive: -1}},
+				{"default", 1, flowtable.StreamConfig{}},
+				{"all-packed", 1, flowtable.StreamConfig{MaxLive: -1}},
+				{"2 workers", 2, flowtable.StreamConfig{}},
+				{"3 workers, all packed", 3, flowtable.StreamConfig{MaxLive: -1}},
 			} {
 				if d := want.diff(streamed(t, path, -1, v.workers, v.sc)); d != "" {
 					t.Errorf("%s: %s", v.name, d)
@@ -192,7 +194,7 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	var first string
 	for _, workers := range []int{1, 2, 3} {
-		sc := tracker.StreamConfig{IdleTimeout: time.Hour}
+		sc := flowtable.StreamConfig{IdleTimeout: time.Hour}
 		got := streamed(t, path, -1, workers, sc)
 		if !strings.Contains(got.json, `"timed_out":true`) || !strings.Contains(got.json, "LAST_ACK for 1h0m") {
 			t.Errorf("%d workers: no connection timed out after an hour:\n%s", workers, got.json)

@@ -1,4 +1,4 @@
-package tracker
+package run
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/flowtable"
+	"github.com/tcpstate/tcpstate/tracker"
 )
 
 // A parallel run: one goroutine reads and decodes the capture and deals each segment to one of
@@ -81,19 +83,19 @@ type created struct{ ord, reuses uint64 }
 type result struct {
 	shard    int
 	created  []created
-	finished []*Conn
+	finished []*tracker.Conn
 	upTo     uint64
-	last     bool  // the input is done: what the shard finishes now comes on its final channel
-	stats    Stats // with last
+	last     bool            // the input is done: what the shard finishes now comes on its final channel
+	stats    flowtable.Stats // with last
 }
 
-func runParallel(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
+func runParallel(src capture.Source, rc Config, out func(*tracker.Conn)) Stats {
 	k := min(rc.Workers, 64) // (a shard number takes 8 bits in the numbering)
 	// (Never with --max-flows: Run keeps that to one goroutine.)
 	in := make([]chan *batch, k)
 	free := make([]chan *batch, k)
-	back := make([]chan []*Conn, k)
-	final := make([]chan []*Conn, k)
+	back := make([]chan []*tracker.Conn, k)
+	final := make([]chan []*tracker.Conn, k)
 	results := make(chan *result, 4*k)
 	ends := make(chan time.Time, 1)
 	for s := range k {
@@ -105,19 +107,19 @@ func runParallel(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
 		// Room for every connection a shard may have out at the end (final's chunks, the one
 		// it fills, the one the merger takes from) and then some: what does not fit is
 		// dropped, and the shard allocates new ones.
-		back[s] = make(chan []*Conn, 8*finalChunk/backBatch)
+		back[s] = make(chan []*tracker.Conn, 8*finalChunk/backBatch)
 		// A few chunks of slack: the merger takes from the shard that holds the next ID, and
 		// a shard that may run ahead meanwhile does not leave its core idle (a flood's end:
 		// -15% wall time on 2 cores).
-		final[s] = make(chan []*Conn, 4)
+		final[s] = make(chan []*tracker.Conn, 4)
 		go runShard(s, rc, in[s], free[s], back[s], results, final[s])
 	}
 	go readParallel(src, &rc, k, in, free, ends)
 
 	m := &merger{k: k, fifo: make([][]created, k), upTo: make([]uint64, k),
-		waiting: map[uint64]waiting{}, back: back, ret: make([][]*Conn, k)}
-	m.reorder = NewReorder(&rc.Config, out)
-	var st RunStats
+		waiting: map[uint64]waiting{}, back: back, ret: make([][]*tracker.Conn, k)}
+	m.reorder = flowtable.NewReorder(&rc.Config, out)
+	var st Stats
 	gotEnd := false
 	end := func(now time.Time) {
 		st.Now, gotEnd = now, true
@@ -151,9 +153,9 @@ func runParallel(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
 	}
 	// The end: each shard finishes what it holds in ID order; merge those streams by taking,
 	// each time, the next connection from the shard that holds the next ID.
-	queues := make([][]*Conn, k)
+	queues := make([][]*tracker.Conn, k)
 	for open := k; open > 0; {
-		s := m.owner(m.reorder.next)
+		s := m.owner(m.reorder.Next())
 		if s < 0 {
 			// Every numbered connection is out: what is left is only the channels closing.
 			for s = range k {
@@ -186,7 +188,7 @@ func runParallel(src capture.Source, rc RunConfig, out func(*Conn)) RunStats {
 }
 
 // readParallel reads src, numbers the segments and deals them out to the shards.
-func readParallel(src capture.Source, rc *RunConfig, k int, in []chan *batch, free []chan *batch, ends chan<- time.Time) {
+func readParallel(src capture.Source, rc *Config, k int, in []chan *batch, free []chan *batch, ends chan<- time.Time) {
 	f := newFrontEnd(rc)
 	cur := make([]*batch, k)
 	for s := range cur {
@@ -286,20 +288,20 @@ func shardOf(h uint64, k int) int {
 	return int((h * 0x9e3779b97f4a7c15 >> 32) * uint64(k) >> 32)
 }
 
-func runShard(s int, rc RunConfig, in <-chan *batch, free chan<- *batch, back chan []*Conn,
-	results chan<- *result, final chan<- []*Conn) {
+func runShard(s int, rc Config, in <-chan *batch, free chan<- *batch, back chan []*tracker.Conn,
+	results chan<- *result, final chan<- []*tracker.Conn) {
 	cfg := rc.Config
 	sc := rc.Stream
 	if sc.MaxLive == 0 {
-		sc.MaxLive = max(DefaultMaxLive/rc.Workers, 256) // the live connections of all shards
+		sc.MaxLive = max(flowtable.DefaultMaxLive/rc.Workers, 256) // the live connections of all shards
 	}
 	res := &result{shard: s}
-	var chunk []*Conn
+	var chunk []*tracker.Conn
 	chunkLen := finalFirst
 	ending := false
 	sc.Handoff = true
-	sc.OnNew = func(c *Conn) { res.created = append(res.created, created{c.ID, c.Reuses}) }
-	sc.OnFinished = func(c *Conn) {
+	sc.OnNew = func(c *tracker.Conn) { res.created = append(res.created, created{c.ID, c.Reuses}) }
+	sc.OnFinished = func(c *tracker.Conn) {
 		if !ending {
 			res.finished = append(res.finished, c)
 			return
@@ -310,16 +312,16 @@ func runShard(s int, rc RunConfig, in <-chan *batch, free chan<- *batch, back ch
 			chunkLen = min(2*chunkLen, finalChunk)
 		}
 	}
+	sc.Back = back
 	cfg.Stream = &sc
-	tr := New(cfg)
-	tr.st.back = back
+	tr := flowtable.New(cfg)
 	for b := range in {
 		for i := range b.items {
 			it := &b.items[i]
-			tr.add(&it.seg, it.hash, it.ord, it.now)
+			tr.AddAt(&it.seg, it.hash, it.ord, it.now)
 		}
 		res.upTo = b.upTo
-		tr.advance(b.clock)
+		tr.Advance(b.clock)
 		if b.end {
 			res.last, res.stats = true, tr.Stats()
 			results <- res
@@ -341,7 +343,7 @@ func runShard(s int, rc RunConfig, in <-chan *batch, free chan<- *batch, back ch
 
 // waiting is a finished connection the merger holds until it can be numbered.
 type waiting struct {
-	c     *Conn
+	c     *tracker.Conn
 	shard int
 }
 
@@ -352,9 +354,9 @@ type merger struct {
 	upTo    []uint64    // per shard, the ordinal up to which it has read everything
 	nums    numbering
 	waiting map[uint64]waiting // finished, by ordinal, until they (and their successor) have IDs
-	reorder *Reorder
-	back    []chan []*Conn
-	ret     [][]*Conn // per shard, connections handed out, to give back (backBatch at a time)
+	reorder *flowtable.Reorder
+	back    []chan []*tracker.Conn
+	ret     [][]*tracker.Conn // per shard, connections handed out, to give back (backBatch at a time)
 }
 
 // number gives IDs to the connections that can have theirs: in ordinal order, up to the
@@ -390,7 +392,7 @@ func (m *merger) number() {
 
 // take receives finished connections (named by their ordinals) from shard s and hands on
 // those it can.
-func (m *merger) take(s int, cs []*Conn) {
+func (m *merger) take(s int, cs []*tracker.Conn) {
 	for _, c := range cs {
 		if !m.try(c.ID, waiting{c, s}) {
 			m.waiting[c.ID] = waiting{c, s}
@@ -435,13 +437,13 @@ func (m *merger) try(ord uint64, w waiting) bool {
 			m.nums.release(n)
 		}
 	}
-	c.renumber(id, reuses, reusedBy)
+	c.Renumber(id, reuses, reusedBy)
 	m.reorder.Put(c)
 	r := append(m.ret[w.shard], c)
 	if len(r) == backBatch {
 		select {
 		case m.back[w.shard] <- r:
-			r = make([]*Conn, 0, backBatch)
+			r = make([]*tracker.Conn, 0, backBatch)
 		default: // the shard has enough: let these go
 			clear(r)
 			r = r[:0]

@@ -1,25 +1,28 @@
-package tracker
+package flowtable
 
-import "time"
+import (
+	"time"
 
-// Live capture support. The tracker still reads no clock: a live capture passes the wall-clock
+	"github.com/tcpstate/tcpstate/tracker"
+)
+
+// Live capture support. The table still reads no clock: a live capture passes the wall-clock
 // time in, so that timers (TIME_WAIT, SYN retries) run out while the wire is silent, and hands
 // finished connections out so memory stays bounded by the connections open at once.
 
 // Tick evaluates every open connection as of now without a packet: timers that expired by now
 // fire (with their events, stamped at their deadline) and diagnoses are brought up to date.
 // A connection whose last packet is not before now is left alone: its packet already
-// evaluated it at a later instant. Tick advances the tracker's clock (Now) to now.
-func (t *Tracker) Tick(now time.Time) {
+// evaluated it at a later instant. Tick advances the table's clock (Now) to now.
+func (t *Table) Tick(now time.Time) {
 	if now.After(t.Now) {
 		t.Now = now
 	}
 	for _, c := range t.conns {
-		if c.done || !now.After(c.LastSeen) {
+		if c.Done() || !now.After(c.LastSeen) {
 			continue
 		}
-		t.settle(c, now, nil, [2]State{c.Client.State, c.Server.State})
-		c.diagnose(now, &t.cfg.Profile, &t.details)
+		t.tr.Evaluate(c, now)
 	}
 }
 
@@ -29,25 +32,25 @@ func (t *Tracker) Tick(now time.Time) {
 // last Tick or packet) and no packet for quiet. The quiet time keeps stragglers (a segment that
 // crossed a RST, a late retransmission) on the connection they belong to. Connection IDs are
 // never reused. Release returns the number of connections released.
-func (t *Tracker) Release(now time.Time, quiet time.Duration, fn func(*Conn)) int {
-	kept := t.conns[:0]
+func (t *Table) Release(now time.Time, quiet time.Duration, fn func(*tracker.Conn)) int {
+	kept, keptAt := t.conns[:0], t.at[:0]
 	n := 0
-	for _, c := range t.conns {
-		finished := c.done || c.Client.State == Closed && c.Server.State == Closed && !now.Before(c.LastSeen.Add(quiet))
+	for i, c := range t.conns {
+		finished := c.Done() || c.Client.State == tracker.Closed && c.Server.State == tracker.Closed && !now.Before(c.LastSeen.Add(quiet))
 		if !finished {
-			kept = append(kept, c)
+			kept, keptAt = append(kept, c), append(keptAt, t.at[i])
 			continue
 		}
-		if !c.done {
-			c.diagnose(now, &t.cfg.Profile, &t.details)
+		if !c.Done() {
+			t.tr.Rediagnose(c, now)
 		}
-		t.forget(c.rt.ent)
+		t.forget(t.at[i])
 		n++
 		if fn != nil {
 			fn(c)
 		}
 	}
 	clear(t.conns[len(kept):]) // drop the references, so released connections can be freed
-	t.conns = kept
+	t.conns, t.at = kept, keptAt
 	return n
 }
