@@ -9,7 +9,7 @@ LAB_PKGS  := tcpdump iptables iproute2
 PEER_PKGS := tcptrace tshark tcpdump time
 BROWSER_PKGS := chromium
 
-.PHONY: all run build test deps lab-deps peer-deps browser-deps testdata bench fuzz pgo clean
+.PHONY: all run build test deps lab-deps peer-deps browser-deps testdata testdata-netstack netstack-host bench fuzz pgo clean
 
 all: build
 
@@ -43,6 +43,17 @@ test: deps lab-deps browser-deps
 # testdata: re-record the kernel ground truth (root: network namespaces, tcpdump, ss).
 testdata: build lab-deps
 	$(GO) run ./internal/kernellab/cmd/record -out testdata/pcaps/kernel
+
+# testdata-netstack: re-record the netstack ground truth (root): gVisor's netstack on the client,
+# the server or both ends. internal/netstackhost is its own Go module (gVisor stays out of
+# tcpstate's go.mod); the recorder builds it with `go build` and caches the binary.
+testdata-netstack: lab-deps
+	$(GO) run ./internal/kernellab/cmd/recordnetstack -out testdata/pcaps/netstack
+
+# netstack-host: download gVisor and build the netstack host ahead of the tests (optional:
+# TestNetstackFresh builds it on first use).
+netstack-host:
+	cd internal/netstackhost && $(GO) build -o /dev/null .
 
 bench: build peer-deps
 	GO=$(GO) ./scripts/bench.sh

@@ -58,6 +58,15 @@ type ScenarioMeta struct {
 	Duplicates bool              `json:"duplicates,omitempty"`
 	Notes      []string          `json:"notes,omitempty"`
 	Offloads   map[string]string `json:"offloads,omitempty"`
+	// Stacks: which TCP implementation ran on each end (absent: the Linux kernel on both).
+	Stacks *Stacks `json:"stacks,omitempty"`
+}
+
+// Stacks names the TCP implementation of each end: "linux" (the kernel) or "netstack"
+// (gVisor's netstack, internal/netstackhost).
+type Stacks struct {
+	Client string `json:"client"`
+	Server string `json:"server"`
 }
 
 // AtSnapshot is an ss snapshot of both ends taken during the scenario, while nothing was in
