@@ -146,6 +146,15 @@ func (j *JSONLine) endpoint(b []byte, ep *tracker.Endpoint, now time.Time) []byt
 		b = append(b, `,"timer_left":`...)
 		b = appendSeconds(b, ep.Deadline.Sub(now))
 	}
+	os, inferred, evidence := osJSON(ep)
+	b = append(b, `,"os":`...)
+	b = appendJSONString(b, os)
+	b = append(b, `,"os_inferred":`...)
+	b = strconv.AppendBool(b, inferred)
+	if evidence != "" {
+		b = append(b, `,"os_evidence":`...)
+		b = appendJSONString(b, evidence)
+	}
 	return append(b, '}')
 }
 

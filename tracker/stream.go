@@ -208,9 +208,9 @@ func (st *stream) over(t *Tracker, ei int32) bool {
 
 // closedFor reports whether both endpoints are CLOSED at instant at and stay so.
 func (st *stream) closedFor(t *Tracker, c *Conn, at time.Time) bool {
-	p := &t.cfg.Profile
 	now, last := stampOf(at), stampOf(c.LastSeen)
 	for _, ep := range [2]*Endpoint{&c.Client, &c.Server} {
+		p := t.profileOf(ep)
 		if s, _, _ := ep.evaluate(now, p, last); s != Closed {
 			return false
 		}
@@ -390,10 +390,10 @@ func (st *stream) hint(t *Tracker, e *entry, c *Conn) uint32 {
 		h = int64(e.lastAny) + st.idle
 	}
 	if !c.done {
-		p := &t.cfg.Profile
 		when := int64(e.lastAny) + st.quiet
 		last := stampOf(c.LastSeen)
 		for _, ep := range [2]*Endpoint{&c.Client, &c.Server} {
+			p := t.profileOf(ep)
 			s, since, viaTimer := ep.evaluate(last.add(far), p, last)
 			if s != Closed {
 				when = math.MaxUint32

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/osfp"
 	"github.com/tcpstate/tcpstate/reassembly"
 )
 
@@ -29,6 +30,10 @@ type Event struct {
 // Config sets up a Tracker.
 type Config struct {
 	Profile Profile
+	// OS, if active, gives each endpoint its own OS's profile (os.go): set by the user per
+	// address or side, or inferred from its packets; Profile then serves endpoints of unknown
+	// OS. The zero value: Profile for every endpoint.
+	OS osfp.Policy
 	// OnEvent, if set, receives every state change as it happens.
 	OnEvent func(Event)
 	// OnSegment, if set, receives every segment after the tracker applied it, with the
@@ -70,6 +75,8 @@ type Tracker struct {
 	// dropped whole afterwards rather than entry by entry.
 	draining bool
 	details  detailCache // the flood details last written (diagnose)
+	// osProfiles: the profile of each OS family, when Config.OS is active (os.go).
+	osProfiles []Profile
 }
 
 // New returns an empty tracker.
@@ -78,6 +85,7 @@ func New(cfg Config) *Tracker {
 		cfg.Profile, _ = LookupProfile("linux")
 	}
 	t := &Tracker{cfg: cfg}
+	t.initOS()
 	if cfg.Stream != nil {
 		t.st = newStream(*cfg.Stream)
 	}
@@ -132,6 +140,7 @@ func (t *Tracker) add(seg *capture.Segment, h uint64, ord uint64, now time.Time)
 		e.lastAny = secs(seg.Time)
 	}
 
+	t.observeOS(c, seg)
 	before := [2]State{c.Client.State, c.Server.State}
 	kind := c.apply(seg)
 	if kind == reassembly.Duplicate {
@@ -276,7 +285,8 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 	}
 	for side := ClientSide; side <= ServerSide; side++ {
 		ep := c.endpoint(side)
-		s, when, viaTimer, deadline := ep.evaluateTimer(at, &t.cfg.Profile, lastPacket)
+		p := t.profileOf(ep)
+		s, when, viaTimer, deadline := ep.evaluateTimer(at, p, lastPacket)
 		if deadline != 0 || ep.Deadline != (time.Time{}) {
 			// Most states run no timer: a zero Deadline stays as it is, without a conversion.
 			ep.Deadline = deadline.time()
@@ -286,9 +296,9 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 		} else {
 			ep.Inferred, ep.Evidence = false, ""
 		}
-		if !ep.Inferred && s == FinWait2 && at.sub(when) >= t.cfg.Profile.FinWait2Orphan {
+		if !ep.Inferred && s == FinWait2 && at.sub(when) >= p.FinWait2Orphan {
 			ep.Inferred, ep.Evidence = true, fmt.Sprintf("FIN_WAIT_2 for over %s: gone by now if its application called close(), still there after shutdown() alone; the wire cannot tell which",
-				t.cfg.Profile.FinWait2Orphan)
+				p.FinWait2Orphan)
 		}
 		if s == before[side] {
 			continue
