@@ -172,7 +172,8 @@ func Classify(f Facts) (Family, string) {
 	if f.FromHandshake() {
 		lay := f.Layout.String()
 		for _, l := range layouts {
-			if l.layout != lay {
+			// A TCP Fast Open cookie (kind 34) comes after the stack's usual options.
+			if l.layout != lay && !strings.HasPrefix(lay, l.layout+",?34") {
 				continue
 			}
 			switch {

@@ -34,6 +34,7 @@ func TestClassify(t *testing.T) {
 	}{
 		{"linux SYN", syn(64, 64240, layout(mss, sok, ts, nop, ws)), Linux},
 		{"linux SYN one hop away", syn(63, 64240, layout(mss, sok, ts, nop, ws)), Linux},
+		{"linux with a fast open cookie", syn(64, 64240, layout(mss, sok, ts, nop, ws, 34, nop, nop)), Linux},
 		{"linux without timestamps", syn(64, 64240, layout(mss, nop, nop, sok, nop, ws)), Linux},
 		{"windows 10", syn(128, 64240, layout(mss, nop, ws, nop, nop, sok)), Windows},
 		{"windows layout but TTL 64 (a forgery, or a middlebox)", syn(64, 64240, layout(mss, nop, ws, nop, nop, sok)), Unknown},

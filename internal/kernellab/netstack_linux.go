@@ -251,14 +251,14 @@ type netstackHost struct {
 // StartNetstack hands the namespace's veth (ifname) to a netstack host: the kernel's addresses
 // are removed from it and IPv6 is turned off on it (so the kernel neither answers ARP/NDP nor
 // resets connections to addresses it no longer has), and the host owns addrs instead.
-func StartNetstack(ctx context.Context, bin string, ns Netns, ifname string, addrs []netip.Prefix, gws []netip.Addr) (Host, error) {
+func StartNetstack(ctx context.Context, bin string, ns Netns, ifname string, addrs []netip.Prefix, gws []netip.Addr, extra ...string) (Host, error) {
 	if _, err := run(ctx, "ip", "-n", ns.Name, "addr", "flush", "dev", ifname); err != nil {
 		return nil, err
 	}
 	if err := ns.Sysctl("net.ipv6.conf."+ifname+".disable_ipv6", "1"); err != nil {
 		return nil, err
 	}
-	args := []string{"-iface", ifname}
+	args := append([]string{"-iface", ifname}, extra...)
 	for _, a := range addrs {
 		args = append(args, "-addr", a.String())
 	}

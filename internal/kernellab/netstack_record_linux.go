@@ -20,6 +20,12 @@ type NetstackScenario struct {
 	ClientStack, ServerStack string
 	Play                     func(r *NSRun) error
 	Fresh                    bool // part of the quick subset TestNetstackFresh records anew
+	// ServerTimeWait: the netstack server runs with this TIME_WAIT instead of its default.
+	ServerTimeWait time.Duration
+	// ToolArgs: what the tool is told to be held to the truth (scenario.json tool_args).
+	ToolArgs []string
+	// FinalAt: the truth is taken long after the last packet; the tool is asked with --at.
+	FinalAt bool
 }
 
 // NSRun is the context of one netstack scenario recording.
@@ -127,6 +133,14 @@ func closeFirst(v6, client bool) func(*NSRun) error {
 		if err := r.exchange(c); err != nil {
 			return err
 		}
+		return closeFirstOn(c, client)
+	}
+}
+
+// closeFirstOn closes c from one side; the other reads EOF and closes; the first side ends in
+// TIME_WAIT.
+func closeFirstOn(c *nsConn, client bool) error {
+	{
 		a, b := c.c, c.s
 		if !client {
 			a, b = b, a
@@ -333,7 +347,15 @@ func NetstackScenarios() []*NetstackScenario {
 		{"netstack-server", StackLinux, StackNetstack, "a Linux client and a netstack server"},
 		{"netstack-both", StackNetstack, StackNetstack, "netstack on both ends"},
 	}
-	var out []*NetstackScenario
+	out := []*NetstackScenario{{
+		Name: "mixed-timewait",
+		Description: "IPv4, a Linux client and a netstack server tuned to a 30 s TIME_WAIT (macOS's 2·MSL): connection A closes client first " +
+			"(Linux TIME_WAIT, 60 s), connection B server first (netstack TIME_WAIT, 30 s); the truth is taken 36 s later, when " +
+			"only A's client is still in TIME_WAIT. One profile for both ends gets one of them wrong; per-endpoint profiles " +
+			"(--os 198.51.100.0/24=macos) get both right.",
+		ClientStack: StackLinux, ServerStack: StackNetstack, ServerTimeWait: 30 * time.Second,
+		ToolArgs: []string{"--os", "198.51.100.0/24=macos"}, FinalAt: true, Play: mixedTimeWait,
+	}}
 	for _, c := range combos {
 		for _, p := range plays {
 			out = append(out, &NetstackScenario{
@@ -372,19 +394,25 @@ func RecordNetstackScenario(ctx context.Context, bin string, sc *NetstackScenari
 			err = fmt.Errorf("teardown: %w", cerr)
 		}
 	}()
-	host := func(stack string, ns Netns, ifn string, a4, a6, g4, g6 netip.Addr) (Host, error) {
+	host := func(stack string, ns Netns, ifn string, a4, a6, g4, g6 netip.Addr, extra ...string) (Host, error) {
 		if stack == StackLinux {
 			return &kernelHost{ns: ns}, nil
 		}
 		return StartNetstack(ctx, bin, ns, ifn,
-			[]netip.Prefix{netip.PrefixFrom(a4, 24), netip.PrefixFrom(a6, 64)}, []netip.Addr{g4, g6})
+			[]netip.Prefix{netip.PrefixFrom(a4, 24), netip.PrefixFrom(a6, 64)}, []netip.Addr{g4, g6}, extra...)
+	}
+	var serverExtra []string
+	tuning := ""
+	if sc.ServerTimeWait > 0 {
+		serverExtra = []string{"-timewait", sc.ServerTimeWait.String()}
+		tuning = "server TIME_WAIT " + sc.ServerTimeWait.String() + " (netstack's TCPTimeWaitTimeoutOption)"
 	}
 	r := &NSRun{Ctx: ctx, Lab: lab, dir: tmp}
 	if r.Client, err = host(sc.ClientStack, lab.Client, ClientIface, ClientV4, ClientV6, RouterClientV4, RouterClientV6); err != nil {
 		return nil, err
 	}
 	defer r.Client.Close()
-	if r.Server, err = host(sc.ServerStack, lab.Server, ServerIface, ServerV4, ServerV6, RouterServerV4, RouterServerV6); err != nil {
+	if r.Server, err = host(sc.ServerStack, lab.Server, ServerIface, ServerV4, ServerV6, RouterServerV4, RouterServerV6, serverExtra...); err != nil {
 		return nil, err
 	}
 	defer r.Server.Close()
@@ -426,7 +454,9 @@ func RecordNetstackScenario(ctx context.Context, bin string, sc *NetstackScenari
 		Snapshot:     snap.UTC().Format(time.RFC3339Nano),
 		Kernel:       kernelRelease(),
 		TcpdumpStats: lab.CaptureStats,
-		Stacks:       &Stacks{Client: sc.ClientStack, Server: sc.ServerStack},
+		Stacks:       &Stacks{Client: sc.ClientStack, Server: sc.ServerStack, Tuning: tuning},
+		ToolArgs:     sc.ToolArgs,
+		FinalAt:      sc.FinalAt,
 		Notes:        r.notes,
 	}
 	rowsC, err := ParseSS(strings.NewReader(files[SSClientFile]))
@@ -541,4 +571,39 @@ func containsName(names []string, n string) bool {
 		}
 	}
 	return false
+}
+
+// mixedTimeWait: two connections to one listener, A closed by the client first, B by the
+// server first; then 36 s of quiet, past the server's 30 s TIME_WAIT and short of the
+// client's 60 s.
+func mixedTimeWait(r *NSRun) error {
+	l, err := r.Server.Listen(false, 80, 0)
+	if err != nil {
+		return err
+	}
+	if err := r.startCapture(); err != nil {
+		return err
+	}
+	for i, clientFirst := range []bool{true, false} {
+		c, err := r.dial(false, 80, fmt.Sprintf("conn %c", 'A'+i))
+		if err != nil {
+			return err
+		}
+		if err := c.c.WaitState(nsWait, "ESTABLISHED"); err != nil {
+			return err
+		}
+		if c.s, _, err = l.Accept(nsWait); err != nil {
+			return err
+		}
+		if err := r.exchange(c); err != nil {
+			return err
+		}
+		if err := closeFirstOn(c, clientFirst); err != nil {
+			return err
+		}
+	}
+	time.Sleep(36 * time.Second)
+	r.conns[0].expect("TIME_WAIT", "CLOSED")
+	r.conns[1].expect("CLOSED", "CLOSED")
+	return nil
 }

@@ -46,7 +46,7 @@ func TestNetstackRecordingsWellFormed(t *testing.T) {
 			t.Errorf("%s: incomplete scenario.json (stacks %v, %d expectations)", dir, m.Stacks, len(m.Expect))
 			continue
 		}
-		combos[*m.Stacks]++
+		combos[Stacks{Client: m.Stacks.Client, Server: m.Stacks.Server}]++
 		for _, f := range []string{SSClientFile, SSServerFile} {
 			if _, err := ReadSSFile(filepath.Join(dir, f)); err != nil {
 				t.Error(err)
@@ -59,7 +59,7 @@ func TestNetstackRecordingsWellFormed(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []Stacks{{StackNetstack, StackLinux}, {StackLinux, StackNetstack}, {StackNetstack, StackNetstack}} {
+	for _, want := range []Stacks{{Client: StackNetstack, Server: StackLinux}, {Client: StackLinux, Server: StackNetstack}, {Client: StackNetstack, Server: StackNetstack}} {
 		if combos[want] == 0 {
 			t.Errorf("no recording with client %s and server %s", want.Client, want.Server)
 		}

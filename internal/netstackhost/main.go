@@ -62,12 +62,13 @@ func main() {
 	var addrs, gws multi
 	flag.Var(&addrs, "addr", "address/prefix this host owns (repeatable)")
 	flag.Var(&gws, "gw", "default gateway (repeatable, one per family)")
+	timeWait := flag.Duration("timewait", 0, "TIME_WAIT length (0: netstack's default, 60 s)")
 	flag.Parse()
 	if *iface == "" || len(addrs) == 0 {
 		fmt.Fprintln(os.Stderr, "usage: netstackhost -iface IFACE -addr 192.0.2.2/24 [-addr 2001:db8:1::2/64] [-gw 192.0.2.1] [-gw 2001:db8:1::1]")
 		os.Exit(2)
 	}
-	h, err := newHost(*iface, addrs, gws)
+	h, err := newHost(*iface, addrs, gws, *timeWait)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "netstackhost: %v\n", err)
 		os.Exit(1)
@@ -95,7 +96,7 @@ func fromTCPIP(a tcpip.Address) netip.Addr {
 	return ip.Unmap()
 }
 
-func newHost(ifname string, addrs, gws []string) (*host, error) {
+func newHost(ifname string, addrs, gws []string, timeWait time.Duration) (*host, error) {
 	ifc, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, err
@@ -126,6 +127,12 @@ func newHost(ifname string, addrs, gws []string) (*host, error) {
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack)
 	mod := tcpip.TCPModerateReceiveBufferOption(true)
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &mod)
+	if timeWait > 0 {
+		tw := tcpip.TCPTimeWaitTimeoutOption(timeWait)
+		if e := s.SetTransportProtocolOption(tcp.ProtocolNumber, &tw); e != nil {
+			return nil, fmt.Errorf("TIME_WAIT %v: %v", timeWait, e)
+		}
+	}
 	if e := s.CreateNIC(nicID, link); e != nil {
 		return nil, fmt.Errorf("create NIC: %v", e)
 	}
