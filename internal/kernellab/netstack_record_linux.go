@@ -26,6 +26,8 @@ type NetstackScenario struct {
 	ToolArgs []string
 	// FinalAt: the truth is taken long after the last packet; the tool is asked with --at.
 	FinalAt bool
+	// Tap: where tcpdump runs (TapRouter when empty).
+	Tap string
 }
 
 // NSRun is the context of one netstack scenario recording.
@@ -34,6 +36,7 @@ type NSRun struct {
 	Lab            *Lab
 	Client, Server Host
 	dir            string
+	tap            string
 	capStart       bool
 	conns          []*nsConn
 	notes          []string
@@ -52,7 +55,7 @@ func (r *NSRun) startCapture() error {
 		return errors.New("capture already started")
 	}
 	r.capStart = true
-	return r.Lab.StartCapture(filepath.Join(r.dir, CaptureFile), TapRouter)
+	return r.Lab.StartCapture(filepath.Join(r.dir, CaptureFile), r.tap)
 }
 
 func (r *NSRun) check(f func(*CaptureInfo) error) { r.checks = append(r.checks, f) }
@@ -340,6 +343,8 @@ func NetstackScenarios() []*NetstackScenario {
 		{"established-idle-v6", "IPv6: request and answer, then both ends stay open and quiet (ESTABLISHED).", nsIdle(true), ""},
 		{"abort-client", "IPv4: request and answer, then the client closes with SO_LINGER 0 (RST); both ends CLOSED.", nsAbort(false, true), "both"},
 		{"abort-server-v6", "IPv6: request and answer, then the server closes with SO_LINGER 0 (RST); both ends CLOSED.", nsAbort(true, false), "client"},
+		{"syn-retries", "IPv4: the router drops the client's SYNs for 8 s: the client's own SYN retransmission schedule (Linux 6.x: 1 s apart at first; netstack: doubling from 1 s); the client is still in SYN_SENT.", nsSynRetries, ""},
+		{"challenge-ack", "IPv4: a RST inside the server's receive window but 1000 bytes past RCV.NXT, forged from the router: the server answers with a challenge ACK (RFC 5961) and stays ESTABLISHED; tap on the router's server side.", nsChallengeACK, ""},
 		{"zero-window", "IPv4: the server never reads and has a 4 KiB receive buffer; the client writes until blocked and the server advertises a zero window.", nsZeroWindow(false), ""},
 	}
 	combos := []struct{ prefix, cs, ss, who string }{
@@ -358,8 +363,12 @@ func NetstackScenarios() []*NetstackScenario {
 	}}
 	for _, c := range combos {
 		for _, p := range plays {
+			tap := ""
+			if p.name == "challenge-ack" {
+				tap = TapRouterServer
+			}
 			out = append(out, &NetstackScenario{
-				Name:        c.prefix + "-" + p.name,
+				Name: c.prefix + "-" + p.name, Tap: tap,
 				Description: strings.TrimSuffix(p.desc, ".") + "; " + c.who + ".",
 				ClientStack: c.cs, ServerStack: c.ss, Play: p.f,
 				Fresh: p.fresh != "" && strings.HasSuffix(c.prefix, p.fresh),
@@ -407,7 +416,7 @@ func RecordNetstackScenario(ctx context.Context, bin string, sc *NetstackScenari
 		serverExtra = []string{"-timewait", sc.ServerTimeWait.String()}
 		tuning = "server TIME_WAIT " + sc.ServerTimeWait.String() + " (netstack's TCPTimeWaitTimeoutOption)"
 	}
-	r := &NSRun{Ctx: ctx, Lab: lab, dir: tmp}
+	r := &NSRun{Ctx: ctx, Lab: lab, dir: tmp, tap: sc.Tap}
 	if r.Client, err = host(sc.ClientStack, lab.Client, ClientIface, ClientV4, ClientV6, RouterClientV4, RouterClientV6); err != nil {
 		return nil, err
 	}
@@ -448,7 +457,7 @@ func RecordNetstackScenario(ctx context.Context, bin string, sc *NetstackScenari
 		Name: sc.Name, Description: sc.Description,
 		ClientAddrs:  []string{ClientV4.String(), ClientV6.String()},
 		ServerAddrs:  []string{ServerV4.String(), ServerV6.String()},
-		Tap:          TapDescription(TapRouter),
+		Tap:          TapDescription(sc.Tap),
 		CaptureStart: lab.CaptureStart.UTC().Format(time.RFC3339Nano),
 		CaptureEnd:   lab.CaptureEnd.UTC().Format(time.RFC3339Nano),
 		Snapshot:     snap.UTC().Format(time.RFC3339Nano),
@@ -496,6 +505,7 @@ func RecordNetstackScenario(ctx context.Context, bin string, sc *NetstackScenari
 		}
 	}
 	meta.Frames, meta.TCPSegments, meta.MaxFrameLen = info.Frames, len(info.TCP), info.MaxCapLen
+	meta.Notes = r.notes // checks may have added what they measured
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("recording does not show the scenario's intent:\n  %s\nss client (%s):\n%sss server (%s):\n%s",
 			strings.Join(problems, "\n  "), sc.ClientStack, files[SSClientFile], sc.ServerStack, files[SSServerFile])
@@ -605,5 +615,81 @@ func mixedTimeWait(r *NSRun) error {
 	time.Sleep(36 * time.Second)
 	r.conns[0].expect("TIME_WAIT", "CLOSED")
 	r.conns[1].expect("CLOSED", "CLOSED")
+	return nil
+}
+
+// nsSynRetries: the SYNs are dropped for 8 s; the capture shows the client stack's own
+// retransmission schedule (noted in scenario.json).
+func nsSynRetries(r *NSRun) error {
+	if _, err := r.Server.Listen(false, 80, 0); err != nil {
+		return err
+	}
+	if err := r.Lab.Firewall(r.Ctx, false, "-A", "FORWARD", "-i", RouterClientIface, "-p", "tcp", "--syn", "--dport", "80", "-j", "DROP"); err != nil {
+		return err
+	}
+	if err := r.startCapture(); err != nil {
+		return err
+	}
+	c, err := r.dial(false, 80, "syn-retries")
+	if err != nil {
+		return err
+	}
+	time.Sleep(8 * time.Second)
+	if err := c.c.WaitState(0, "SYN_SENT"); err != nil {
+		return err
+	}
+	c.expect("SYN_SENT", "CLOSED")
+	r.atLeast(4, "SYNs (original + 3 retransmissions)", isSYN)
+	r.check(func(info *CaptureInfo) error {
+		r.notes = append(r.notes, "SYNs sent at (s after the first): "+sinceStart(filter(info, isSYN)))
+		return nil
+	})
+	return nil
+}
+
+// nsChallengeACK: after an exchange, the router forges a RST from the client whose sequence
+// number is in the server's window but 1000 past its RCV.NXT. RFC 5961 §3.2: the server must
+// not reset; it answers with an ACK of RCV.NXT (a challenge ACK).
+func nsChallengeACK(r *NSRun) error {
+	c, err := r.connect(false, "challenge-ack", 0)
+	if err != nil {
+		return err
+	}
+	if err := r.exchange(c); err != nil {
+		return err
+	}
+	time.Sleep(250 * time.Millisecond) // delayed ACKs out of the way
+	nxt, _, err := (&Run{Lab: r.Lab}).NextSeq(c.CAddr, c.SAddr)
+	if err != nil {
+		return err
+	}
+	pkt, err := r.Lab.InjectTCP(c.CAddr, c.SAddr, nxt+1000, 0, FlagRST, 0)
+	if err != nil {
+		return err
+	}
+	_ = pkt
+	time.Sleep(300 * time.Millisecond)
+	if err := c.s.WaitState(0, "ESTABLISHED"); err != nil {
+		return err
+	}
+	c.expect("ESTABLISHED", "ESTABLISHED")
+	r.check(func(info *CaptureInfo) error {
+		rst := -1
+		for i, p := range info.TCP {
+			if p.Has(FlagRST) && p.Src == c.CAddr {
+				rst = i
+			}
+		}
+		if rst < 0 {
+			return fmt.Errorf("the forged RST is not in the capture")
+		}
+		for _, p := range info.TCP[rst+1:] {
+			if p.Src == c.SAddr && p.Has(FlagACK) && p.PayloadLen == 0 && p.Ack == nxt {
+				r.notes = append(r.notes, fmt.Sprintf("challenge ACK %s after the forged RST %s", p, info.TCP[rst]))
+				return nil
+			}
+		}
+		return fmt.Errorf("no challenge ACK (ack %d) from the server after the forged RST", nxt)
+	})
 	return nil
 }
