@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin/tcpstate
 DEMO      := testdata/pcaps/kernel/mixed-40/capture.pcap
 APT_PKGS  := libpcap-dev
-LAB_PKGS  := tcpdump iptables iproute2
+LAB_PKGS  := tcpdump iptables iproute2 liblwip-dev gcc
 PEER_PKGS := tcptrace tshark tcpdump time
 BROWSER_PKGS := chromium
 

@@ -28,6 +28,7 @@ import (
 const (
 	StackLinux    = "linux"
 	StackNetstack = "netstack"
+	StackLwIP     = "lwip"
 )
 
 // NetstackHostBinary builds internal/netstackhost (or takes $TCPSTATE_NETSTACKHOST) and returns
@@ -239,6 +240,7 @@ func (e *kernelEP) Refused() bool                 { return errors.Is(e.s.SoError
 
 // netstackHost is internal/netstackhost running in a namespace, driven over its stdin/stdout.
 type netstackHost struct {
+	stack  string // StackNetstack or StackLwIP (same protocol)
 	cmd    *exec.Cmd
 	in     io.WriteCloser
 	out    *bufio.Reader
@@ -265,8 +267,12 @@ func StartNetstack(ctx context.Context, bin string, ns Netns, ifname string, add
 	for _, g := range gws {
 		args = append(args, "-gw", g.String())
 	}
-	h := &netstackHost{where: ns.Name}
-	h.cmd = ns.Command(context.Background(), bin, args...)
+	return startHost(ctx, StackNetstack, ns, ns.Command(context.Background(), bin, args...))
+}
+
+// startHost starts a host process that speaks internal/netstackhost's protocol.
+func startHost(ctx context.Context, stack string, ns Netns, cmd *exec.Cmd) (Host, error) {
+	h := &netstackHost{stack: stack, where: ns.Name, cmd: cmd}
 	var err error
 	if h.in, err = h.cmd.StdinPipe(); err != nil {
 		return nil, err
@@ -299,7 +305,7 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
-func (h *netstackHost) Stack() string { return StackNetstack }
+func (h *netstackHost) Stack() string { return h.stack }
 
 // call sends one command and returns the text after "ok".
 func (h *netstackHost) call(format string, args ...any) (string, error) {

@@ -44,9 +44,11 @@ func TestPerEndpointProfiles(t *testing.T) {
 	}
 }
 
-// TestOSAutoKernel: --os auto (the default) names every endpoint of every kernel and netstack
-// recording Linux when its SYN or SYN-ACK is in the capture, and never another OS. Endpoints
-// seen only mid-stream have nothing but their TTL (64) to go by: unknown, aged as Linux.
+// TestOSAutoKernel: --os auto (the default) names every Linux and netstack endpoint of the
+// kernel and netstack recordings Linux when its SYN or SYN-ACK is in the capture, and never
+// another OS. Endpoints seen only mid-stream have nothing but their TTL (64) to go by, and a
+// Linux SYN-ACK to an lwIP SYN carries only mss,nop,ws (what lwIP offered; FreeBSD answers the
+// same): unknown, aged as Linux. lwIP (initial TTL 255, mss,nop,ws) is unknown.
 func TestOSAutoKernel(t *testing.T) {
 	bin := tool(t)
 	for _, root := range []string{recordings, netstackRecordings} {
@@ -54,8 +56,16 @@ func TestOSAutoKernel(t *testing.T) {
 		if err != nil || len(dirs) == 0 {
 			t.Fatalf("no recordings under %s: %v", root, err)
 		}
-		linux, unknown := 0, 0
+		linux, unknown, lwip := 0, 0, 0
 		for _, dir := range dirs {
+			m, err := ReadMeta(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stacks := Stacks{Client: StackLinux, Server: StackLinux}
+			if m.Stacks != nil {
+				stacks = *m.Stacks
+			}
 			out, err := exec.Command(bin, "-r", filepath.Join(dir, CaptureFile), "-o", "json").Output()
 			if err != nil {
 				t.Fatalf("%s: %v", dir, err)
@@ -73,16 +83,22 @@ func TestOSAutoKernel(t *testing.T) {
 					t.Fatalf("%s: %v", dir, err)
 				}
 				for _, ep := range []struct {
-					role string
-					os   string
-					inf  bool
-					ev   string
-				}{{"client", c.Client.OS, c.Client.OSInferred, c.Client.OSEvidence}, {"server", c.Server.OS, c.Server.OSInferred, c.Server.OSEvidence}} {
-					handshake := bytes.Contains([]byte(ep.ev), []byte("SYN"))
+					role, stack, peer string
+					os                string
+					inf               bool
+					ev                string
+				}{{"client", stacks.Client, stacks.Server, c.Client.OS, c.Client.OSInferred, c.Client.OSEvidence},
+					{"server", stacks.Server, stacks.Client, c.Server.OS, c.Server.OSInferred, c.Server.OSEvidence}} {
+					handshake := bytes.Contains([]byte(ep.ev), []byte("SYN win")) || bytes.Contains([]byte(ep.ev), []byte("SYN-ACK win"))
 					switch {
+					case ep.stack == StackLwIP:
+						if ep.os != "unknown" {
+							t.Errorf("%s %s (lwIP): os %q (%q), want unknown", filepath.Base(dir), ep.role, ep.os, ep.ev)
+						}
+						lwip++
 					case ep.os == "linux" && ep.inf:
 						linux++
-					case ep.os == "unknown" && !bytes.Contains([]byte(ep.ev), []byte("SYN win")) && !bytes.Contains([]byte(ep.ev), []byte("SYN-ACK win")):
+					case ep.os == "unknown" && (!handshake || ep.peer == StackLwIP):
 						unknown++
 					default:
 						t.Errorf("%s %s: os %q (inferred %v, %q), want linux (handshake seen: %v)", filepath.Base(dir), ep.role, ep.os, ep.inf, ep.ev, handshake)
@@ -90,7 +106,7 @@ func TestOSAutoKernel(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("%s: %d endpoints named linux, %d unknown (no SYN or SYN-ACK of theirs captured)", root, linux, unknown)
+		t.Logf("%s: %d Linux/netstack endpoints named linux, %d unknown (no SYN or SYN-ACK of theirs captured, or answering lwIP), %d lwIP endpoints unknown", root, linux, unknown, lwip)
 		if linux == 0 {
 			t.Errorf("%s: no endpoint named linux", root)
 		}
