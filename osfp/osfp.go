@@ -115,7 +115,7 @@ func (f Facts) Evidence() string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "ttl %d (initial %d)", f.TTL, InitialTTL(f.TTL))
+	fmt.Fprintf(&b, "ttl %d", f.TTL)
 	if !f.FromHandshake() {
 		b.WriteString(", no SYN or SYN-ACK seen")
 		return b.String()
@@ -149,17 +149,17 @@ var layouts = []struct {
 }{
 	// Linux tcp_options_write (net/ipv4/tcp_output.c): MSS, then SACK-permitted folded into
 	// the timestamps option, then NOP + window scale; without timestamps NOP NOP SACK-perm.
-	{"mss,sok,ts,nop,ws", Linux, "Linux option order (mss,sok,ts,nop,ws)"},
-	{"mss,sok,ts", Linux, "Linux option order (mss,sok,ts)"},
+	{"mss,sok,ts,nop,ws", Linux, "Linux option order"},
+	{"mss,sok,ts", Linux, "Linux option order"},
 	{"mss,nop,nop,sok,nop,ws", Linux, "Linux option order without timestamps"},
 	{"mss,nop,nop,ts,nop,ws", Linux, "Linux option order without SACK"},
 	{"mss,nop,nop,sok", Linux, "Linux option order without timestamps or window scale"},
 	// Windows 7 to 11 (p0f.fp "s:win:Windows:7 or 8", "10"): no timestamps by default.
-	{"mss,nop,ws,nop,nop,sok", Windows, "Windows option order (mss,nop,ws,nop,nop,sok)"},
-	{"mss,nop,ws,nop,nop,ts,sok,eol", MacOS, "macOS/iOS option order (mss,nop,ws,nop,nop,ts,sok,eol)"},
+	{"mss,nop,ws,nop,nop,sok", Windows, "Windows option order"},
+	{"mss,nop,ws,nop,nop,ts,sok,eol", MacOS, "macOS/iOS option order"},
 	// FreeBSD tcp_addoptions (sys/netinet/tcp_output.c): MSS, NOP + window scale, SACK-perm,
 	// timestamps (p0f.fp "s:unix:FreeBSD:9.x or newer").
-	{"mss,nop,ws,sok,ts", BSD, "FreeBSD option order (mss,nop,ws,sok,ts)"},
+	{"mss,nop,ws,sok,ts", BSD, "FreeBSD option order"},
 	{"mss,nop,ws,sok,nop,nop", BSD, "FreeBSD option order without timestamps"},
 }
 
@@ -184,9 +184,9 @@ func Classify(f Facts) (Family, string) {
 			}
 		}
 		if init == 128 {
-			return Windows, "initial TTL 128 (option order " + lay + " not one we know)"
+			return Windows, "initial TTL 128, option order not one we know"
 		}
-		return Unknown, "option order " + lay + " with initial TTL " + strconv.Itoa(int(init)) + " matches no signature"
+		return Unknown, "no signature matches (initial TTL " + strconv.Itoa(int(init)) + ")"
 	}
 	if init == 128 {
 		return Windows, "initial TTL 128 (Windows' default; no SYN or SYN-ACK seen)"

@@ -60,7 +60,7 @@ func TestFromSegment(t *testing.T) {
 	if !f.FromHandshake() || !f.TS || !f.WS || f.WScale != 7 {
 		t.Fatalf("facts %+v", f)
 	}
-	if got := f.Evidence(); got != "ttl 63 (initial 64), SYN win 29184, mss 1460, ws 7, options mss,sok,ts,nop,ws" {
+	if got := f.Evidence(); got != "ttl 63, SYN win 29184, mss 1460, ws 7, options mss,sok,ts,nop,ws" {
 		t.Errorf("evidence %q", got)
 	}
 	seg.Flags = capture.ACK
