@@ -362,7 +362,15 @@ func NetstackScenarios() []*NetstackScenario {
 			"only A's client is still in TIME_WAIT. One profile for both ends gets one of them wrong; per-endpoint profiles " +
 			"(--os 198.51.100.0/24=macos) get both right.",
 		ClientStack: StackLinux, ServerStack: StackNetstack, ServerTimeWait: 30 * time.Second,
-		ToolArgs: []string{"--os", "198.51.100.0/24=macos"}, FinalAt: true, Play: mixedTimeWait,
+		ToolArgs: []string{"--os", "198.51.100.0/24=macos"}, FinalAt: true, Play: mixedTimeWait(36 * time.Second),
+	}, {
+		Name: "lwip-timewait",
+		Description: "IPv4, an lwIP client (TIME_WAIT 120 s: 2 x TCP_MSL 60 s, lwIP's default) and a Linux server (60 s): " +
+			"connection A closes client first, B server first; the truth is taken 65 s later, when only A's client is still in " +
+			"TIME_WAIT. lwIP's SYN (initial TTL 255, mss,nop,ws) matches no signature, so --os auto ages it as Linux and gets A " +
+			"wrong; --os 192.0.2.0/24=windows (also 120 s) gets both right.",
+		ClientStack: StackLwIP, ServerStack: StackLinux,
+		ToolArgs: []string{"--os", "192.0.2.0/24=windows"}, FinalAt: true, Play: mixedTimeWait(65 * time.Second),
 	}}
 	for _, c := range combos {
 		for _, p := range plays {
@@ -613,9 +621,12 @@ func containsName(names []string, n string) bool {
 }
 
 // mixedTimeWait: two connections to one listener, A closed by the client first, B by the
-// server first; then 36 s of quiet, past the server's 30 s TIME_WAIT and short of the
-// client's 60 s.
-func mixedTimeWait(r *NSRun) error {
+// server first; then quiet for wait, past the server's TIME_WAIT and short of the client's.
+func mixedTimeWait(wait time.Duration) func(*NSRun) error {
+	return func(r *NSRun) error { return mixedTimeWaitRun(r, wait) }
+}
+
+func mixedTimeWaitRun(r *NSRun, wait time.Duration) error {
 	l, err := r.Server.Listen(false, 80, 0)
 	if err != nil {
 		return err
@@ -641,7 +652,7 @@ func mixedTimeWait(r *NSRun) error {
 			return err
 		}
 	}
-	time.Sleep(36 * time.Second)
+	time.Sleep(wait)
 	r.conns[0].expect("TIME_WAIT", "CLOSED")
 	r.conns[1].expect("CLOSED", "CLOSED")
 	return nil

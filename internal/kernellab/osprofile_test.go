@@ -9,37 +9,46 @@ import (
 	"testing"
 )
 
-// TestPerEndpointProfiles: in mixed-timewait a Linux client and a netstack server with a 30 s
-// TIME_WAIT each hold one connection in TIME_WAIT; 36 s later only the client's is left (both
-// stacks' own listings). Per-endpoint profiles (--os 198.51.100.0/24=macos, 30 s) agree with
-// both; one profile for both ends, Linux's or macOS's, gets one endpoint wrong.
+// TestPerEndpointProfiles: two mixed captures where each end's own stack holds one connection
+// in TIME_WAIT and the truth is taken when only one of them is left.
+//
+// mixed-timewait: a Linux client (60 s) and a netstack server tuned to 30 s, 36 s later.
+// lwip-timewait: an lwIP client (120 s, its default) and a Linux server (60 s), 65 s later.
+//
+// Per-endpoint profiles agree with both stacks; one profile for both ends, whichever, gets one
+// endpoint wrong; and --os auto cannot place lwIP (TTL 255, mss,nop,ws) and ages it as Linux.
 func TestPerEndpointProfiles(t *testing.T) {
 	bin := tool(t)
-	dir := filepath.Join(netstackRecordings, "mixed-timewait")
-	m, err := ReadMeta(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ssC, err := ReadSSFile(filepath.Join(dir, SSClientFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ssS, err := ReadSSFile(filepath.Join(dir, SSServerFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		os      string
-		wantBad int
-	}{{"198.51.100.0/24=macos", 0}, {"linux", 1}, {"macos", 1}} {
-		conns, err := RunTool(context.Background(), bin, dir, "--at", m.Snapshot, "--os", c.os)
+	for _, sc := range []struct {
+		dir   string
+		cases map[string]int // --os -> endpoints that must disagree
+	}{
+		{"mixed-timewait", map[string]int{"198.51.100.0/24=macos": 0, "linux": 1, "macos": 1}},
+		{"lwip-timewait", map[string]int{"192.0.2.0/24=windows": 0, "client=windows": 0, "linux": 1, "windows": 1, "auto": 1}},
+	} {
+		dir := filepath.Join(netstackRecordings, sc.dir)
+		m, err := ReadMeta(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := Compare("mixed-timewait --os "+c.os, conns, ssC, ssS)
-		t.Logf("--os %s: %s", c.os, res)
-		if len(res.Mismatches) != c.wantBad {
-			t.Errorf("--os %s: %d endpoints disagree with their stack's truth, want %d:\n%s", c.os, len(res.Mismatches), c.wantBad, Table(res.Mismatches))
+		ssC, err := ReadSSFile(filepath.Join(dir, SSClientFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ssS, err := ReadSSFile(filepath.Join(dir, SSServerFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for os, wantBad := range sc.cases {
+			conns, err := RunTool(context.Background(), bin, dir, "--at", m.Snapshot, "--os", os)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := Compare(sc.dir+" --os "+os, conns, ssC, ssS)
+			t.Logf("%s", res)
+			if len(res.Mismatches) != wantBad {
+				t.Errorf("%s --os %s: %d endpoints disagree with their stack's truth, want %d:\n%s", sc.dir, os, len(res.Mismatches), wantBad, Table(res.Mismatches))
+			}
 		}
 	}
 }
