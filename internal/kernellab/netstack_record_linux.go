@@ -703,11 +703,9 @@ func nsChallengeACK(r *NSRun) error {
 	if err != nil {
 		return err
 	}
-	pkt, err := r.Lab.InjectTCP(c.CAddr, c.SAddr, nxt+1000, 0, FlagRST, 0)
-	if err != nil {
+	if _, err := r.Lab.InjectTCP(c.CAddr, c.SAddr, nxt+1000, 0, FlagRST, 0); err != nil {
 		return err
 	}
-	_ = pkt
 	time.Sleep(300 * time.Millisecond)
 	if err := c.s.WaitState(0, "ESTABLISHED"); err != nil {
 		return err
