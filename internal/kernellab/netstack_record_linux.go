@@ -376,7 +376,9 @@ func NetstackScenarios() []*NetstackScenario {
 		for _, p := range plays {
 			lwip := c.cs == StackLwIP || c.ss == StackLwIP
 			// lwIP: IPv4 only; its first SYN retransmission comes after 3 s (syn-retries shows
-			// it), and its server crashed in zero-window (malloc corruption inside liblwip).
+			// it); and its server dies in zero-window ("malloc(): corrupted top size", inside
+			// liblwip's own threads while the host waits on stdin, with or without SO_RCVBUF)
+			// once a Linux client has filled its window: not investigated further.
 			if lwip && (strings.HasSuffix(p.name, "-v6") || c.cs == StackLwIP && p.name == "syn-dropped" ||
 				c.ss == StackLwIP && p.name == "zero-window") {
 				continue
