@@ -5,11 +5,11 @@ GO        ?= go
 BIN       := bin/tcpstate
 DEMO      := testdata/pcaps/kernel/mixed-40/capture.pcap
 APT_PKGS  := libpcap-dev
-LAB_PKGS  := tcpdump iptables iproute2
+LAB_PKGS  := tcpdump iptables iproute2 liblwip-dev gcc
 PEER_PKGS := tcptrace tshark tcpdump time
 BROWSER_PKGS := chromium
 
-.PHONY: all run build test deps lab-deps peer-deps browser-deps testdata bench fuzz pgo clean
+.PHONY: all run build test deps lab-deps peer-deps browser-deps testdata testdata-netstack netstack-host bench fuzz pgo clean
 
 all: build
 
@@ -43,6 +43,17 @@ test: deps lab-deps browser-deps
 # testdata: re-record the kernel ground truth (root: network namespaces, tcpdump, ss).
 testdata: build lab-deps
 	$(GO) run ./internal/kernellab/cmd/record -out testdata/pcaps/kernel
+
+# testdata-netstack: re-record the netstack ground truth (root): gVisor's netstack on the client,
+# the server or both ends. internal/netstackhost is its own Go module (gVisor stays out of
+# tcpstate's go.mod); the recorder builds it with `go build` and caches the binary.
+testdata-netstack: lab-deps
+	$(GO) run ./internal/kernellab/cmd/recordnetstack -out testdata/pcaps/netstack
+
+# netstack-host: download gVisor and build the netstack host ahead of the tests (optional:
+# TestNetstackFresh builds it on first use).
+netstack-host:
+	cd internal/netstackhost && $(GO) build -o /dev/null .
 
 bench: build peer-deps
 	GO=$(GO) ./scripts/bench.sh

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/osfp"
 	"github.com/tcpstate/tcpstate/reassembly"
 	"github.com/tcpstate/tcpstate/tracker"
 	"github.com/tcpstate/tcpstate/zeek"
@@ -21,8 +22,9 @@ import (
 
 // Config sets up a Table.
 type Config struct {
-	// Profile and OnEvent set up the TCP engine (tracker.Config).
+	// Profile, OS and OnEvent set up the TCP engine (tracker.Config).
 	Profile tracker.Profile
+	OS      osfp.Policy
 	OnEvent func(tracker.Event)
 	// OnSegment, if set, receives every segment after it was applied, with the connection it
 	// belongs to and what it was in its direction's sequence space (duplicates included, with
@@ -90,7 +92,7 @@ func liveOf(c *tracker.Conn) *live { return (*live)(unsafe.Pointer(c)) }
 
 // New returns an empty table.
 func New(cfg Config) *Table {
-	t := &Table{cfg: cfg, tr: tracker.New(tracker.Config{Profile: cfg.Profile, OnEvent: cfg.OnEvent})}
+	t := &Table{cfg: cfg, tr: tracker.New(tracker.Config{Profile: cfg.Profile, OS: cfg.OS, OnEvent: cfg.OnEvent})}
 	t.cfg.Profile = *t.tr.Profile()
 	if cfg.Stream != nil {
 		t.st = newStream(*cfg.Stream)

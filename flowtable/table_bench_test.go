@@ -74,7 +74,7 @@ func benchTracker(b *testing.B, cfg benchgen.Config) {
 					tr.Finish(time.Time{})
 					continue
 				}
-				run.Run(benchgen.NewSliceSource(segs), run.Config{Workers: mode.workers}, func(*tracker.Conn) {})
+				run.Run(capture.NewSliceSource(segs), run.Config{Workers: mode.workers}, func(*tracker.Conn) {})
 			}
 			runtime.ReadMemStats(&after)
 			pkts := float64(len(segs)) * float64(b.N)

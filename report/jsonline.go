@@ -23,6 +23,9 @@ type JSONLine struct {
 	// detail is the last diagnosis detail written, and detailJSON its JSON string.
 	detail     string
 	detailJSON []byte
+	// osJSON: the "os"... fields of the endpoints written so far, by what they were made from
+	// (a capture has few distinct stacks; see osFields).
+	osJSON map[tracker.EndpointOS][]byte
 }
 
 // NewJSONLine returns a writer of JSON lines for options o.
@@ -146,6 +149,7 @@ func (j *JSONLine) endpoint(b []byte, ep *tracker.Endpoint, now time.Time) []byt
 		b = append(b, `,"timer_left":`...)
 		b = appendSeconds(b, ep.Deadline.Sub(now))
 	}
+	b = append(b, j.osFields(&ep.OS, ep)...)
 	return append(b, '}')
 }
 

@@ -45,6 +45,12 @@ type JSONEndpoint struct {
 	Since    string `json:"since,omitempty"`
 	// TimerLeft: seconds until the current state's timer fires (TIME_WAIT, SYN retries).
 	TimerLeft *float64 `json:"timer_left,omitempty"`
+	// OS: the family whose profile aged this endpoint's states (linux, windows, bsd, macos,
+	// unknown: aged as Linux); OSInferred: told from its packets, not set by --os;
+	// OSEvidence: why.
+	OS         string `json:"os"`
+	OSInferred bool   `json:"os_inferred"`
+	OSEvidence string `json:"os_evidence,omitempty"`
 }
 
 // JSONDiagnosis details one diagnosis.
@@ -99,6 +105,7 @@ func endpointJSON(ep *tracker.Endpoint, now time.Time) JSONEndpoint {
 		left := ep.Deadline.Sub(now).Seconds()
 		j.TimerLeft = &left
 	}
+	j.OS, j.OSInferred, j.OSEvidence = osJSON(ep)
 	return j
 }
 
@@ -192,7 +199,7 @@ func diagList(c *tracker.Conn) string {
 }
 
 func stateCell(ep *tracker.Endpoint, n tracker.Naming) string {
-	s := ep.State.Name(n)
+	s := ep.StateName(n)
 	if ep.Inferred {
 		s += "?"
 	}
@@ -350,7 +357,7 @@ func writeDetails(b *strings.Builder, c *tracker.Conn, o *Options) {
 		name string
 		ep   *tracker.Endpoint
 	}{{"client", &c.Client}, {"server", &c.Server}} {
-		fmt.Fprintf(b, "    %s %s since %s", side.name, side.ep.State.Name(o.Names), ts(side.ep.Since))
+		fmt.Fprintf(b, "    %s %s since %s", side.name, side.ep.StateName(o.Names), ts(side.ep.Since))
 		if now := asOf(c, o); !side.ep.Deadline.IsZero() && side.ep.Deadline.After(now) {
 			fmt.Fprintf(b, ", timer %.1fs left (%s profile)", side.ep.Deadline.Sub(now).Seconds(), o.Profile.Name)
 		}

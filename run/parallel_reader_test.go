@@ -80,11 +80,11 @@ func TestParallelReaderPlacement(t *testing.T) {
 					if got := runJSON(t, open(), rc); got != want {
 						t.Errorf("%d workers, file source: output differs from one tracker's", workers)
 					}
-					if got := runJSON(t, benchgen.NewSliceSource(segs), rc); got != want {
+					if got := runJSON(t, capture.NewSliceSource(segs), rc); got != want {
 						t.Errorf("%d workers, slice source: output differs from one tracker's", workers)
 					}
 				}
-				if got := runJSON(t, benchgen.NewSliceSource(segs), v.rc); got != want {
+				if got := runJSON(t, capture.NewSliceSource(segs), v.rc); got != want {
 					t.Errorf("one tracker, slice source: output differs from the file source's")
 				}
 			})

@@ -77,7 +77,9 @@ type Endpoint struct {
 	Evidence string
 	// Deadline is when the current state's timer fires (zero: no timer runs).
 	Deadline time.Time
-	ev       evidence
+	// OS: its operating system, when per-endpoint profiles are on (Config.OS).
+	OS EndpointOS
+	ev evidence
 }
 
 // derive is the endpoint state machine, written as one table: the first row whose condition

@@ -114,6 +114,7 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 	k.Bool(&ep.Inferred)
 	k.Dict(&ep.Evidence, in)
 	k.Time(&ep.Deadline)
+	ep.OS.pack(k)
 	e := &ep.ev
 	pack.Int(k, &e.retries)
 	// The evidence in three blocks, each usually all set or all zero: the handshake, the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
+	"github.com/tcpstate/tcpstate/osfp"
 	"github.com/tcpstate/tcpstate/reassembly"
 )
 
@@ -29,6 +30,10 @@ type Event struct {
 // Config sets up a Tracker.
 type Config struct {
 	Profile Profile
+	// OS, if active, gives each endpoint its own OS's profile (os.go): set by the user per
+	// address or side, or inferred from its packets; Profile then serves endpoints of unknown
+	// OS. The zero value: Profile for every endpoint.
+	OS osfp.Policy
 	// OnEvent, if set, receives every state change as it happens.
 	OnEvent func(Event)
 }
@@ -41,6 +46,8 @@ type Config struct {
 type Tracker struct {
 	cfg     Config
 	details detailCache // the flood details last written (diagnose)
+	// osProfiles: the profile of each OS family, when Config.OS is active (os.go).
+	osProfiles []Profile
 }
 
 // New returns a tracker (the Linux profile when cfg names none).
@@ -48,7 +55,9 @@ func New(cfg Config) *Tracker {
 	if cfg.Profile.Name == "" {
 		cfg.Profile, _ = LookupProfile("linux")
 	}
-	return &Tracker{cfg: cfg}
+	t := &Tracker{cfg: cfg}
+	t.initOS()
+	return t
 }
 
 // Profile is the timer profile the tracker ages states with.
@@ -59,6 +68,7 @@ func (t *Tracker) Profile() *Profile { return &t.cfg.Profile }
 // segment tells no one again). It returns what seg was in its direction's sequence space; a
 // Duplicate (a SPAN copy) changes nothing but the count of duplicates.
 func (t *Tracker) Apply(c *Conn, seg *capture.Segment, quiet bool) reassembly.Kind {
+	t.observeOS(c, seg)
 	before := [2]State{c.Client.State, c.Server.State}
 	kind := c.apply(seg)
 	if kind != reassembly.Duplicate {
@@ -92,9 +102,9 @@ func (c *Conn) Done() bool { return c.done }
 
 // ClosedFor reports whether both endpoints of c are CLOSED at instant at and stay so.
 func (t *Tracker) ClosedFor(c *Conn, at time.Time) bool {
-	p := &t.cfg.Profile
 	now, last := stampOf(at), stampOf(c.LastSeen)
 	for _, ep := range [2]*Endpoint{&c.Client, &c.Server} {
+		p := t.profileOf(ep)
 		if s, _, _ := ep.evaluate(now, p, last); s != Closed {
 			return false
 		}
@@ -109,9 +119,9 @@ func (t *Tracker) ClosedFor(c *Conn, at time.Time) bool {
 // if so, the latest instant at which a timer still running as of now closes one of them
 // (zero if none runs). The flow table uses it to know when to look at c again.
 func (t *Tracker) ClosesBy(c *Conn, now time.Time) (closing time.Time, ok bool) {
-	p := &t.cfg.Profile
 	last := stampOf(c.LastSeen)
 	for _, ep := range [2]*Endpoint{&c.Client, &c.Server} {
+		p := t.profileOf(ep)
 		s, since, viaTimer := ep.evaluate(last.add(far), p, last)
 		if s != Closed {
 			return time.Time{}, false
@@ -154,7 +164,8 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 	}
 	for side := ClientSide; side <= ServerSide; side++ {
 		ep := c.endpoint(side)
-		s, when, viaTimer, deadline := ep.evaluateTimer(at, &t.cfg.Profile, lastPacket)
+		p := t.profileOf(ep)
+		s, when, viaTimer, deadline := ep.evaluateTimer(at, p, lastPacket)
 		if deadline != 0 || ep.Deadline != (time.Time{}) {
 			// Most states run no timer: a zero Deadline stays as it is, without a conversion.
 			ep.Deadline = deadline.time()
@@ -164,9 +175,9 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 		} else {
 			ep.Inferred, ep.Evidence = false, ""
 		}
-		if !ep.Inferred && s == FinWait2 && at.sub(when) >= t.cfg.Profile.FinWait2Orphan {
+		if !ep.Inferred && s == FinWait2 && at.sub(when) >= p.FinWait2Orphan {
 			ep.Inferred, ep.Evidence = true, fmt.Sprintf("FIN_WAIT_2 for over %s: gone by now if its application called close(), still there after shutdown() alone; the wire cannot tell which",
-				t.cfg.Profile.FinWait2Orphan)
+				p.FinWait2Orphan)
 		}
 		if s == before[side] {
 			continue

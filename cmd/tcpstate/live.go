@@ -169,7 +169,7 @@ func newLiveSession(o *options, names tracker.Naming, prof tracker.Profile, fail
 		s.term = f
 		s.view = &report.LiveView{Color: os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"}
 	}
-	cfg := flowtable.Config{Profile: prof}
+	cfg := flowtable.Config{Profile: prof, OS: o.osPolicy}
 	if o.output == "events" {
 		cfg.OnEvent = func(e tracker.Event) {
 			report.WriteEvent(s.out, &e, s.ropts)

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/flowtable"
+	"github.com/tcpstate/tcpstate/osfp"
 	"github.com/tcpstate/tcpstate/report"
 	"github.com/tcpstate/tcpstate/tracker"
 )
@@ -34,6 +35,8 @@ Examples:
   tcpstate -r capture.pcap -o json                one JSON object per connection
   tcpstate -r capture.pcap -o events              every state change and the packet behind it
   tcpstate -r capture.pcap --names linux          states as Linux 'ss' prints them
+  tcpstate -r capture.pcap --names auto           each endpoint as its own OS prints it
+  tcpstate -r capture.pcap --os 10.1.0.0/16=windows,server=linux   you know your hosts
   tcpstate -r capture.pcap --at 12.5              states as they stood 12.5 s into the capture
   tcpstate -r capture.pcap --fail-on half-closed,reset    exit 1 if any connection has one
   tcpstate -r good.pcap --expect-init expect.yaml  write expectations from a known-good capture
@@ -69,6 +72,7 @@ type options struct {
 	html     string
 	names    string
 	osName   string
+	osPolicy osfp.Policy // --os read (osSetting)
 	at       string
 	failOn   string
 	expect   string
@@ -138,8 +142,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVarP(&o.listIfaces, "list-interfaces", "D", false, "list the interfaces -i can capture on, and exit")
 	fs.StringVarP(&o.output, "output", "o", "", "output format: table, json, events, zeek, zeek-json (default table on a terminal, json otherwise)")
 	fs.StringVar(&o.html, "html", "", "also write a self-contained visual report to `FILE`")
-	fs.StringVar(&o.names, "names", "rfc", "state names as printed by: rfc, linux (ss), windows or bsd (netstat)")
-	fs.StringVar(&o.osName, "os", "linux", "timer profile that ages states: linux, windows or bsd")
+	fs.StringVar(&o.names, "names", "rfc", "state names as printed by: rfc, linux (ss), windows or bsd (netstat), or auto (each endpoint as its own OS prints it)")
+	fs.StringVar(&o.osName, "os", "auto", "OS whose timers age each endpoint's states: auto (inferred per endpoint), linux, windows, bsd or macos, plus `RULES` like 192.0.2.0/24=windows,server=linux")
 	fs.StringVar(&o.at, "at", "", "report states as they stood at `TIME` (RFC 3339, or seconds into the capture)")
 	fs.StringVar(&o.failOn, "fail-on", "", "exit 1 if any connection has one of these diagnoses (`LIST`, comma separated, or 'any')")
 	fs.StringVar(&o.expect, "expect", "", "check connections against the expectations in `FILE` (YAML or JSON); exit 1 on mismatch")
@@ -186,7 +190,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	prof, err := tracker.LookupProfile(o.osName)
+	prof, err := osSetting(o)
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -265,7 +269,7 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	defer out.Flush()
 	ropts := &report.Options{Names: names, Verbose: o.verbose, Profile: prof}
-	cfg := flowtable.Config{Profile: prof}
+	cfg := flowtable.Config{Profile: prof, OS: o.osPolicy}
 	if o.output == "events" {
 		cfg.OnEvent = func(e tracker.Event) { report.WriteEvent(out, &e, ropts) }
 	}

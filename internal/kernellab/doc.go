@@ -43,4 +43,13 @@
 // committed recordings, TestKernelAt on their at-snapshots, TestKernelDuplicates checks that
 // SPAN duplicates are counted once, and TestKernelFresh does all three on fresh recordings
 // (root only; the slow scenarios only with TCPSTATE_KERNEL_SLOW=1).
+//
+// Other stacks (netstack_linux.go, lwip_linux.go, netstack_record_linux.go): the same
+// topology with gVisor's netstack (internal/netstackhost, its own Go module, on an AF_PACKET
+// socket of the end's veth) or lwIP (internal/lwiphost, C on liblwip, on a TAP device bridged
+// with the veth) in place of the kernel's TCP on the client, the server or both; the kernel's
+// addresses leave that veth first. Scenarios drive either stack through Host/Endpoint; each
+// host lists its own endpoints at the truth instant in `ss -tan` form. cmd/recordnetstack
+// records them into testdata/pcaps/netstack (scenario.json "stacks" says which ran where);
+// TestNetstackAgreement, TestNetstackFresh and TestPerEndpointProfiles hold the tool to them.
 package kernellab

@@ -40,6 +40,7 @@ func CompareDir(ctx context.Context, tool, dir string) (Result, error) {
 		if m.FinalAt {
 			extra = []string{"--at", m.Snapshot}
 		}
+		extra = append(extra, m.ToolArgs...)
 	}
 	ssC, err := ReadSSFile(filepath.Join(dir, SSClientFile))
 	if err != nil {

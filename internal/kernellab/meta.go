@@ -58,6 +58,20 @@ type ScenarioMeta struct {
 	Duplicates bool              `json:"duplicates,omitempty"`
 	Notes      []string          `json:"notes,omitempty"`
 	Offloads   map[string]string `json:"offloads,omitempty"`
+	// Stacks: which TCP implementation ran on each end (absent: the Linux kernel on both).
+	Stacks *Stacks `json:"stacks,omitempty"`
+	// ToolArgs: what the tool must be told to be held to this truth (e.g. --os for a host
+	// whose timers were tuned away from its stack's defaults).
+	ToolArgs []string `json:"tool_args,omitempty"`
+}
+
+// Stacks names the TCP implementation of each end: "linux" (the kernel) or "netstack"
+// (gVisor's netstack, internal/netstackhost).
+type Stacks struct {
+	Client string `json:"client"`
+	Server string `json:"server"`
+	// Tuning: settings a netstack end ran with that are not netstack's defaults.
+	Tuning string `json:"tuning,omitempty"`
 }
 
 // AtSnapshot is an ss snapshot of both ends taken during the scenario, while nothing was in

@@ -1,0 +1,41 @@
+package report
+
+import (
+	"strconv"
+
+	"github.com/tcpstate/tcpstate/tracker"
+)
+
+// osJSON gives an endpoint's "os", "os_inferred" and "os_evidence" (empty when the tracker
+// ran without per-endpoint profiles and saw nothing of it).
+func osJSON(ep *tracker.Endpoint) (os string, inferred bool, evidence string) {
+	o := &ep.OS
+	if o.Forced || o.Facts.Known() {
+		evidence = o.Evidence()
+	}
+	return o.Family.String(), o.Inferred(), evidence
+}
+
+// osFields returns `,"os":...,"os_inferred":...[,"os_evidence":...]` for an endpoint. The
+// evidence is words built from the facts; the same facts recur on every connection of a host,
+// so each distinct set is written once and kept (at most 4096: a flood of forged SYNs with
+// random TTLs and windows must not grow it without bound). Without it -o json took 50% more
+// CPU on workload A (0.26 -> 0.40 s user at scale 0.3).
+func (j *JSONLine) osFields(o *tracker.EndpointOS, ep *tracker.Endpoint) []byte {
+	if b, ok := j.osJSON[*o]; ok {
+		return b
+	}
+	os, inferred, evidence := osJSON(ep)
+	b := append([]byte(`,"os":`), appendJSONString(nil, os)...)
+	b = append(b, `,"os_inferred":`...)
+	b = strconv.AppendBool(b, inferred)
+	if evidence != "" {
+		b = append(b, `,"os_evidence":`...)
+		b = appendJSONString(b, evidence)
+	}
+	if j.osJSON == nil || len(j.osJSON) >= 4096 {
+		j.osJSON = map[tracker.EndpointOS][]byte{}
+	}
+	j.osJSON[*o] = b
+	return b
+}
