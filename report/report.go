@@ -22,6 +22,8 @@ type Options struct {
 	Profile tracker.Profile
 	// Now is the instant the states are reported for (end of input or --at).
 	Now time.Time
+	// NoSummary leaves the table's summary and footer lines out (-q): rows only.
+	NoSummary bool
 }
 
 // TimeFormat is how times are written in JSON and events (UTC, RFC 3339 with fraction).
@@ -267,6 +269,9 @@ type TableWriter struct {
 	sum     Summary
 	widths  [7]int
 	Footers []string // extra lines after the summary
+	// Empty, if set, is written instead of the table when it has no rows: why there is
+	// nothing to show (no packets, a filter that matched none).
+	Empty string
 }
 
 // tableRow is one connection's row: its cells joined by tabs (and, with -v, its details).
@@ -310,6 +315,10 @@ func (tw *TableWriter) Add(c *tracker.Conn) {
 func (tw *TableWriter) Write(w io.Writer) error {
 	sort.SliceStable(tw.rows, func(i, j int) bool { return tw.rows[i].severity < tw.rows[j].severity })
 	bw := bufio.NewWriterSize(w, 64<<10)
+	if len(tw.rows) == 0 && tw.Empty != "" {
+		bw.WriteString(tw.Empty + "\n")
+		return bw.Flush()
+	}
 	line := func(cells []string) {
 		for i, cell := range cells {
 			bw.WriteString(cell)
@@ -334,6 +343,9 @@ func (tw *TableWriter) Write(w io.Writer) error {
 	}
 	if len(tw.rows) == 0 {
 		bw.WriteString("(no TCP connections)\n")
+	}
+	if tw.o.NoSummary {
+		return bw.Flush()
 	}
 	var b strings.Builder
 	writeSummary(&b, &tw.sum, tw.o)

@@ -453,7 +453,8 @@ func TestLiveUsage(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"-r", kernelPcaps + "refused/capture.pcap", "-c", "5"}, "apply to live capture"},
+		{[]string{"-r", kernelPcaps + "refused/capture.pcap", "-p"}, "apply to live capture"},
+		{[]string{"-r", kernelPcaps + "refused/capture.pcap", "-s", "96"}, "-s applies to live capture: a file's packets were cut"},
 		{[]string{"-i", "lo", "--at", "3"}, "--at does not apply"},
 		{[]string{"-i", "lo", "-w", "-"}, "-w -"},
 		{[]string{"-i", "lo", "--expect", "x.yaml"}, "do not apply to live capture"},

@@ -77,6 +77,13 @@ type options struct {
 	shard    string
 	filter   string
 
+	// The first hour (issue 16): tcpdump and ss habits.
+	filterFile string // -F
+	snapSet    bool   // -s given
+	annotate   bool
+	states     string // --state
+	problems   bool   // --problems
+
 	// Live capture (-i).
 	noPromisc  bool
 	listIfaces bool
@@ -121,19 +128,25 @@ func isTerminal(f *os.File) bool {
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
+	var noNames bool
 	fs := pflag.NewFlagSet("tcpstate", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
 	fs.StringArrayVarP(&o.files, "read", "r", nil, "read packets from `FILE` (pcap or pcapng, .gz ok, - for stdin); repeatable")
 	fs.StringVarP(&o.iface, "interface", "i", "", "capture live on `IFACE`")
-	fs.StringVarP(&o.write, "write", "w", "", "with -i, also save the captured packets to `FILE`")
+	fs.StringVarP(&o.write, "write", "w", "", "save the packets to `FILE`: with -i what was captured, with -r what the filter selected (tcpdump -r in -w out 'filter')")
+	fs.BoolVar(&o.annotate, "annotate", false, "with -w, write pcapng with a comment on each packet that changed a state (Wireshark: frame.comment)")
 	fs.IntVarP(&o.snaplen, "snaplen", "s", 262144, "with -i, bytes to capture per packet")
 	fs.BoolVarP(&o.noPromisc, "no-promiscuous-mode", "p", false, "with -i, do not put the interface into promiscuous mode")
-	fs.IntVarP(&o.count, "count", "c", 0, "with -i, stop after `COUNT` packets")
+	fs.IntVarP(&o.count, "count", "c", 0, "stop after `COUNT` packets (those the filter selects, TCP or not), as tcpdump -c")
+	fs.StringVarP(&o.filterFile, "filter-file", "F", "", "read the filter expression from `FILE` (tcpdump -F; '#' starts a comment)")
+	fs.StringVar(&o.states, "state", "", "only connections with an endpoint in one of these states (`LIST`, comma separated, any naming: CLOSE_WAIT, close-wait, CLOSE-WAIT)")
+	fs.BoolVar(&o.problems, "problems", false, "only connections with a problem (a diagnosis about the connection, not the capture)")
+	fs.BoolVarP(&noNames, "numeric", "n", false, "accepted for tcpdump's habit (-n, -nn); tcpstate never resolves names")
 	fs.DurationVar(&o.duration, "duration", 0, "with -i, stop after `DURATION` (e.g. 30s, 10m)")
 	fs.StringVarP(&o.user, "user", "Z", "", "with -i, drop root privileges to `USER` once the interface is open (tcpdump -Z)")
 	fs.BoolVarP(&o.listIfaces, "list-interfaces", "D", false, "list the interfaces -i can capture on, and exit")
-	fs.StringVarP(&o.output, "output", "o", "", "output format: table, json, events, zeek, zeek-json (default table on a terminal, json otherwise)")
+	fs.StringVarP(&o.output, "output", "o", "table", "output format: table, json, events, zeek, zeek-json (table also through a pipe or into a file)")
 	fs.StringVar(&o.html, "html", "", "also write a self-contained visual report to `FILE`")
 	fs.StringVar(&o.names, "names", "rfc", "state names as printed by: rfc, linux (ss), windows or bsd (netstat)")
 	fs.StringVar(&o.osName, "os", "linux", "timer profile that ages states: linux, windows or bsd")
@@ -144,7 +157,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxFlows, "max-flows", 0, "cap the connection table at `N` entries (0: no cap)")
 	fs.StringVar(&o.shard, "shard", "", "analyse only shard `I/N` of the 4-tuple hash space")
 	fs.BoolVar(&o.noDecap, "no-decap", false, "do not track TCP inside tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, GTP-U)")
-	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no summary or progress, just the output")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no summary lines or progress, just the connections")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "explain each state: since when, timers, evidence for inferred states")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	help := fs.BoolP("help", "h", false, "show this help")
@@ -164,6 +177,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, &exitError{0, ""}
 	}
 	o.filter = strings.Join(fs.Args(), " ")
+	o.snapSet = fs.Changed("snaplen")
+	if err := o.readFilterFile(); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -187,12 +204,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	if o.output == "" {
-		o.output = "json"
-		if f, ok := stdout.(*os.File); ok && isTerminal(f) {
-			o.output = "table"
-		}
-	}
 	switch o.output {
 	case "table", "json", "events", "zeek", "zeek-json":
 	default:
@@ -205,8 +216,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch {
 	case o.iface != "" && len(o.files) > 0:
 		return usageErr("give either -r FILE or -i IFACE, not both")
-	case o.iface == "" && (o.noPromisc || o.count != 0 || o.duration != 0 || o.user != ""):
-		return usageErr("-p, -c, --duration and --user apply to live capture: add -i IFACE")
+	case o.iface == "" && (o.noPromisc || o.duration != 0 || o.user != ""):
+		return usageErr("-p, --duration and --user apply to live capture: add -i IFACE")
+	case o.iface == "" && o.snapSet:
+		return usageErr("-s applies to live capture: a file's packets were cut to its snapshot length when it was written (see: capinfos -l FILE); drop -s, or capture again with -i IFACE -s N")
+	case o.count < 0:
+		return usageErr("-c %d: give a positive packet count", o.count)
 	case o.iface != "":
 		return runLive(o, names, prof, failOn, stdout, stderr)
 	case len(o.files) == 0:
@@ -235,6 +250,13 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	case o.maxFlows > 0 && o.html != "":
 		return usageErr("--max-flows drops connections before they end, and --html draws every connection whole: use one or the other")
 	}
+	if err := checkWriteFile(o); err != nil {
+		return err
+	}
+	cf, err := parseConnFilter(o.states, o.problems)
+	if err != nil {
+		return err
+	}
 	var expectations []*report.Expectation
 	if o.expect != "" {
 		data, err := os.ReadFile(o.expect)
@@ -245,26 +267,69 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 			return usageErr("--expect: %v", err)
 		}
 	}
-	var at time.Time
-	atRelative := -1.0
+	var atSpecified atSpec
 	if o.at != "" {
-		if at, atRelative, err = parseAt(o.at); err != nil {
+		if atSpecified, err = parseAtSpec(o.at); err != nil {
 			return err
 		}
 	}
 
-	src, err := capture.OpenFiles(o.files, capture.Config{Filter: o.filter, NoDecap: o.noDecap})
+	ccfg := capture.Config{Filter: o.filter, NoDecap: o.noDecap, Count: uint64(o.count)}
+	var closeSave func() error
+	if o.write != "" && !o.annotate {
+		saver, c, err := openSaver(o)
+		if err != nil {
+			return err
+		}
+		closeSave = c
+		ccfg.Tap = func(p *capture.Tapped) { saver.Write(p, nil) } // an error stops writing; Close reports it
+	}
+	opened, err := capture.OpenFiles(o.files, ccfg)
 	if err != nil {
+		if closeSave != nil {
+			closeSave()
+		}
 		return &exitError{2, err.Error()}
 	}
-	defer src.Close()
+	defer opened.Close()
+	var src capture.Source = opened
+	var span *spanSource
+	var at time.Time
+	if o.at != "" {
+		span = newSpanSource(opened, atSpecified)
+		at = span.resolve()
+		src = span
+	}
 
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	defer out.Flush()
-	ropts := &report.Options{Names: names, Verbose: o.verbose, Profile: prof}
+	ropts := &report.Options{Names: names, Verbose: o.verbose, Profile: prof, NoSummary: o.quiet}
 	cfg := tracker.Config{Profile: prof}
+	// With --state or --problems, a connection's events wait until it is known to be shown.
+	var evBuf map[uint64][]tracker.Event
 	if o.output == "events" {
-		cfg.OnEvent = func(e tracker.Event) { report.WriteEvent(out, &e, ropts) }
+		if cf == nil {
+			cfg.OnEvent = func(e tracker.Event) { report.WriteEvent(out, &e, ropts) }
+		} else {
+			evBuf = map[uint64][]tracker.Event{}
+			cfg.OnEvent = func(e tracker.Event) { evBuf[e.ConnID] = append(evBuf[e.ConnID], e) }
+		}
+	}
+	emitEvents := func(c *tracker.Conn) {
+		if evBuf == nil {
+			return
+		}
+		if cf.keep(c) {
+			for i := range evBuf[c.ID] {
+				report.WriteEvent(out, &evBuf[c.ID][i], ropts)
+			}
+		}
+		delete(evBuf, c.ID)
+	}
+	var ann *annotations
+	if o.annotate {
+		ann = newAnnotations(names)
+		ann.attach(&cfg)
 	}
 	// A progress bar on stderr, for a human waiting on a terminal.
 	var progress func(capture.Stats)
@@ -278,23 +343,18 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	var finished []*tracker.Conn // what --expect, --expect-init and --html look at
 	var offenders []string
 	var ts tracker.Stats
+	var total, shown uint64 // connections, and those --state/--problems let through
 	if o.html != "" {
 		// The HTML report draws every connection with its packets: nothing is forgotten.
 		html = report.NewHTMLCollector()
 		html.Attach(&cfg)
 		tr := tracker.New(cfg)
 		var seg capture.Segment
-		var first, now time.Time
+		var now time.Time
 		var n uint64
 		for src.Next(&seg) {
 			if n++; n%(1<<16) == 0 && progress != nil {
 				progress(src.Stats())
-			}
-			if first.IsZero() {
-				first = seg.Time
-				if atRelative >= 0 {
-					at = first.Add(time.Duration(atRelative * float64(time.Second)))
-				}
 			}
 			if !at.IsZero() && seg.Time.After(at) {
 				break
@@ -314,6 +374,11 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		tr.Finish(now)
 		finished = tr.Conns()
 		for _, c := range finished {
+			total++
+			if cf.keep(c) {
+				shown++
+			}
+			emitEvents(c)
 			if failOn != nil {
 				offenders = appendOffenders(offenders, c, failOn)
 			}
@@ -327,13 +392,17 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		}
 		stream = report.NewStream(out, o.output, ropts)
 		keep := expectations != nil || o.expInit != ""
-		rc := tracker.RunConfig{Config: cfg, At: at, AtOffset: time.Duration(atRelative * float64(time.Second)),
-			AtIsOffset: atRelative >= 0, ShardI: shardI, ShardN: shardN,
+		rc := tracker.RunConfig{Config: cfg, At: at, ShardI: shardI, ShardN: shardN,
 			Stream:  tracker.StreamConfig{MaxFlows: o.maxFlows, IdleTimeout: fileIdleTimeout},
 			Workers: runtime.GOMAXPROCS(0), Progress: progress,
 			AtEnd: func(now time.Time) { ropts.Now = now }}
 		rs := tracker.Run(src, rc, func(c *tracker.Conn) {
-			stream.Conn(c)
+			total++
+			if cf.keep(c) {
+				shown++
+				stream.Conn(c)
+			}
+			emitEvents(c)
 			if failOn != nil {
 				offenders = appendOffenders(offenders, c, failOn)
 			}
@@ -343,31 +412,71 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		})
 		ts = rs.Stats
 	}
+	if span != nil {
+		if err := span.check(o.at); err != nil {
+			if closeSave != nil {
+				closeSave()
+			}
+			return err
+		}
+	}
 	st := src.Stats()
+	empty := emptyMessage(o, st, total)
+	if empty == "" && cf != nil && shown == 0 {
+		empty = cf.none(o, int(total))
+	}
 	if stream != nil {
-		if tw := stream.Table(); tw != nil && o.maxFlows > 0 {
-			tw.Footers = append(tw.Footers, fmt.Sprintf("Table cap (--max-flows %d): at most %d connections tracked at once", o.maxFlows, ts.Peak))
+		if tw := stream.Table(); tw != nil {
+			if o.maxFlows > 0 {
+				tw.Footers = append(tw.Footers, fmt.Sprintf("Table cap (--max-flows %d): at most %d connections tracked at once", o.maxFlows, ts.Peak))
+			}
+			if cf != nil {
+				tw.Footers = append(tw.Footers, cf.describe(o, int(shown), int(total)))
+			}
+			tw.Empty = empty
 		}
 		err = stream.Close()
 	} else {
+		shownConns := cf.keepAll(finished)
 		switch o.output {
 		case "table":
-			err = report.WriteTable(out, finished, ropts)
+			tw := report.NewTableWriter(ropts)
+			for _, c := range shownConns {
+				tw.Add(c)
+			}
+			if cf != nil {
+				tw.Footers = append(tw.Footers, cf.describe(o, int(shown), int(total)))
+			}
+			tw.Empty = empty
+			err = tw.Write(out)
 		case "json":
-			err = report.WriteJSON(out, finished, ropts)
+			err = report.WriteJSON(out, shownConns, ropts)
 		case "zeek":
-			err = report.WriteZeek(out, finished)
+			err = report.WriteZeek(out, shownConns)
 		case "zeek-json":
-			err = report.WriteZeekJSON(out, finished)
+			err = report.WriteZeekJSON(out, shownConns)
 		}
 	}
 	if err != nil {
 		return &exitError{2, "writing output: " + err.Error()}
 	}
 	out.Flush()
+	if empty != "" && o.output != "table" && !o.quiet {
+		fmt.Fprintln(stderr, "tcpstate: "+empty)
+	}
+	if closeSave != nil {
+		if err := closeSave(); err != nil {
+			return err
+		}
+	}
+	if ann != nil {
+		if err := ann.write(o, ccfg); err != nil {
+			return err
+		}
+	}
 	if html != nil {
 		info := report.HTMLInfo{Files: o.files, Filter: o.filter, Version: version}
-		if err := report.WriteHTMLFile(o.html, finished, html, info, ropts); err != nil {
+		if err := report.WriteHTMLFile(o.html, cf.keepAll(finished), html, info, ropts); err != nil {
 			return &exitError{2, err.Error()}
 		}
 	}
@@ -380,30 +489,40 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 				ts.Connections, ts.Peak, ts.Evicted, o.maxFlows, ts.TimedOut, fileIdleTimeout)
 		}
 	}
-	if errs := src.Errs(); len(errs) > 0 {
-		var msgs []string
-		for _, e := range errs {
-			msgs = append(msgs, e.Error())
-		}
-		return &exitError{2, strings.Join(msgs, "\ntcpstate: ")}
+	// A damaged file stops reading, not the checks: they run on every connection read before
+	// the damage and say what they found; the exit code stays 2 (the input was not whole).
+	var readErrs []string
+	for _, e := range src.Errs() {
+		readErrs = append(readErrs, e.Error())
 	}
 	if o.expInit != "" {
 		if err := writeExpectInit(o.expInit, strings.Join(o.files, ", "), finished); err != nil {
 			return &exitError{2, err.Error()}
 		}
 		if !o.quiet {
-			fmt.Fprintf(stderr, "tcpstate: wrote expectations for %d connection(s) to %s; edit it, then check with --expect %s\n", len(finished), o.expInit, o.expInit)
+			partial := ""
+			if len(readErrs) > 0 {
+				partial = " (from the part read before the damage below: check it before committing)"
+			}
+			fmt.Fprintf(stderr, "tcpstate: wrote expectations for %d connection(s) to %s%s; edit it, then check with --expect %s\n", len(finished), o.expInit, partial, o.expInit)
 		}
 	}
 	var failures []string
 	if len(offenders) > 0 {
 		failures = append(failures, fmt.Sprintf("--fail-on: %d finding(s):\n%s", len(offenders), strings.Join(offenders, "\n")))
+	} else if failOn != nil && len(readErrs) > 0 {
+		failures = append(failures, "--fail-on: no finding in the connections read before the damage")
 	}
 	if expectations != nil {
 		var rep strings.Builder
 		if n := report.CheckExpectations(&rep, o.expect, expectations, finished); n > 0 {
 			failures = append(failures, fmt.Sprintf("--expect: %d of %d expectation(s) failed:\n%s", n, len(expectations), strings.TrimRight(rep.String(), "\n")))
+		} else if len(readErrs) > 0 {
+			failures = append(failures, fmt.Sprintf("--expect: all %d expectation(s) held for the connections read before the damage", len(expectations)))
 		}
+	}
+	if len(readErrs) > 0 {
+		return &exitError{2, strings.Join(append(failures, readErrs...), "\ntcpstate: ")}
 	}
 	if len(failures) > 0 {
 		return &exitError{1, strings.Join(failures, "\n")}
@@ -448,19 +567,6 @@ func writeExpectInit(path, source string, conns []*tracker.Conn) error {
 		return fmt.Errorf("--expect-init: %v", err)
 	}
 	return f.Close()
-}
-
-// parseAt reads --at: RFC 3339 (absolute) or a number of seconds into the capture.
-func parseAt(s string) (time.Time, float64, error) {
-	if secs, err := strconv.ParseFloat(s, 64); err == nil && secs >= 0 {
-		return time.Time{}, secs, nil
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, -1, nil
-		}
-	}
-	return time.Time{}, -1, usageErr("--at %q: give RFC 3339 (2026-11-24T18:47:47Z) or seconds into the capture (12.5)", s)
 }
 
 func parseFailOn(s string) (map[string]bool, error) {
