@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,20 +249,27 @@ func (s *spanSource) Next(seg *capture.Segment) bool {
 	return true
 }
 
-// check says, once Run is done, whether --at fell outside the capture.
-func (s *spanSource) check(given string) error {
+// check says, once Run is done, whether --at fell outside the capture: before its first
+// packet, or after its last by more than the profile's longest timer (past that, no state can
+// change any more: a time that far out is a mistake, such as the wrong day). Within the
+// timers, after the last packet, it is a note: the states are aged by the timers to then.
+func (s *spanSource) check(given string, p tracker.Profile, stderr io.Writer, quiet bool) error {
 	if s.at.IsZero() || s.first.IsZero() {
 		return nil
 	}
 	const f = "2006-01-02 15:04:05.000000"
+	span := s.last.Sub(s.first)
+	longest := max(p.TimeWait, p.SynTimeout, p.SynAckTimeout, p.FinWait2Orphan)
 	switch {
 	case s.at.Before(s.first):
 		return usageErr("--at %s (%s UTC) is before the capture, which starts at %s UTC: give a time after it, e.g. --at %s, or seconds into the capture (--at 1.5)",
 			given, s.at.UTC().Format(f), s.first.UTC().Format(f), s.first.UTC().Format("15:04:05.000000"))
-	case !s.pastAt && s.at.After(s.last):
-		span := s.last.Sub(s.first)
-		return usageErr("--at %s (%s UTC) is after the capture, which runs from %s to %s UTC (%s long): give a time inside it, e.g. --at %s",
-			given, s.at.UTC().Format(f), s.first.UTC().Format(f), s.last.UTC().Format(f), span, (span / 2).Round(time.Microsecond))
+	case !s.pastAt && s.at.Sub(s.last) > longest:
+		return usageErr("--at %s (%s UTC) is after the capture, which runs from %s to %s UTC (%s long), by more than the longest %s timer (%s): give a time inside it, e.g. --at %s",
+			given, s.at.UTC().Format(f), s.first.UTC().Format(f), s.last.UTC().Format(f), span, p.Name, longest, (span / 2).Round(time.Microsecond))
+	case !s.pastAt && s.at.After(s.last) && !quiet:
+		fmt.Fprintf(stderr, "tcpstate: note: --at %s is %s after the last packet (the capture runs from %s to %s UTC): the states are as the %s timers left them by then\n",
+			given, s.at.Sub(s.last).Round(time.Microsecond), s.first.UTC().Format(f), s.last.UTC().Format(f), p.Name)
 	}
 	return nil
 }

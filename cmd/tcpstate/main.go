@@ -413,7 +413,7 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		ts = rs.Stats
 	}
 	if span != nil {
-		if err := span.check(o.at); err != nil {
+		if err := span.check(o.at, prof, stderr, o.quiet); err != nil {
 			if closeSave != nil {
 				closeSave()
 			}
