@@ -180,12 +180,19 @@ func ProblemsFirst(conns []*tracker.Conn) []*tracker.Conn {
 	return out
 }
 
+// diagList is the DIAGNOSES cell: the problems, then in brackets the notes (about the capture,
+// such as midstream and capture-gap, or the 4-tuple), which are not problems.
 func diagList(c *tracker.Conn) string {
-	var parts []string
+	var parts, notes []string
 	for _, d := range c.Diagnoses {
-		who := d.Side.String()
-		parts = append(parts, d.ID+"("+who+")")
+		cell := d.ID + "(" + d.Side.String() + ")"
+		if tracker.Problem(d.ID) {
+			parts = append(parts, cell)
+		} else {
+			notes = append(notes, "["+cell+"]")
+		}
 	}
+	parts = append(parts, notes...)
 	if len(parts) == 0 {
 		return "-"
 	}
@@ -395,14 +402,11 @@ func writeSummary(b *strings.Builder, s *Summary, o *Options) {
 	if len(states) > 0 {
 		fmt.Fprintf(b, "States (client/server): %s\n", strings.Join(states, ", "))
 	}
-	var diags []string
-	for _, id := range tracker.AllDiagnoses {
-		if n := s.Diagnoses[id]; n > 0 {
-			diags = append(diags, fmt.Sprintf("%s %d", id, n))
-		}
+	if d := ProblemCounts(s.Diagnoses); d != "" {
+		fmt.Fprintf(b, "Diagnoses: %s\n", d)
 	}
-	if len(diags) > 0 {
-		fmt.Fprintf(b, "Diagnoses: %s\n", strings.Join(diags, ", "))
+	if d := NoteCounts(s.Diagnoses); d != "" {
+		fmt.Fprintf(b, "Notes, not problems (in [brackets] above): %s\n", d)
 	}
 	if s.Evicted > 0 {
 		fmt.Fprintf(b, "Evicted: %d connection(s) dropped from the full table (--max-flows) before they finished, reported as they stood then\n", s.Evicted)

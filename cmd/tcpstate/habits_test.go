@@ -44,6 +44,11 @@ func TestGoldenFirstHour(t *testing.T) {
 		{"damaged-fail-on", []string{"-r", pub + "sv_smtp-to-comma_corrupt.pcap", "--fail-on", "any"}},
 		{"damaged-expect", []string{"-r", pub + "sv_smtp-to-comma_corrupt.pcap", "-q", "--expect", "testdata/expect/mixed-40-good.yaml"}},
 		{"snaplen-with-r", []string{"-r", pub + "zeek_http_get-gzip.pcap", "-s", "96"}},
+		// One definition of a problem: midstream and capture-gap are notes about the capture.
+		{"fail-on-any-midstream-is-a-note", []string{"-r", kern + "midstream/capture.pcap", "--fail-on", "any"}},
+		{"fail-on-any-capture-gap-is-a-note", []string{"-r", kern + "gap-data/capture.pcap", "--fail-on", "any", "-o", "json"}},
+		{"fail-on-capture-gap-by-name", []string{"-r", kern + "gap-data/capture.pcap", "--fail-on", "capture-gap", "-q"}},
+		{"expect-no-problem-capture-gap", []string{"-r", kern + "gap-fin/capture.pcap", "--expect", "testdata/expect/no-problem.yaml"}},
 		{"annotate-without-w", []string{"-r", pub + "zeek_http_get-gzip.pcap", "--annotate"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkGolden(t, tc.name, tc.args) })

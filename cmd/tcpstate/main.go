@@ -599,7 +599,7 @@ func knownDiagnosis(id string) bool {
 // appendOffenders adds c's findings of the --fail-on set.
 func appendOffenders(offenders []string, c *tracker.Conn, set map[string]bool) []string {
 	for _, d := range c.Diagnoses {
-		if set["any"] || set[d.ID] {
+		if set[d.ID] || set["any"] && tracker.Problem(d.ID) { // any: every problem, not the notes about the capture
 			offenders = append(offenders, fmt.Sprintf("  #%d %s -> %s: %s (%s): %s", c.ID,
 				report.AddrPort(c.Client.Addr), report.AddrPort(c.Server.Addr), d.ID, d.Side, d.Detail))
 		}
