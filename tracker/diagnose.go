@@ -183,6 +183,7 @@ func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 				Detail: fmt.Sprintf("no data for %s before the end of the capture", age(now, last))})
 		}
 	}
+	c.markOneSided()
 	c.EndedBy = c.ending()
 	c.Zeek.syncHistory()
 	c.AsOf = now

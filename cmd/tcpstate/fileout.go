@@ -302,3 +302,8 @@ func emptyMessage(o *options, st capture.Stats, conns uint64) string {
 	}
 	return fmt.Sprintf("No TCP connections: %d packets read, none of them TCP (%d not TCP, %d IP fragments)", st.Packets, st.NonTCP, st.Fragments)
 }
+
+// oneSidedNote says once that the capture shows one direction only, for n of total connections.
+func oneSidedNote(n, total uint64) string {
+	return fmt.Sprintf("One-sided capture: %d of %d connections show one direction only (a filter such as 'dst port 80', or a tap on an asymmetric route): their states are inferred ('?'), and only what the captured side's own packets prove is diagnosed; capture both directions for a full picture", n, total)
+}

@@ -49,6 +49,8 @@ func TestGoldenFirstHour(t *testing.T) {
 		{"fail-on-any-capture-gap-is-a-note", []string{"-r", kern + "gap-data/capture.pcap", "--fail-on", "any", "-o", "json"}},
 		{"fail-on-capture-gap-by-name", []string{"-r", kern + "gap-data/capture.pcap", "--fail-on", "capture-gap", "-q"}},
 		{"expect-no-problem-capture-gap", []string{"-r", kern + "gap-fin/capture.pcap", "--expect", "testdata/expect/no-problem.yaml"}},
+		{"one-sided-dst-port-80", []string{"-r", kern + "mixed-40/capture.pcap", "dst port 80 and host 192.0.2.2"}},
+		{"one-sided-json-says-once", []string{"-r", kern + "half-close/capture.pcap", "-o", "json", "src port 80"}},
 		{"annotate-without-w", []string{"-r", pub + "zeek_http_get-gzip.pcap", "--annotate"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkGolden(t, tc.name, tc.args) })

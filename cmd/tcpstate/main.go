@@ -344,6 +344,7 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	var offenders []string
 	var ts tracker.Stats
 	var total, shown uint64 // connections, and those --state/--problems let through
+	var oneSided uint64     // connections the capture shows one direction of
 	if o.html != "" {
 		// The HTML report draws every connection with its packets: nothing is forgotten.
 		html = report.NewHTMLCollector()
@@ -375,6 +376,9 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		finished = tr.Conns()
 		for _, c := range finished {
 			total++
+			if _, ok := c.OneSided(); ok {
+				oneSided++
+			}
 			if cf.keep(c) {
 				shown++
 			}
@@ -398,6 +402,9 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 			AtEnd: func(now time.Time) { ropts.Now = now }}
 		rs := tracker.Run(src, rc, func(c *tracker.Conn) {
 			total++
+			if _, ok := c.OneSided(); ok {
+				oneSided++
+			}
 			if cf.keep(c) {
 				shown++
 				stream.Conn(c)
@@ -425,8 +432,13 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	if empty == "" && cf != nil && shown == 0 {
 		empty = cf.none(o, int(total))
 	}
+	var notes []string // said once, under the table (on stderr with the other formats)
+	if oneSided > 0 {
+		notes = append(notes, oneSidedNote(oneSided, total))
+	}
 	if stream != nil {
 		if tw := stream.Table(); tw != nil {
+			tw.Footers = append(tw.Footers, notes...)
 			if o.maxFlows > 0 {
 				tw.Footers = append(tw.Footers, fmt.Sprintf("Table cap (--max-flows %d): at most %d connections tracked at once", o.maxFlows, ts.Peak))
 			}
@@ -447,6 +459,7 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 			if cf != nil {
 				tw.Footers = append(tw.Footers, cf.describe(o, int(shown), int(total)))
 			}
+			tw.Footers = append(tw.Footers, notes...)
 			tw.Empty = empty
 			err = tw.Write(out)
 		case "json":
@@ -461,8 +474,13 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		return &exitError{2, "writing output: " + err.Error()}
 	}
 	out.Flush()
-	if empty != "" && o.output != "table" && !o.quiet {
-		fmt.Fprintln(stderr, "tcpstate: "+empty)
+	if o.output != "table" && !o.quiet {
+		if empty != "" {
+			fmt.Fprintln(stderr, "tcpstate: "+empty)
+		}
+		for _, n := range notes {
+			fmt.Fprintln(stderr, "tcpstate: "+n)
+		}
 	}
 	if closeSave != nil {
 		if err := closeSave(); err != nil {
