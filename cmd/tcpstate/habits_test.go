@@ -167,3 +167,29 @@ func TestAnnotateTshark(t *testing.T) {
 		}
 	}
 }
+
+// Bad input loses nothing: on a damaged file, --html and --expect-init still write what was
+// read before the damage, and the exit code stays 2.
+func TestDamagedFileStillWritesReports(t *testing.T) {
+	dir := t.TempDir()
+	html, exp := filepath.Join(dir, "r.html"), filepath.Join(dir, "e.yaml")
+	code, out, errs := runCLI("-r", pub+"sv_smtp-to-comma_corrupt.pcap", "--html", html, "--expect-init", exp, "--fail-on", "any")
+	if code != 2 || !strings.Contains(errs, "reading stopped at packet 19") {
+		t.Fatalf("exit %d, want 2 naming the damage: %s", code, errs)
+	}
+	if !strings.Contains(out, "10.7.29.101:49898") {
+		t.Errorf("the table lost the connection read before the damage:\n%s", out)
+	}
+	if b, err := os.ReadFile(html); err != nil || !strings.Contains(string(b), "sv_smtp-to-comma_corrupt.pcap") {
+		t.Errorf("--html on a damaged file: %v", err)
+	}
+	if b, err := os.ReadFile(exp); err != nil || !strings.Contains(string(b), "178.63.41.150:25") {
+		t.Errorf("--expect-init on a damaged file: %v\n%s", err, b)
+	}
+	if !strings.Contains(errs, "wrote expectations for 1 connection(s)") || !strings.Contains(errs, "before the damage") {
+		t.Errorf("--expect-init does not say what it wrote from:\n%s", errs)
+	}
+	if !strings.Contains(errs, "--fail-on: no finding in the connections read before the damage") {
+		t.Errorf("--fail-on does not report on a damaged file:\n%s", errs)
+	}
+}
