@@ -27,11 +27,17 @@ const usageHead = `tcpstate: the TCP state of each endpoint of every connection,
 
 Examples:
   tcpstate -r capture.pcap                        ss-like table, problems first
+  tcpstate -r capture.pcap | grep CLOSE_WAIT      the table through a pipe too (JSON only with -o json)
   tcpstate -r capture.pcap 'port 443'             only what a tcpdump filter selects
+  tcpstate -nn -r capture.pcap -c 1000 -F f.txt   tcpdump habits: -n/-nn (no-ops), -c COUNT, -F FILE
+  tcpstate -r capture.pcap --state close-wait     only connections with an endpoint in CLOSE_WAIT
+  tcpstate -r capture.pcap --problems -q          only connections with a problem, no summary
   tcpstate -r capture.pcap -o json                one JSON object per connection
   tcpstate -r capture.pcap -o events              every state change and the packet behind it
   tcpstate -r capture.pcap --names linux          states as Linux 'ss' prints them
-  tcpstate -r capture.pcap --at 12.5              states as they stood 12.5 s into the capture
+  tcpstate -r capture.pcap --at 1m30s             states as they stood 90 s in (or 12.5, or 18:47:47 UTC)
+  tcpstate -r in.pcap -w out.pcap 'port 443'      write the packets the filter selected (tcpdump -r -w)
+  tcpstate -r in.pcap -w seen.pcapng --annotate   Wireshark shows each state change as a packet comment
   tcpstate -r capture.pcap --fail-on half-closed,reset    exit 1 if any connection has one
   tcpstate -r good.pcap --expect-init expect.yaml  write expectations from a known-good capture
   tcpstate -r new.pcap --expect expect.yaml       exit 1, with a readable report, on mismatch
@@ -51,10 +57,15 @@ States: LISTEN SYN_SENT SYN_RECEIVED ESTABLISHED FIN_WAIT_1 FIN_WAIT_2 CLOSE_WAI
         LAST_ACK TIME_WAIT CLOSED, as of the last packet (or --at), after timers.
         A '?' after a state in the table means inferred: the wire did not show it directly
         (-v says on what evidence).
-Diagnoses: syn-unanswered refused handshake-incomplete half-closed fin-unacknowledged reset
-        rst-ignored zero-window midstream port-reused capture-gap idle
+Diagnoses (problems): syn-unanswered refused handshake-incomplete half-closed fin-unacknowledged
+        reset rst-ignored zero-window. A silence is a problem only once the retransmission it
+        should have caused was due (1 s after a first SYN, then backed off): before, in progress.
+Notes, in [brackets], not problems (--fail-on any ignores them): midstream capture-gap (about
+        the capture: what the tap did not see), port-reused idle. A capture of one direction
+        only (e.g. 'dst port 80') is said once; its states are marked inferred.
 Exit codes: 0 success; 1 a --fail-on/--expect check failed; 2 usage error or unreadable input
-        (a damaged file: everything before the damage is still reported).
+        (a damaged file: everything before the damage is still reported, and --fail-on,
+        --expect, --expect-init and --html still run on it).
 `
 
 type options struct {
@@ -150,8 +161,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.html, "html", "", "also write a self-contained visual report to `FILE`")
 	fs.StringVar(&o.names, "names", "rfc", "state names as printed by: rfc, linux (ss), windows or bsd (netstat)")
 	fs.StringVar(&o.osName, "os", "linux", "timer profile that ages states: linux, windows or bsd")
-	fs.StringVar(&o.at, "at", "", "report states as they stood at `TIME` (RFC 3339, or seconds into the capture)")
-	fs.StringVar(&o.failOn, "fail-on", "", "exit 1 if any connection has one of these diagnoses (`LIST`, comma separated, or 'any')")
+	fs.StringVar(&o.at, "at", "", "report states as they stood at `TIME`: seconds or a duration into the capture (12.5, 1m30s), a time of day on its date in UTC (18:47:47), or RFC 3339")
+	fs.StringVar(&o.failOn, "fail-on", "", "exit 1 if any connection has one of these diagnoses (`LIST`, comma separated, or 'any': every problem, not the notes about the capture)")
 	fs.StringVar(&o.expect, "expect", "", "check connections against the expectations in `FILE` (YAML or JSON); exit 1 on mismatch")
 	fs.StringVar(&o.expInit, "expect-init", "", "write an expectation `FILE` describing this (known good) capture, to edit and commit")
 	fs.IntVar(&o.maxFlows, "max-flows", 0, "cap the connection table at `N` entries (0: no cap)")
