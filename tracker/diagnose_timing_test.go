@@ -3,8 +3,6 @@ package tracker
 import (
 	"testing"
 	"time"
-
-	"github.com/tcpstate/tcpstate/capture"
 )
 
 // playUntil is play, with the connections evaluated at end (after t0) rather than at the last
@@ -12,16 +10,7 @@ import (
 func playUntil(t *testing.T, end time.Duration, pkts []pkt) *Tracker {
 	t.Helper()
 	tr := New(Config{Profile: profiles["linux"]})
-	for i, p := range pkts {
-		s := capture.Segment{Time: t0.Add(p.at), Seq: p.seq, Ack: p.ack, Flags: p.flags, PayloadLen: p.n,
-			Window: 1000, Packet: uint64(i + 1)}
-		if p.fromClient {
-			s.Src, s.Dst = cli, srv
-		} else {
-			s.Src, s.Dst = srv, cli
-		}
-		tr.Add(&s)
-	}
+	feedPkts(tr, pkts)
 	tr.Finish(t0.Add(end))
 	return tr
 }

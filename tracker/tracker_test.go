@@ -38,6 +38,13 @@ type pkt struct {
 func play(t *testing.T, pkts []pkt) *Tracker {
 	t.Helper()
 	tr := New(Config{})
+	feedPkts(tr, pkts)
+	tr.Finish(time.Time{})
+	return tr
+}
+
+// feedPkts gives the tracker the packets, as from a capture starting at t0.
+func feedPkts(tr *Tracker, pkts []pkt) {
 	for i, p := range pkts {
 		s := capture.Segment{Time: t0.Add(p.at), Seq: p.seq, Ack: p.ack, Flags: p.flags, PayloadLen: p.n,
 			Window: 1000, Packet: uint64(i + 1)}
@@ -48,8 +55,6 @@ func play(t *testing.T, pkts []pkt) *Tracker {
 		}
 		tr.Add(&s)
 	}
-	tr.Finish(time.Time{})
-	return tr
 }
 
 func want(t *testing.T, tr *Tracker, id int, client, server State, diags ...string) {

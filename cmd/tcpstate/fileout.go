@@ -195,12 +195,8 @@ type spanSource struct {
 	peek        *capture.Segment
 }
 
-func newSpanSource(src capture.Source, spec atSpec) *spanSource {
-	rs, ok := src.(capture.RefSource)
-	if !ok {
-		rs = &nextRef{Source: src}
-	}
-	return &spanSource{RefSource: rs, spec: spec}
+func newSpanSource(src capture.RefSource, spec atSpec) *spanSource {
+	return &spanSource{RefSource: src, spec: spec}
 }
 
 // resolve reads the first segment (kept for the first NextRef) and returns --at's instant,
@@ -272,18 +268,6 @@ func (s *spanSource) check(given string, p tracker.Profile, stderr io.Writer, qu
 			given, s.at.Sub(s.last).Round(time.Microsecond), s.first.UTC().Format(f), s.last.UTC().Format(f), p.Name)
 	}
 	return nil
-}
-
-type nextRef struct {
-	capture.Source
-	seg capture.Segment
-}
-
-func (v *nextRef) NextRef() *capture.Segment {
-	if !v.Next(&v.seg) {
-		return nil
-	}
-	return &v.seg
 }
 
 // emptyMessage says in words why there is nothing to show ("" when there is something).

@@ -306,8 +306,8 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	var src capture.Source = opened
 	var span *spanSource
 	var at time.Time
-	if o.at != "" {
-		span = newSpanSource(opened, atSpecified)
+	if rs, ok := opened.(capture.RefSource); ok && o.at != "" { // files always are one
+		span = newSpanSource(rs, atSpecified)
 		at = span.resolve()
 		src = span
 	}
