@@ -53,3 +53,32 @@ func TestLiveFinalTableListsFinished(t *testing.T) {
 		t.Errorf("live final table (%d rows) differs from -r (%d rows):\n%s\n--- -r:\n%s", len(live), len(offline), text, off)
 	}
 }
+
+// --problems (and --state) choose the connections live too: the stream while capturing and
+// the rest at the end.
+func TestLiveProblemsFilter(t *testing.T) {
+	path := kernelPcaps + "mixed-40/capture.pcap"
+	src := replay(t, path, 20*time.Second)
+	o := &options{iface: "lab0", output: "json", problems: true}
+	var out, stderr syncBuffer
+	s := newLiveSession(o, tracker.NamesRFC, linuxProfile(t), nil, src, &out, &stderr)
+	if s.cf, _ = parseConnFilter("", true); s.cf == nil {
+		t.Fatal("no filter")
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.run() }()
+	waitUntil(t, 15*time.Second, "connections finished during the capture", func() bool { return s.finishedSeen.Load() > 0 })
+	src.Stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	conns := parseJSONLines(t, out.String())
+	if len(conns) < 10 || len(conns) >= 44 {
+		t.Fatalf("--problems: %d connections written, want those with a problem only:\n%s", len(conns), out.String())
+	}
+	for _, c := range conns {
+		if len(c.Diagnoses) == 0 {
+			t.Errorf("--problems wrote a connection without a problem: %s", c.key())
+		}
+	}
+}
