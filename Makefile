@@ -3,13 +3,16 @@
 
 GO        ?= go
 BIN       := bin/tcpstate
+PREFIX    ?= /usr/local
 DEMO      := testdata/pcaps/kernel/mixed-40/capture.pcap
 APT_PKGS  := libpcap-dev
 LAB_PKGS  := tcpdump iptables iproute2 liblwip-dev gcc
 PEER_PKGS := tcptrace tshark tcpdump time
 BROWSER_PKGS := chromium
+# TEST_PKGS: tools some tests check tcpstate's output with (tshark reads --annotate's comments).
+TEST_PKGS := tshark
 
-.PHONY: all run build test deps lab-deps peer-deps browser-deps testdata testdata-netstack netstack-host bench fuzz pgo clean
+.PHONY: all run install build test test-deps deps lab-deps peer-deps browser-deps testdata testdata-netstack netstack-host bench fuzz pgo clean
 
 all: build
 
@@ -20,6 +23,9 @@ deps:
 # lab-deps: what the kernel recorder and the namespace tests need (root only; skipped otherwise).
 lab-deps:
 	@./scripts/ensure-packages.sh --optional $(LAB_PKGS)
+
+test-deps:
+	@./scripts/ensure-packages.sh --optional $(TEST_PKGS)
 
 peer-deps:
 	@./scripts/ensure-packages.sh --optional $(PEER_PKGS)
@@ -33,10 +39,20 @@ build: deps
 
 # run: build, then analyse a bundled kernel recording so you see the tool work.
 run: build
-	./$(BIN) -r $(DEMO) -o table
+	@echo "built $(CURDIR)/$(BIN); running: $(BIN) -r $(DEMO)"
+	@./$(BIN) -r $(DEMO)
+	@echo
+	@echo "The binary is $(CURDIR)/$(BIN). Put it on your PATH with: sudo make install (PREFIX=$(PREFIX): $(PREFIX)/bin/tcpstate)"
+
+# install: build, then copy the binary to $(DESTDIR)$(PREFIX)/bin (PREFIX=/usr/local by default:
+# make install PREFIX=$$HOME/.local puts it in ~/.local/bin without root).
+install: build
+	install -d "$(DESTDIR)$(PREFIX)/bin"
+	install -m 0755 $(BIN) "$(DESTDIR)$(PREFIX)/bin/tcpstate"
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/tcpstate"
 
 # test: the whole suite. Tests needing root/network namespaces skip with a reason elsewhere.
-test: deps lab-deps browser-deps
+test: deps lab-deps browser-deps test-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 

@@ -19,6 +19,10 @@ type source struct {
 	filter *bpfFilter
 	stats  Stats
 	errs   []*ReadError
+
+	tap      func(*Tapped) // Config.Tap
+	count    uint64        // Config.Count
+	selected uint64        // packets the filter selected so far
 }
 
 func (s *source) Next(seg *Segment) bool {
@@ -90,6 +94,10 @@ func (s *source) advance(in *input, lent *Segment) bool {
 		}
 	}
 	for {
+		if s.countReached() {
+			in.close()
+			return false
+		}
 		data, link, err := in.read()
 		if err != nil {
 			if err != io.EOF {
@@ -108,6 +116,9 @@ func (s *source) advance(in *input, lent *Segment) bool {
 				s.stats.Filtered++
 				continue
 			}
+		}
+		if s.tap != nil || s.count > 0 {
+			s.tapped(in, link, data)
 		}
 		switch s.dec.decode(link, data, in.wireLen, next) {
 		case isTCP:

@@ -27,6 +27,12 @@ type Config struct {
 	// NoDecap leaves TCP inside IP tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, GTP-U)
 	// alone: only the outer packets are seen (as non-TCP).
 	NoDecap bool
+	// Count ends reading after this many packets the filter selected, TCP or not (tcpdump
+	// -c); 0: no limit.
+	Count uint64
+	// Tap, if set, gets every packet the filter selected, as stored, before it is decoded
+	// (tcpdump -r in -w out 'filter'; see Saver).
+	Tap func(*Tapped)
 }
 
 // File magics: the first four bytes, as a string.
@@ -52,7 +58,7 @@ func OpenFiles(paths []string, cfg Config) (Source, error) {
 	if len(paths) > 1<<16 {
 		return nil, fmt.Errorf("%d capture files given, more than the %d that can be merged; merge them in batches with mergecap first", len(paths), 1<<16)
 	}
-	s := &source{dec: decoder{verifyChecksums: cfg.VerifyChecksums, noDecap: cfg.NoDecap}}
+	s := &source{dec: decoder{verifyChecksums: cfg.VerifyChecksums, noDecap: cfg.NoDecap}, tap: cfg.Tap, count: cfg.Count}
 	if cfg.Filter != "" {
 		f, err := newFilter(cfg.Filter)
 		if err != nil {

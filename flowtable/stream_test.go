@@ -196,7 +196,8 @@ func TestIdleTimeout(t *testing.T) {
 	for _, workers := range []int{1, 2, 3} {
 		sc := flowtable.StreamConfig{IdleTimeout: time.Hour}
 		got := streamed(t, path, -1, workers, sc)
-		if !strings.Contains(got.json, `"timed_out":true`) || !strings.Contains(got.json, "LAST_ACK for 1h0m") {
+		// The capture is one-sided: the server's LAST_ACK is reported (inferred), not diagnosed.
+		if !strings.Contains(got.json, `"timed_out":true`) || !strings.Contains(got.json, `"state":"LAST_ACK","inferred":true`) {
 			t.Errorf("%d workers: no connection timed out after an hour:\n%s", workers, got.json)
 		}
 		if workers == 1 {

@@ -329,10 +329,11 @@ func TestHTMLMixed40(t *testing.T) {
 	checkSelfContained(t, r.page)
 	d := &r.data
 	s := Summarize(r.conns)
-	if d.Conns != 44 || len(d.List) != 44 || d.Packets != s.Packets || d.Problems != 23 {
-		t.Errorf("%d connections (%d listed), %d packets, %d problems; want 44, %d, 23", d.Conns, len(d.List), d.Packets, d.Problems, s.Packets)
+	// The capture ends as the 3 SYNs to 8081 are retransmitted: in progress, not syn-unanswered.
+	if d.Conns != 44 || len(d.List) != 44 || d.Packets != s.Packets || d.Problems != 20 {
+		t.Errorf("%d connections (%d listed), %d packets, %d problems; want 44, %d, 20", d.Conns, len(d.List), d.Packets, d.Problems, s.Packets)
 	}
-	wantDiags := map[string]int{"refused": 5, "syn-unanswered": 3, "reset": 8, "half-closed": 7}
+	wantDiags := map[string]int{"refused": 5, "reset": 8, "half-closed": 7}
 	for i, id := range d.Diags {
 		if d.DiagCount[i] != wantDiags[id] {
 			t.Errorf("diagnosis %s: %d, want %d", id, d.DiagCount[i], wantDiags[id])

@@ -96,15 +96,18 @@ func (v *LiveView) Frame(w io.Writer, conns []*tracker.Conn, st *LiveStatus, o *
 		add("", connections)
 	}
 	problems := "problems: "
-	if d := diagCounts(s.Diagnoses); d != "" {
+	if d := ProblemCounts(s.Diagnoses); d != "" {
 		problems += d
 	} else {
 		problems += "none"
 	}
-	if d := diagCounts(st.FinishedDiagnoses); d != "" {
+	if d := ProblemCounts(st.FinishedDiagnoses); d != "" {
 		problems += "   finished: " + d
 	}
 	addWrapped(problems)
+	if d := NoteCounts(s.Diagnoses); d != "" {
+		addWrapped("notes (not problems): " + d)
+	}
 	var states []string
 	for state := tracker.Closed; state <= tracker.TimeWait; state++ {
 		cn, sn := s.ClientState[state], s.ServerState[state]
@@ -124,7 +127,7 @@ func (v *LiveView) Frame(w io.Writer, conns []*tracker.Conn, st *LiveStatus, o *
 
 	rows := [][]string{{"ID", "CLIENT", "STATE", "FOR", "SERVER", "STATE", "FOR", "DIAGNOSES"}}
 	room := height - len(lines) - 1 // rows left under the column header
-	sorted := ProblemsFirst(conns)
+	sorted := LiveOrder(conns)
 	shown := sorted
 	more := 0
 	if len(sorted) > room {
@@ -146,12 +149,7 @@ func (v *LiveView) Frame(w io.Writer, conns []*tracker.Conn, st *LiveStatus, o *
 		}
 		rowStyle = append(rowStyle, style)
 	}
-	widths := make([]int, len(rows[0]))
-	for _, r := range rows {
-		for i, cell := range r {
-			widths[i] = max(widths[i], len(cell))
-		}
-	}
+	rows, widths := fitColumns(rows, width)
 	for ri, r := range rows {
 		var b strings.Builder
 		for i, cell := range r {
@@ -203,16 +201,6 @@ func fit(s string, width int) string {
 		return s[:width]
 	}
 	return s
-}
-
-func diagCounts(m map[string]int) string {
-	var parts []string
-	for _, id := range tracker.AllDiagnoses {
-		if n := m[id]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", id, n))
-		}
-	}
-	return strings.Join(parts, ", ")
 }
 
 // LiveAge writes a duration the way top and ps do: short, coarser as it grows.

@@ -24,7 +24,7 @@ func liveConns(t *testing.T) ([]*tracker.Conn, *Options) {
 	for src.Next(&seg) {
 		tr.Add(&seg)
 	}
-	now := tr.Now.Add(time.Second)
+	now := tr.Now.Add(5 * time.Second) // the stuck SYNs' next retransmission is overdue by then
 	tr.Tick(now)
 	return tr.Conns(), &Options{Names: tracker.NamesLinux, Now: now}
 }

@@ -23,6 +23,8 @@ type Options struct {
 	Profile tracker.Profile
 	// Now is the instant the states are reported for (end of input or --at).
 	Now time.Time
+	// NoSummary leaves the table's summary and footer lines out (-q): rows only.
+	NoSummary bool
 }
 
 // TimeFormat is how times are written in JSON and events (UTC, RFC 3339 with fraction).
@@ -186,12 +188,19 @@ func ProblemsFirst(conns []*tracker.Conn) []*tracker.Conn {
 	return out
 }
 
+// diagList is the DIAGNOSES cell: the problems, then in brackets the notes (about the capture,
+// such as midstream and capture-gap, or the 4-tuple), which are not problems.
 func diagList(c *tracker.Conn) string {
-	var parts []string
+	var parts, notes []string
 	for _, d := range c.Diagnoses {
-		who := d.Side.String()
-		parts = append(parts, d.ID+"("+who+")")
+		cell := d.ID + "(" + d.Side.String() + ")"
+		if tracker.Problem(d.ID) {
+			parts = append(parts, cell)
+		} else {
+			notes = append(notes, "["+cell+"]")
+		}
 	}
+	parts = append(parts, notes...)
 	if len(parts) == 0 {
 		return "-"
 	}
@@ -275,6 +284,9 @@ type TableWriter struct {
 	sum     Summary
 	widths  [7]int
 	Footers []string // extra lines after the summary
+	// Empty, if set, is written instead of the table when it has no rows: why there is
+	// nothing to show (no packets, a filter that matched none).
+	Empty string
 }
 
 // tableRow is one connection's row: its cells joined by tabs (and, with -v, its details).
@@ -318,6 +330,10 @@ func (tw *TableWriter) Add(c *tracker.Conn) {
 func (tw *TableWriter) Write(w io.Writer) error {
 	sort.SliceStable(tw.rows, func(i, j int) bool { return tw.rows[i].severity < tw.rows[j].severity })
 	bw := bufio.NewWriterSize(w, 64<<10)
+	if len(tw.rows) == 0 && tw.Empty != "" {
+		bw.WriteString(tw.Empty + "\n")
+		return bw.Flush()
+	}
 	line := func(cells []string) {
 		for i, cell := range cells {
 			bw.WriteString(cell)
@@ -342,6 +358,9 @@ func (tw *TableWriter) Write(w io.Writer) error {
 	}
 	if len(tw.rows) == 0 {
 		bw.WriteString("(no TCP connections)\n")
+	}
+	if tw.o.NoSummary {
+		return bw.Flush()
 	}
 	var b strings.Builder
 	writeSummary(&b, &tw.sum, tw.o)
@@ -391,14 +410,11 @@ func writeSummary(b *strings.Builder, s *Summary, o *Options) {
 	if len(states) > 0 {
 		fmt.Fprintf(b, "States (client/server): %s\n", strings.Join(states, ", "))
 	}
-	var diags []string
-	for _, id := range tracker.AllDiagnoses {
-		if n := s.Diagnoses[id]; n > 0 {
-			diags = append(diags, fmt.Sprintf("%s %d", id, n))
-		}
+	if d := ProblemCounts(s.Diagnoses); d != "" {
+		fmt.Fprintf(b, "Diagnoses: %s\n", d)
 	}
-	if len(diags) > 0 {
-		fmt.Fprintf(b, "Diagnoses: %s\n", strings.Join(diags, ", "))
+	if d := NoteCounts(s.Diagnoses); d != "" {
+		fmt.Fprintf(b, "Notes, not problems (in [brackets] above): %s\n", d)
 	}
 	if s.Evicted > 0 {
 		fmt.Fprintf(b, "Evicted: %d connection(s) dropped from the full table (--max-flows) before they finished, reported as they stood then\n", s.Evicted)

@@ -92,6 +92,9 @@ func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 	switch {
 	case refused:
 	case ce.sentSYN && !se.sentSYNACK && !c.RoleInferred && !c.Midstream && !se.sentRST && c.DirPackets[ServerSide] == 0:
+		if !ce.retransmitOverdue(ce.lastSYN, ce.prevSYNGap, now) && cl.State == SynSent {
+			break // in progress: its retransmission is not due yet, an answer may still come
+		}
 		c.addDiag(Diagnosis{ID: DiagSynUnanswered, Side: ServerSide,
 			Detail: dc.synUnanswered(max(ce.nSYN, 1), sv.Addr)})
 	case se.sentSYNACK && !(se.synAcked && ce.gotSYN) && !se.sentRST && !ce.sentRST && !se.gotRST:
@@ -99,7 +102,9 @@ func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 		if se.synAcked {
 			who, what = ClientSide, "the client never acknowledged the SYN-ACK"
 		}
-		if sv.State == SynReceived || cl.State == SynSent || c.Dir[0].Segments <= 1 {
+		inProgress := sv.State == SynReceived && !se.retransmitOverdue(se.lastSYN, se.prevSYNGap, now) ||
+			cl.State == SynSent && !ce.retransmitOverdue(ce.lastSYN, ce.prevSYNGap, now)
+		if (sv.State == SynReceived || cl.State == SynSent || c.Dir[0].Segments <= 1) && !inProgress {
 			c.addDiag(Diagnosis{ID: DiagHandshakeIncomplete, Side: who, Detail: what})
 		}
 	}
@@ -116,6 +121,9 @@ func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 					Detail: fmt.Sprintf("%s %s closed its side; %s never sent its FIN (FIN_WAIT_2 %s)", s, ep.Addr, 1-s, age(now, ep.Since))})
 			}
 		case FinWait1, Closing, LastAck:
+			if !ep.ev.retransmitOverdue(ep.ev.lastFIN, ep.ev.prevFINGap, now) {
+				break // in progress: the FIN's retransmission is not due yet, its ACK may still come
+			}
 			c.addDiag(Diagnosis{ID: DiagFinUnacknowledged, Side: s,
 				Detail: fmt.Sprintf("%s's FIN was never acknowledged (%s %s)", s, ep.State, age(now, ep.Since))})
 		}
@@ -174,9 +182,36 @@ func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 				Detail: fmt.Sprintf("no data for %s before the end of the capture", age(now, last))})
 		}
 	}
+	c.markOneSided()
 	c.EndedBy = c.ending()
 	c.Zeek.SyncHistory()
 	c.AsOf = now
+}
+
+// initialRTO is Linux's initial retransmission timeout (TCP_TIMEOUT_INIT, RFC 6298): the
+// first retransmission of a SYN, SYN-ACK or FIN comes no sooner than this after the first
+// transmission when nothing has measured the round trip. Later ones back off (twice the
+// previous gap). rtoSlack allows for timer granularity and scheduling before a retransmission
+// that did not come is taken as not coming.
+const (
+	initialRTO = time.Second
+	rtoSlack   = 8 // a gap/rtoSlack margin
+)
+
+// retransmitOverdue reports whether, by now, the endpoint's next retransmission of what it last
+// sent at last (a SYN, SYN-ACK or FIN; gap: between its last two transmissions, 0 after one)
+// was due and did not come: until then, silence from the peer is a handshake or close still in
+// progress, not a finding. When its retry budget is spent, the next "retransmission" is the
+// stack giving up, at the same backed-off instant (handshakeDeadline).
+func (e *evidence) retransmitOverdue(last stamp, gap time.Duration, now time.Time) bool {
+	if last.isZero() {
+		return true // no time known: do not hold a finding back on a guess
+	}
+	next := initialRTO
+	if gap > 0 {
+		next = 2 * gap
+	}
+	return !stampOf(now).before(last.add(next + next/rtoSlack))
 }
 
 func (c *Conn) ending() string {

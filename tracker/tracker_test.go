@@ -40,6 +40,13 @@ type pkt struct {
 func play(t *testing.T, pkts []pkt) *testTable {
 	t.Helper()
 	tr := newTestTable(Config{})
+	feedPkts(tr, pkts)
+	tr.Finish(time.Time{})
+	return tr
+}
+
+// feedPkts gives the tracker the packets, as from a capture starting at t0.
+func feedPkts(tr *testTable, pkts []pkt) {
 	for i, p := range pkts {
 		s := capture.Segment{Time: t0.Add(p.at), Seq: capture.Seq(p.seq), Ack: capture.Seq(p.ack), Flags: p.flags, PayloadLen: p.n,
 			Window: 1000, Packet: uint64(i + 1)}
@@ -50,8 +57,6 @@ func play(t *testing.T, pkts []pkt) *testTable {
 		}
 		tr.Add(&s)
 	}
-	tr.Finish(time.Time{})
-	return tr
 }
 
 func want(t *testing.T, tr *testTable, id int, client, server State, diags ...string) {
@@ -111,7 +116,7 @@ func TestTimeWaitExpires(t *testing.T) {
 func TestLostAckOfFinBehindTap(t *testing.T) {
 	// The server's ACK of the client's FIN passes the tap but never arrives: the client
 	// retransmits its FIN, so it is still in FIN_WAIT_1.
-	tr := play(t, with(
+	tr := playUntil(t, 10*time.Second, with( // long enough for the FIN's next retransmission
 		pkt{true, 30 * ms, A | F, 101, 501, 0},
 		pkt{false, 40 * ms, A, 501, 102, 0},
 		pkt{true, 300 * ms, A | F, 101, 501, 0},
@@ -121,7 +126,7 @@ func TestLostAckOfFinBehindTap(t *testing.T) {
 
 func TestLostFinalAckOfHandshake(t *testing.T) {
 	// The client's ACK is seen but the server retransmits its SYN-ACK: it never got it.
-	tr := play(t, with(pkt{false, 1020 * ms, S | A, 500, 101, 0}))
+	tr := playUntil(t, 10*time.Second, with(pkt{false, 1020 * ms, S | A, 500, 101, 0}))
 	want(t, tr, 1, Established, SynReceived, DiagHandshakeIncomplete)
 }
 
@@ -173,7 +178,7 @@ func TestPortReuseAfterTimeWait(t *testing.T) {
 }
 
 func TestSynRetransmissionIsSameInstance(t *testing.T) {
-	tr := play(t, []pkt{{true, 0, S, 100, 0, 0}, {true, time.Second, S, 100, 0, 0}, {true, 3 * time.Second, S, 100, 0, 0}})
+	tr := playUntil(t, 10*time.Second, []pkt{{true, 0, S, 100, 0, 0}, {true, time.Second, S, 100, 0, 0}, {true, 3 * time.Second, S, 100, 0, 0}})
 	if len(tr.Conns()) != 1 {
 		t.Fatalf("%d instances, want 1", len(tr.Conns()))
 	}

@@ -39,6 +39,9 @@ const (
 	finishedQuiet = 10 * time.Second
 	// maxOffenders bounds the --fail-on findings kept in memory over a long capture.
 	maxOffenders = 1000
+	// maxFinishedRows bounds the finished connections' rows kept for the final table (a row
+	// is about a hundred bytes: ten megabytes at most).
+	maxFinishedRows = 100000
 )
 
 // liveSource is what the live loop reads: a *capture.Live, or a stand-in in tests.
@@ -61,6 +64,8 @@ func runLive(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		return usageErr("--html, --max-flows and --shard apply to files: save the capture with -w FILE, then run tcpstate -r FILE with them")
 	case o.write == "-":
 		return usageErr("-w -: standard output carries the report; give a file name to save packets to")
+	case o.annotate:
+		return usageErr("--annotate applies to -r: save the capture with -w FILE, then run tcpstate -r FILE -w annotated.pcapng --annotate")
 	case o.count < 0:
 		return usageErr("-c %d: give a positive packet count", o.count)
 	case o.duration < 0:
@@ -91,7 +96,12 @@ func runLive(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		}
 	}
 
+	cf, err := parseConnFilter(o.states, o.problems)
+	if err != nil {
+		return err
+	}
 	s := newLiveSession(o, names, prof, failOn, src, stdout, stderr)
+	s.cf = cf
 	if s.view == nil && !o.quiet {
 		fmt.Fprintf(stderr, "tcpstate: listening on %s, link-type %s (%s), snapshot length %d bytes\n",
 			src.Interface(), src.LinkName(), src.LinkDescription(), src.Snaplen())
@@ -154,6 +164,13 @@ type liveSession struct {
 
 	finished     uint64
 	finishedDiag map[string]int
+	// The final table lists the connections that finished during the capture too (as -r on
+	// the saved file does): their rows wait here, up to maxFinishedRows.
+	finishedSeen atomic.Uint64 // finished, for other goroutines (tests)
+	finTable     *report.TableWriter
+	finListed    uint64
+	finUnlisted  uint64
+	cf           *connFilter // --state, --problems
 	offenders    []string
 	offenderN    int
 	zeekHeader   bool
@@ -164,7 +181,10 @@ func newLiveSession(o *options, names tracker.Naming, prof tracker.Profile, fail
 	src liveSource, stdout, stderr io.Writer) *liveSession {
 	s := &liveSession{o: o, src: src, stderr: stderr, failOn: failOn, finishedDiag: map[string]int{},
 		out:   bufio.NewWriterSize(stdout, 64<<10),
-		ropts: &report.Options{Names: names, Verbose: o.verbose, Profile: prof}}
+		ropts: &report.Options{Names: names, Verbose: o.verbose, Profile: prof, NoSummary: o.quiet}}
+	if o.output == "table" {
+		s.finTable = report.NewTableWriter(s.ropts)
+	}
 	if f, ok := stdout.(*os.File); ok && o.output == "table" && isTerminal(f) {
 		s.term = f
 		s.view = &report.LiveView{Color: os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"}
@@ -247,7 +267,7 @@ func (s *liveSession) draw(now time.Time) {
 	if s.ropts.Now.IsZero() {
 		s.ropts.Now = now
 	}
-	if err := s.view.Frame(s.out, s.tr.Conns(), &s.status, s.ropts); err != nil && s.writeErr == nil {
+	if err := s.view.Frame(s.out, s.cf.keepAll(s.tr.Conns()), &s.status, s.ropts); err != nil && s.writeErr == nil {
 		s.writeErr = err
 	}
 	s.flush()
@@ -256,10 +276,23 @@ func (s *liveSession) draw(now time.Time) {
 // emitFinished writes out a connection that finished during the capture, before it is forgotten.
 func (s *liveSession) emitFinished(c *tracker.Conn) {
 	s.finished++
+	s.finishedSeen.Store(s.finished)
 	for _, d := range c.Diagnoses {
 		s.finishedDiag[d.ID]++
 	}
 	s.checkFailOn(c)
+	if !s.cf.keep(c) {
+		return
+	}
+	if s.finTable != nil {
+		if s.finListed < maxFinishedRows {
+			s.finTable.Add(c)
+			s.finListed++
+		} else {
+			s.finUnlisted++
+		}
+		return
+	}
 	if s.view == nil {
 		s.writeConns([]*tracker.Conn{c})
 		s.flush()
@@ -307,7 +340,7 @@ func (s *liveSession) checkFailOn(c *tracker.Conn) {
 		return
 	}
 	for _, d := range c.Diagnoses {
-		if s.failOn["any"] || s.failOn[d.ID] {
+		if s.failOn[d.ID] || s.failOn["any"] && tracker.Problem(d.ID) {
 			s.offenderN++
 			if len(s.offenders) < maxOffenders {
 				s.offenders = append(s.offenders, fmt.Sprintf("  #%d %s -> %s: %s (%s): %s", c.ID,
@@ -331,21 +364,30 @@ func (s *liveSession) finish() error {
 	}
 	switch s.o.output {
 	case "table":
-		if err := report.WriteTable(s.out, conns, s.ropts); err != nil && s.writeErr == nil {
-			s.writeErr = err
+		// One table of every connection, those that finished during the capture included.
+		tw := s.finTable
+		for _, c := range s.cf.keepAll(conns) {
+			tw.Add(c)
 		}
 		if s.finished > 0 {
-			line := fmt.Sprintf("Finished during the capture (written out and forgotten): %d connections", s.finished)
-			for _, id := range tracker.AllDiagnoses {
-				if n := s.finishedDiag[id]; n > 0 {
-					line += fmt.Sprintf(", %s %d", id, n)
-				}
+			tw.Footers = append(tw.Footers, fmt.Sprintf("Finished during the capture: %d connections (listed above with the ones still open)", s.finished))
+		}
+		if s.finUnlisted > 0 {
+			where := "save the capture with -w FILE to list them all afterwards with tcpstate -r FILE"
+			if s.o.write != "" {
+				where = fmt.Sprintf("their packets are in %s: tcpstate -r %s lists them all", s.o.write, s.o.write)
 			}
-			fmt.Fprintln(s.out, line)
+			tw.Footers = append(tw.Footers, fmt.Sprintf("Not listed: %d more connections that finished during the capture (the table keeps %d); %s", s.finUnlisted, maxFinishedRows, where))
+		}
+		if s.cf != nil {
+			tw.Footers = append(tw.Footers, "Shown: connections matching "+s.cf.flags(s.o))
+		}
+		if err := tw.Write(s.out); err != nil && s.writeErr == nil {
+			s.writeErr = err
 		}
 	case "events":
 	default:
-		s.writeConns(conns)
+		s.writeConns(s.cf.keepAll(conns))
 	}
 	s.flush()
 	if err := s.src.Flush(); err != nil && s.writeErr == nil {

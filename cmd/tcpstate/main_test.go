@@ -73,27 +73,31 @@ func TestGolden(t *testing.T) {
 		{"error-bad-at", []string{"-r", pub + "zeek_http_get-gzip.pcap", "--at", "yesterday"}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			code, out, errs := runCLI(tc.args...)
-			got := fmt.Sprintf("$ tcpstate %s\nexit: %d\n--- stdout\n%s--- stderr\n%s", strings.Join(tc.args, " "), code, out, errs)
-			if wd, err := os.Getwd(); err == nil {
-				got = strings.ReplaceAll(got, wd, "$CWD") // messages name the directory they looked in
-			}
-			path := filepath.Join("testdata", "golden", tc.name+".txt")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run 'go test ./cmd/tcpstate -update' to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("output differs from %s (review, then 'go test ./cmd/tcpstate -update'):\n%s", path, diff(string(want), got))
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkGolden(t, tc.name, tc.args) })
+	}
+}
+
+// checkGolden runs the command and compares what it printed with testdata/golden/NAME.txt.
+func checkGolden(t *testing.T, name string, args []string) {
+	t.Helper()
+	code, out, errs := runCLI(args...)
+	got := fmt.Sprintf("$ tcpstate %s\nexit: %d\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), code, out, errs)
+	if wd, err := os.Getwd(); err == nil {
+		got = strings.ReplaceAll(got, wd, "$CWD") // messages name the directory they looked in
+	}
+	path := filepath.Join("testdata", "golden", name+".txt")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run 'go test ./cmd/tcpstate -update' to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (review, then 'go test ./cmd/tcpstate -update'):\n%s", path, diff(string(want), got))
 	}
 }
 

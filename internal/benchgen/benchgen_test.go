@@ -113,6 +113,10 @@ func TestWorkloadBIsUnansweredSYNs(t *testing.T) {
 	if len(conns) != int(res.Packets) || len(conns) != cfg.ExpectedConns() {
 		t.Fatalf("%d connections from %d SYNs; want one per SYN (%d)", len(conns), res.Packets, cfg.ExpectedConns())
 	}
+	// At the last packet the latest SYNs are in progress; 5 s on (within the SYN timeout),
+	// every SYN's retransmission was due and did not come.
+	tr.Tick(tr.Now.Add(5 * time.Second))
+	conns = tr.Conns()
 	for _, c := range conns {
 		if c.Client.State != tracker.SynSent || !c.HasDiagnosis("syn-unanswered") {
 			t.Fatalf("conn %d: client %v, diagnoses %v; want SYN_SENT, syn-unanswered", c.ID, c.Client.State, c.Diagnoses)
