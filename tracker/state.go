@@ -1,6 +1,9 @@
-// Package tracker owns connections: the flow table, the two endpoint state machines of every
-// connection, timers, and diagnoses. It reads time only from segments, never from the wall
-// clock, so a capture replays the same way every time.
+// Package tracker is the TCP engine: the two endpoint state machines of a connection (the
+// evidence each endpoint's packets give, and derive, one table from evidence to state), the
+// RST rules, the timer profiles of each OS and the diagnoses. It keeps no flow table (package
+// flowtable finds the connection a segment belongs to and hands it here) and writes no
+// sentences for the table (package report does). It reads time only from segments or from its
+// caller, never from the wall clock, so a capture replays the same way every time.
 package tracker
 
 import (
