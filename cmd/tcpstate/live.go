@@ -91,6 +91,10 @@ func runLive(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	}
 
 	s := newLiveSession(o, names, prof, failOn, src, stdout, stderr)
+	if s.fleet, err = startFleet(o, s.ropts, stderr); err != nil {
+		return err
+	}
+	defer s.fleet.close()
 	if s.view == nil && !o.quiet {
 		fmt.Fprintf(stderr, "tcpstate: listening on %s, link-type %s (%s), snapshot length %d bytes\n",
 			src.Interface(), src.LinkName(), src.LinkDescription(), src.Snaplen())
@@ -151,6 +155,8 @@ type liveSession struct {
 
 	tickDue atomic.Bool // set once a second (and on SIGWINCH) by another goroutine
 
+	fleet *fleet // --metrics, --snapshot-every (nil: neither)
+
 	finished     uint64
 	finishedDiag map[string]int
 	offenders    []string
@@ -183,6 +189,9 @@ func newLiveSession(o *options, names tracker.Naming, prof tracker.Profile, fail
 // run captures until the source ends (Stop, -c, an error), then writes the final report.
 func (s *liveSession) run() error {
 	s.status.Started = time.Now()
+	if s.fleet != nil {
+		s.fleet.liveTick(s, s.status.Started.Add(-tickLag))
+	}
 	if s.view != nil {
 		io.WriteString(s.out, report.LiveEnter)
 		s.draw(s.status.Started)
@@ -227,6 +236,9 @@ func (s *liveSession) tick(now time.Time) {
 	s.tr.Tick(at)
 	s.ropts.Now = at
 	s.tr.Release(at, finishedQuiet, s.emitFinished)
+	if s.fleet != nil {
+		s.fleet.liveTick(s, at)
+	}
 	if err := s.src.Flush(); err != nil && s.writeErr == nil {
 		s.writeErr = fmt.Errorf("-w %s: %v", s.o.write, err)
 	}
@@ -255,6 +267,9 @@ func (s *liveSession) draw(now time.Time) {
 // emitFinished writes out a connection that finished during the capture, before it is forgotten.
 func (s *liveSession) emitFinished(c *tracker.Conn) {
 	s.finished++
+	if s.fleet != nil && s.fleet.coll != nil {
+		s.fleet.coll.Finished(c)
+	}
 	for _, d := range c.Diagnoses {
 		s.finishedDiag[d.ID]++
 	}
@@ -372,6 +387,9 @@ func (s *liveSession) finish() error {
 	}
 	return nil
 }
+
+// captureStats is the capture's statistics, per capture worker.
+func (s *liveSession) captureStats() []capture.Stats { return []capture.Stats{s.src.Stats()} }
 
 // printStats writes tcpdump's closing lines, with the connection counts.
 func (s *liveSession) printStats(st capture.Stats) {

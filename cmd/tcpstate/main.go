@@ -84,6 +84,11 @@ type options struct {
 	duration   time.Duration
 	user       string
 	noDecap    bool
+
+	// Fleet use (metrics.go): a Prometheus endpoint, snapshots of open connections.
+	metricsAddr   string
+	metricsPorts  string
+	snapshotEvery time.Duration
 }
 
 // exitError carries an exit code with its message.
@@ -143,6 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.expInit, "expect-init", "", "write an expectation `FILE` describing this (known good) capture, to edit and commit")
 	fs.IntVar(&o.maxFlows, "max-flows", 0, "cap the connection table at `N` entries (0: no cap)")
 	fs.StringVar(&o.shard, "shard", "", "analyse only shard `I/N` of the 4-tuple hash space")
+	addFleetFlags(fs, o)
 	fs.BoolVar(&o.noDecap, "no-decap", false, "do not track TCP inside tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, GTP-U)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no summary or progress, just the output")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "explain each state: since when, timers, evidence for inferred states")
@@ -253,6 +259,12 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		}
 	}
 
+	ropts := &report.Options{Names: names, Verbose: o.verbose, Profile: prof}
+	fl, err := startFleet(o, ropts, stderr)
+	if err != nil {
+		return err
+	}
+	defer fl.close()
 	src, err := capture.OpenFiles(o.files, capture.Config{Filter: o.filter, NoDecap: o.noDecap})
 	if err != nil {
 		return &exitError{2, err.Error()}
@@ -261,7 +273,6 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	defer out.Flush()
-	ropts := &report.Options{Names: names, Verbose: o.verbose, Profile: prof}
 	cfg := tracker.Config{Profile: prof}
 	if o.output == "events" {
 		cfg.OnEvent = func(e tracker.Event) { report.WriteEvent(out, &e, ropts) }
@@ -332,8 +343,14 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 			Stream:  tracker.StreamConfig{MaxFlows: o.maxFlows, IdleTimeout: fileIdleTimeout},
 			Workers: runtime.GOMAXPROCS(0), Progress: progress,
 			AtEnd: func(now time.Time) { ropts.Now = now }}
+		if fl != nil {
+			fl.fileRun(&rc, stream, src.Stats)
+		}
 		rs := tracker.Run(src, rc, func(c *tracker.Conn) {
 			stream.Conn(c)
+			if fl != nil && fl.coll != nil {
+				fl.coll.Finished(c)
+			}
 			if failOn != nil {
 				offenders = appendOffenders(offenders, c, failOn)
 			}
