@@ -5,8 +5,8 @@ GO        ?= go
 BIN       := bin/tcpstate
 DEMO      := testdata/pcaps/kernel/mixed-40/capture.pcap
 APT_PKGS  := libpcap-dev
-LAB_PKGS  := tcpdump iptables iproute2
-PEER_PKGS := tcptrace tshark tcpdump time
+LAB_PKGS  := tcpdump iptables iproute2 prometheus
+PEER_PKGS := tcptrace tshark tcpdump time tcpreplay iproute2
 BROWSER_PKGS := chromium
 
 .PHONY: all run build test deps lab-deps peer-deps browser-deps testdata bench fuzz pgo clean
@@ -17,7 +17,8 @@ all: build
 deps:
 	@./scripts/ensure-packages.sh $(APT_PKGS)
 
-# lab-deps: what the kernel recorder and the namespace tests need (root only; skipped otherwise).
+# lab-deps: what the kernel recorder and the namespace tests need (root only; skipped otherwise);
+# prometheus: the metrics test runs a real Prometheus (and promtool) against live capture.
 lab-deps:
 	@./scripts/ensure-packages.sh --optional $(LAB_PKGS)
 
