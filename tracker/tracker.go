@@ -41,6 +41,9 @@ type Config struct {
 	// so that its memory follows the connections open at once, not the capture's length (see
 	// StreamConfig). Conns is then empty.
 	Stream *StreamConfig
+	// NextID, if set, numbers new connections (trackers that share one numbering: the shards
+	// of a multi-core live capture); unset, a tracker counts its own.
+	NextID func() uint64
 }
 
 // Stats counts what the tracker did.
@@ -369,6 +372,8 @@ func (t *Tracker) newConn(seg *capture.Segment, ord uint64) *Conn {
 	id := t.stats.Connections
 	if ord != 0 {
 		id = ord
+	} else if t.cfg.NextID != nil {
+		id = t.cfg.NextID()
 	}
 	var c *Conn
 	if t.st != nil {

@@ -94,7 +94,7 @@ func (f *fleet) snapshot(conns []*tracker.Conn, at time.Time) []byte {
 // instant the connections were just evaluated at).
 func (f *fleet) liveTick(s *liveSession, at time.Time) {
 	if f.coll != nil {
-		f.coll.Update(s.tr.Conns(), s.captureStats(), s.tr.Stats().Connections)
+		f.coll.Update(s.conns(), s.captureStats(), s.connections())
 	}
 	if f.snap == nil || s.view != nil {
 		return
@@ -109,7 +109,7 @@ func (f *fleet) liveTick(s *liveSession, at time.Time) {
 	for !at.Before(f.nextS) {
 		f.nextS = f.nextS.Add(f.o.snapshotEvery)
 	}
-	if _, err := s.out.Write(f.snapshot(s.tr.Conns(), at)); err != nil && s.writeErr == nil {
+	if _, err := s.out.Write(f.snapshot(s.conns(), at)); err != nil && s.writeErr == nil {
 		s.writeErr = err
 	}
 }

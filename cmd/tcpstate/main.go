@@ -84,6 +84,8 @@ type options struct {
 	duration   time.Duration
 	user       string
 	noDecap    bool
+	workers    int
+	libpcap    bool
 
 	// Fleet use (metrics.go): a Prometheus endpoint, snapshots of open connections.
 	metricsAddr   string
@@ -136,6 +138,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVarP(&o.noPromisc, "no-promiscuous-mode", "p", false, "with -i, do not put the interface into promiscuous mode")
 	fs.IntVarP(&o.count, "count", "c", 0, "with -i, stop after `COUNT` packets")
 	fs.DurationVar(&o.duration, "duration", 0, "with -i, stop after `DURATION` (e.g. 30s, 10m)")
+	fs.IntVar(&o.workers, "workers", 0, "with -i on Linux, capture with `N` AF_PACKET sockets in a fanout group, each feeding a tracker of its own (default: one per core); -i any, -w, -c, vlan/mpls filters, non-Ethernet interfaces and --libpcap capture through libpcap, with one reader")
+	fs.BoolVar(&o.libpcap, "libpcap", false, "with -i, capture through libpcap (one reader) rather than AF_PACKET sockets")
 	fs.StringVarP(&o.user, "user", "Z", "", "with -i, drop root privileges to `USER` once the interface is open (tcpdump -Z)")
 	fs.BoolVarP(&o.listIfaces, "list-interfaces", "D", false, "list the interfaces -i can capture on, and exit")
 	fs.StringVarP(&o.output, "output", "o", "", "output format: table, json, events, zeek, zeek-json (default table on a terminal, json otherwise)")
@@ -211,8 +215,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch {
 	case o.iface != "" && len(o.files) > 0:
 		return usageErr("give either -r FILE or -i IFACE, not both")
-	case o.iface == "" && (o.noPromisc || o.count != 0 || o.duration != 0 || o.user != ""):
-		return usageErr("-p, -c, --duration and --user apply to live capture: add -i IFACE")
+	case o.iface == "" && (o.noPromisc || o.count != 0 || o.duration != 0 || o.user != "" || o.workers != 0 || o.libpcap):
+		return usageErr("-p, -c, --duration, --user, --workers and --libpcap apply to live capture: add -i IFACE")
 	case o.iface != "":
 		return runLive(o, names, prof, failOn, stdout, stderr)
 	case len(o.files) == 0:
