@@ -154,6 +154,16 @@ const maxPorts = 64
 // Update sets the figures of a refresh: the connections in the table now (evaluated as of now),
 // the capture's statistics per worker and how many connections were seen in all.
 func (c *Collector) Update(open []*tracker.Conn, workers []capture.Stats, started uint64) {
+	c.Refresh(func(count func(*tracker.Conn)) {
+		for _, conn := range open {
+			count(conn)
+		}
+	}, workers, started)
+}
+
+// Refresh is Update with the connections handed one at a time by each (which may reuse one
+// Conn for all of them).
+func (c *Collector) Refresh(each func(count func(*tracker.Conn)), workers []capture.Stats, started uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.endpoints = [2][numStates]float64{}
@@ -161,11 +171,13 @@ func (c *Collector) Update(open []*tracker.Conn, workers []capture.Stats, starte
 		*p = [2][numStates]float64{}
 	}
 	clear(c.portTracked)
-	for _, conn := range open {
+	n := 0
+	each(func(conn *tracker.Conn) {
+		n++
 		c.countEndpoints(conn)
 		c.countDiagnoses(conn)
-	}
-	c.tracked = float64(len(open))
+	})
+	c.tracked = float64(n)
 	c.capture = append(c.capture[:0], workers...)
 	c.started = max(c.started, started)
 }
@@ -233,7 +245,9 @@ func (c *Collector) countDiagnoses(conn *tracker.Conn) {
 			c.portDiag[portDiagKey{p, k}]++
 		}
 	}
-	c.counted[conn.ID] = done
+	if done != 0 {
+		c.counted[conn.ID] = done // (none kept for the connections without a diagnosis)
+	}
 }
 
 // Describe sends every metric's description.

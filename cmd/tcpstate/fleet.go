@@ -28,8 +28,9 @@ type fleet struct {
 	srv   *metrics.Server
 	snap  *report.SnapshotJSON // nil without --snapshot-every
 	buf   []byte
-	wall  time.Time // when the metrics of a -r run were last refreshed
-	nextS time.Time // live: the next snapshot instant
+	wall  time.Time     // when the metrics of a -r run were last refreshed
+	gap   time.Duration // and how long until the next refresh
+	nextS time.Time     // live: the next snapshot instant
 }
 
 // startFleet checks the fleet flags and starts the metrics server. It returns nil when neither
@@ -117,25 +118,27 @@ func (f *fleet) liveTick(s *liveSession, at time.Time) {
 // fileRun sets a -r run up: snapshots at each interval of packet time, and the metrics'
 // gauges refreshed (about once a second of wall time) at those instants too.
 func (f *fleet) fileRun(rc *tracker.RunConfig, stream *report.Stream, stats func() capture.Stats) {
+	// The metrics look at the clock each second of packet time; snapshots come at the
+	// multiples of --snapshot-every among those seconds (or at their own pace when it is not a
+	// whole number of seconds).
 	every := f.o.snapshotEvery
-	if every == 0 {
-		every = time.Second // metrics only: look at the clock each second of packet time
+	if f.coll != nil && (every == 0 || every%time.Second == 0) {
+		every = time.Second
 	}
 	rc.Every = every
 	rc.OnEvery = func(at time.Time, t *tracker.Tracker) {
-		doSnap := f.snap != nil
-		doMetrics := f.coll != nil && time.Since(f.wall) >= refreshEvery
-		if !doSnap && !doMetrics {
-			return
-		}
-		var open []*tracker.Conn
-		t.Snapshot(at, func(c *tracker.Conn) { open = append(open, c) })
-		if doSnap {
+		if f.snap != nil && at.Truncate(f.o.snapshotEvery).Equal(at) {
+			var open []*tracker.Conn
+			t.Snapshot(at, func(c *tracker.Conn) { open = append(open, c) })
 			stream.Raw(f.snapshot(open, at))
 		}
-		if doMetrics {
+		// The gauges: every connection in the table is copied and evaluated, which takes a
+		// while on a big table (some 2 µs each): no more than a tenth of the run goes to them.
+		if f.coll != nil && time.Since(f.wall) >= f.gap {
+			t0 := time.Now()
+			f.coll.Refresh(func(count func(*tracker.Conn)) { t.Visit(at, count) }, []capture.Stats{stats()}, t.Stats().Connections)
 			f.wall = time.Now()
-			f.coll.Update(open, []capture.Stats{stats()}, t.Stats().Connections)
+			f.gap = max(refreshEvery, 10*f.wall.Sub(t0))
 		}
 	}
 }

@@ -21,6 +21,11 @@ func TestSnapshotEveryFiles(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("--snapshot-every: exit %d: %s", code, errs)
 			}
+			// With --metrics too (it looks at the clock every second): the same records.
+			code, withMetrics, errs := runCLI("-r", file, "-o", "json", "--snapshot-every", "1s", "--metrics", "127.0.0.1:0", "-q")
+			if code != 0 || withMetrics != out {
+				t.Errorf("--snapshot-every with --metrics: exit %d (%s), output differs:\n%s\nwant:\n%s", code, errs, withMetrics, out)
+			}
 			var finals, snaps []string
 			for _, line := range strings.SplitAfter(out, "\n") {
 				if strings.Contains(line, `"snapshot":true`) {

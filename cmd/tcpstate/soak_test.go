@@ -203,4 +203,3 @@ func TestSoakLiveHeap(t *testing.T) {
 	t.Logf("%s of packet time, %d connections, %d segments, at most %d tracked at once, %d finished; heap after the warm-up %d–%d bytes (%+d over %d connections); %v wall time",
 		span, g.n, segs, maxOpen, s.finished, slices.Min(samples), slices.Max(samples), grown, since, time.Since(wall).Round(time.Millisecond))
 }
-

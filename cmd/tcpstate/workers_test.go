@@ -3,7 +3,7 @@
 package main
 
 import (
-		"io"
+	"io"
 	"regexp"
 	"slices"
 	"strconv"
