@@ -38,6 +38,9 @@ Examples:
   tcpstate -r a.pcap -r b.pcapng.gz               several files, merged in time order
   sudo tcpstate -i eth0 'port 443'                live view, refreshed every second (Ctrl-C: final table)
   sudo tcpstate -i any -o json -w cap.pcap        stream finished connections, save the packets
+  sudo tcpstate -i eth0 -o json --metrics :9917 --metrics-ports 443,5432
+                                                  Prometheus metrics at http://HOST:9917/metrics
+  tcpstate -r day.pcap -o json --snapshot-every 10m   also each open connection every 10 minutes
 
 Usage:
   tcpstate -r FILE [-r FILE ...] [flags] [BPF filter expression]
