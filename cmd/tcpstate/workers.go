@@ -17,8 +17,9 @@ import (
 
 // Multi-core live capture (--workers N, Linux): N AF_PACKET sockets in one fanout group hashed
 // by flow. The kernel hands each flow (both directions, every instance of its 4-tuple) to one
-// socket, so each socket feeds a tracker of its own in a goroutine of its own, as the shards of
-// a file run each get whole flows; connection IDs come from one counter. Once a second the
+// socket, and each socket's goroutine decodes what it reads and feeds the tracker shard of the
+// segment's 4-tuple, by tracker.FlowHash as the shards of a file run: its own, but for the
+// flows the kernel's hash splits (tunnels). Connection IDs come from one counter. Once a second the
 // session's goroutine locks every shard in turn (a few milliseconds: the rings hold what
 // arrives meanwhile) to run the timers, write out finished connections, refresh the view and
 // the metrics.
@@ -150,10 +151,24 @@ func (s *liveSession) runShards() error {
 		go func() {
 			defer wg.Done()
 			var seg capture.Segment
+			n := len(s.shards)
 			for {
 				got, open := sh.src.Poll(&seg)
+				// The shard of the segment's 4-tuple (its inner one, for a tunnel), by the
+				// hash the file path shards by: usually this socket's own, as the kernel
+				// hands a flow to one socket; not always (the outer UDP ports of a VXLAN
+				// tunnel differ by direction, and the kernel hashes those).
+				dst := sh
+				if got && n > 1 {
+					dst = s.shards[tracker.ShardOf(tracker.FlowHash(seg.Src, seg.Dst), n)]
+				}
+				if got && dst != sh {
+					dst.mu.Lock()
+					dst.tr.Add(&seg)
+					dst.mu.Unlock()
+				}
 				sh.mu.Lock()
-				if got {
+				if got && dst == sh {
 					sh.tr.Add(&seg)
 				}
 				sh.counts = sh.src.Counts()
