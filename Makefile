@@ -6,8 +6,8 @@ BIN       := bin/tcpstate
 PREFIX    ?= /usr/local
 DEMO      := testdata/pcaps/kernel/mixed-40/capture.pcap
 APT_PKGS  := libpcap-dev
-LAB_PKGS  := tcpdump iptables iproute2 liblwip-dev gcc
-PEER_PKGS := tcptrace tshark tcpdump time
+LAB_PKGS  := tcpdump iptables iproute2 liblwip-dev gcc prometheus
+PEER_PKGS := tcptrace tshark tcpdump time tcpreplay iproute2
 BROWSER_PKGS := chromium
 # TEST_PKGS: tools some tests check tcpstate's output with (tshark reads --annotate's comments).
 TEST_PKGS := tshark
@@ -20,7 +20,8 @@ all: build
 deps:
 	@./scripts/ensure-packages.sh $(APT_PKGS)
 
-# lab-deps: what the kernel recorder and the namespace tests need (root only; skipped otherwise).
+# lab-deps: what the kernel recorder and the namespace tests need (root only; skipped otherwise);
+# prometheus: the metrics test runs a real Prometheus (and promtool) against live capture.
 lab-deps:
 	@./scripts/ensure-packages.sh --optional $(LAB_PKGS)
 

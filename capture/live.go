@@ -301,22 +301,8 @@ func (l *Live) Poll(seg *Segment) (got, open bool) {
 		if l.count != 0 && l.records >= l.count {
 			l.hardStop = true
 		}
-		switch l.dec.decode(l.link, data, ci.Length, seg) {
-		case isTCP:
-			seg.Time = ci.Timestamp
-			seg.Packet = l.records
-			if seg.Truncated {
-				l.stats.Truncated++
-			}
-			l.stats.TCP++
+		if liveDecode(&l.dec, &l.stats, l.link, data, &ci, l.records, seg) {
 			return true, true
-		case isFragment:
-			l.stats.Fragments++
-		case truncatedTCP:
-			l.stats.Truncated++
-			l.stats.NonTCP++
-		default:
-			l.stats.NonTCP++
 		}
 		if n >= idleBatch {
 			return false, true

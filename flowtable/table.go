@@ -36,6 +36,9 @@ type Config struct {
 	// that its memory follows the connections open at once, not the capture's length (see
 	// StreamConfig). Conns is then empty.
 	Stream *StreamConfig
+	// NextID, if set, numbers new connections (tables that share one numbering: the shards of
+	// a multi-core live capture); unset, a table counts its own.
+	NextID func() uint64
 }
 
 // Stats counts what the table did.
@@ -285,6 +288,8 @@ func (t *Table) newConn(seg *capture.Segment, ord uint64) *live {
 	id := t.stats.Connections
 	if ord != 0 {
 		id = ord
+	} else if t.cfg.NextID != nil {
+		id = t.cfg.NextID()
 	}
 	var l *live
 	if t.st != nil {

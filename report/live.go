@@ -43,6 +43,9 @@ type LiveStatus struct {
 	// Finished connections already written out and forgotten, and their diagnoses.
 	Finished          uint64
 	FinishedDiagnoses map[string]int
+	// WorkerDrops: with several AF_PACKET sockets, the kernel's drops for each (nil: one
+	// libpcap reader).
+	WorkerDrops []uint64
 }
 
 // LiveView draws frames of the view for a terminal of Width columns and Height rows.
@@ -88,6 +91,9 @@ func (v *LiveView) Frame(w io.Writer, conns []*tracker.Conn, st *LiveStatus, o *
 	add(ansiBold, padBetween(title, clock, width))
 	s := Summarize(conns)
 	packets := fmt.Sprintf("packets: %d captured, %d dropped by kernel, %d dropped by interface", st.Packets, st.KernelDropped, st.IfaceDropped)
+	if st.WorkerDrops != nil {
+		packets = fmt.Sprintf("packets: %d captured, %d dropped by kernel (per socket: %s), %d dropped by interface", st.Packets, st.KernelDropped, JoinCounts(st.WorkerDrops), st.IfaceDropped)
+	}
 	connections := fmt.Sprintf("connections: %d tracked, %d finished", s.Conns, st.Finished)
 	if len(packets)+3+len(connections) <= width {
 		add("", packets+"   "+connections)
@@ -218,4 +224,13 @@ func LiveAge(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// JoinCounts writes counts as "3 0 12" (the kernel drops of each capture socket).
+func JoinCounts(counts []uint64) string {
+	parts := make([]string, len(counts))
+	for i, n := range counts {
+		parts[i] = fmt.Sprint(n)
+	}
+	return strings.Join(parts, " ")
 }

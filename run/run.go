@@ -40,6 +40,11 @@ type Config struct {
 	// still open are then evaluated at (the last segment's time, or At), before they are
 	// handed out.
 	AtEnd func(now time.Time)
+	// Every, with OnEvery: each time the capture's clock passes a multiple of Every (packet
+	// time), OnEvery is called with that instant and the tracker, before the segment that
+	// passed it is tracked (--snapshot-every). Run then uses one tracker (no Workers).
+	Every   time.Duration
+	OnEvery func(at time.Time, t *flowtable.Table)
 	// Progress, if set, is called every 64 Ki segments with the source's statistics (from the
 	// goroutine that reads).
 	Progress func(capture.Stats)
@@ -65,7 +70,7 @@ func Run(src capture.Source, rc Config, out func(*tracker.Conn)) Stats {
 	// must not depend on the number of cores), and handing its stream of evicted connections
 	// to another goroutine cost more than it saved: 40% slower on a SYN flood, and tens of
 	// megabytes of connections in flight, against the memory bound the flag is for.
-	if rc.Workers > 1 && rc.OnEvent == nil && rc.OnSegment == nil && rc.Stream.MaxFlows <= 0 && !rc.Keep {
+	if rc.Workers > 1 && rc.OnEvent == nil && rc.OnSegment == nil && rc.Stream.MaxFlows <= 0 && !rc.Keep && rc.OnEvery == nil {
 		return runParallel(src, rc, out)
 	}
 	cfg := rc.Config
@@ -80,14 +85,19 @@ func Run(src capture.Source, rc Config, out func(*tracker.Conn)) Stats {
 	segs := inPlace(src)
 	var n uint64
 	f := newFrontEnd(&rc)
+	var every everyClock
 	for seg := segs.NextRef(); seg != nil; seg = segs.NextRef() {
 		if n++; n%progressEvery == 0 && rc.Progress != nil {
 			rc.Progress(src.Stats())
 		}
-		switch f.admit(seg) {
-		case admitStop:
+		admit := f.admit(seg)
+		if admit == admitStop {
 			goto end
-		case admitSkip:
+		}
+		if rc.OnEvery != nil {
+			every.pass(&rc, f.clock, tr)
+		}
+		if admit == admitSkip {
 			continue
 		}
 		tr.AddAt(seg, f.hash, 0, f.clock)
@@ -185,4 +195,18 @@ func (f *frontEnd) end() time.Time {
 		return f.at
 	}
 	return f.clock
+}
+
+// everyClock calls Config.OnEvery at each multiple of Every the capture's clock passes.
+type everyClock struct{ next time.Time }
+
+func (e *everyClock) pass(rc *Config, clock time.Time, t *flowtable.Table) {
+	if e.next.IsZero() {
+		e.next = clock.Truncate(rc.Every).Add(rc.Every)
+		return
+	}
+	for !clock.Before(e.next) {
+		rc.OnEvery(e.next, t)
+		e.next = e.next.Add(rc.Every)
+	}
 }

@@ -26,6 +26,21 @@
 #   BENCH_CACHE      where generated workloads are kept (default /tmp/tcpstate-bench); they are
 #                    regenerated only when missing or when the generator's source changed
 #
+# Live capture (root, tcpreplay): workload A is replayed onto a veth between two network
+# namespaces of its own with `tcpreplay`, at full speed (--topspeed) and then at falling fixed
+# rates, while one capturer listens on the other end; for each capture path it reports the
+# highest rate held without a kernel drop (nothing lost in the capture buffer or ring):
+#   tcpstate -i --libpcap, tcpstate -i --workers 1 and --workers 2 (AF_PACKET), and
+#   tcpdump -i -B 32768 -w /dev/null (the same 32 MiB buffer as tcpstate's) as the peer.
+#   BENCH_LIVE       0 to skip it (default: run it when root and tcpreplay is installed);
+#                    BENCH_FILES=0 runs only the live part
+#   BENCH_LIVE_LIMIT packets each sender replays per rate (default 300000; 0: all of A, 1.28 million)
+#   BENCH_LIVE_SENDERS tcpreplay processes sending at once (default 1; on a 2-core VM one
+#                    tcpreplay tops out near 100-190k packets/s, a second one only takes CPU
+#                    from the first); the rates below are their sum
+#   BENCH_LIVE_RATES fixed rates tried after --topspeed, packets/s, falling (default
+#                    "300000 200000 150000 100000 50000")
+#
 # Run it as `make bench` (builds bin/tcpstate and installs the peers first) or directly:
 #   BENCH_WORKLOADS=A BENCH_TOOLS="tcpstate-p1 readonly" ./scripts/bench.sh
 # The full run takes about 7 minutes on 2 cores, needs ~2.6 GB in BENCH_CACHE and ~9 GB
@@ -132,6 +147,7 @@ measure() {
 
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
+if [ "${BENCH_FILES:-1}" = 0 ]; then WORKLOADS=""; fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start=$(date +%s)
 for w in $WORKLOADS; do
@@ -144,6 +160,87 @@ for w in $WORKLOADS; do
 done
 elapsed=$(($(date +%s) - start))
 
+# ---- live capture: the highest rate each capture path holds without kernel drops ----
+LIVE=${BENCH_LIVE:-1}
+LIVE_LIMIT=${BENCH_LIVE_LIMIT:-300000}
+LIVE_SENDERS=${BENCH_LIVE_SENDERS:-1}
+LIVE_RATES=${BENCH_LIVE_RATES:-300000 200000 150000 100000 50000}
+live_raw=$(mktemp)
+trap 'rm -f "$raw" "$live_raw"' EXIT
+if [ "$LIVE" != 0 ] && { [ "$(id -u)" -ne 0 ] || ! command -v tcpreplay >/dev/null || ! command -v ip >/dev/null; }; then
+	echo "bench: live capture skipped: needs root, tcpreplay and ip (make peer-deps installs them)" >&2
+	LIVE=0
+fi
+if [ "$LIVE" != 0 ]; then
+	lf=$gen_dir/A-seed$SEED-scale$SCALE.pcap
+	if [ ! -s "$lf" ]; then
+		echo "bench: generating workload A for the live runs" >&2
+		bin/benchgen -workload A -seed "$SEED" -scale "$SCALE" -o "$lf" >/dev/null
+	fi
+	ns=tsbench$$
+	tx=${ns}tx rx=${ns}rx
+	live_cleanup() { ip netns del "$tx" 2>/dev/null || true; ip netns del "$rx" 2>/dev/null || true; }
+	trap 'live_cleanup; rm -f "$raw" "$live_raw"' EXIT
+	ip netns add "$tx" && ip netns add "$rx"
+	ip link add vtx netns "$tx" type veth peer name vrx netns "$rx"
+	ip -n "$tx" link set vtx up && ip -n "$rx" link set vrx up
+	ip -n "$tx" link set lo up && ip -n "$rx" link set lo up
+	# live_run PATH RATE: LIVE_SENDERS tcpreplays send A (RATE: top, or packets/s in all);
+	# prints "pps sent captured kdrops"
+	live_run() {
+		local path=$1 rate=$2 out err pid sent pps cap drops i cpu
+		local -a args spids=()
+		err=$(mktemp) out=$(mktemp)
+		if [ "$rate" = top ]; then args=(--topspeed); else args=(--pps=$((rate / LIVE_SENDERS))); fi
+		[ "$LIVE_LIMIT" != 0 ] && args+=(--limit="$LIVE_LIMIT")
+		case $path in
+		libpcap) ip netns exec "$rx" bin/tcpstate -i vrx --libpcap -o json >/dev/null 2>"$err" & pid=$! ;;
+		afpacket-1) ip netns exec "$rx" bin/tcpstate -i vrx --workers 1 -o json >/dev/null 2>"$err" & pid=$! ;;
+		afpacket-2) ip netns exec "$rx" bin/tcpstate -i vrx --workers 2 -o json >/dev/null 2>"$err" & pid=$! ;;
+		tcpdump) ip netns exec "$rx" tcpdump -i vrx -n -B 32768 -w /dev/null 2>"$err" & pid=$! ;;
+		esac
+		for _ in $(seq 50); do grep -q "listening on" "$err" && break; sleep 0.1; done
+		for ((i = 0; i < LIVE_SENDERS; i++)); do
+			ip netns exec "$tx" tcpreplay -i vtx --preload-pcap "${args[@]}" "$lf" >"$out.$i" 2>&1 &
+			spids+=($!)
+		done
+		for p in "${spids[@]}"; do wait "$p" || true; done
+		cat "$out".* >"$out"
+		rm -f "$out".*
+		sleep 1
+		# The capturer's CPU time (ip netns exec execs it: $pid is the capturer itself).
+		cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$pid/stat" 2>/dev/null || echo "?")
+		kill -INT "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		sent=$(awk '/Actual:/ {n += $2} END {print n + 0}' "$out")
+		pps=$(awk '/Rated:/ {for (i = 1; i <= NF; i++) if ($(i+1) ~ /^pps/) n += $i} END {printf "%d", n}' "$out")
+		if [ "$path" = tcpdump ]; then
+			cap=$(awk '/packets captured/ {print $1; exit}' "$err")
+			drops=$(awk '/dropped by kernel/ {print $1; exit}' "$err")
+		else
+			cap=$(grep -o '[0-9]* packets captured' "$err" | awk '{print $1}')
+			drops=$(grep -o '[0-9]* dropped by kernel' "$err" | awk '{print $1}')
+		fi
+		echo "${pps:-0} ${sent:-0} ${cap:-0} ${drops:-?} $cpu"
+		rm -f "$err" "$out"
+	}
+	for path in libpcap afpacket-1 afpacket-2 tcpdump; do
+		echo "bench: live $path: --topspeed, then $LIVE_RATES packets/s until no kernel drop ..." >&2
+		held="-" first=""
+		for rate in top $LIVE_RATES; do
+			read -r pps sent cap drops cpu < <(live_run "$path" "$rate")
+			echo "bench:   $path $rate: sent $sent at $pps pps, captured $cap, kernel drops $drops, capturer CPU ${cpu}s" >&2
+			[ -z "$first" ] && first="$pps $sent $cap $drops $cpu"
+			if [ "$drops" = 0 ]; then
+				held="$pps $sent $cap $drops $rate"
+				break
+			fi
+		done
+		echo "$path $first | $held" >>"$live_raw"
+	done
+	live_cleanup
+fi
+
 version() { "$@" 2>&1 | grep -v -m1 '^Running as' || true; }
 {
 	echo "tcpstate benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ) — $(git describe --always --dirty 2>/dev/null || echo unknown)"
@@ -153,8 +250,7 @@ version() { "$@" 2>&1 | grep -v -m1 '^Running as' || true; }
 		echo "workload $w: ${FILE[$w]} ($(($(stat -c %s "${FILE[$w]}") / 1000000)) MB, ${PACKETS[$w]} packets)"
 	done
 	echo "per-run timeout ${TIMEOUT}s, fastest of $RUNS run(s), total ${elapsed}s"
-	echo
-	awk '
+	[ -n "$WORKLOADS" ] && echo && awk '
 	function rate(t, w) { return (t SUBSEP w in secs) && secs[t, w] > 0 ? pk[w] / secs[t, w] : 0 }
 	{
 		tool[NR] = $1; wl[NR] = $2; pk[$2] = $3
@@ -179,10 +275,34 @@ version() { "$@" 2>&1 | grep -v -m1 '^Running as' || true; }
 				sprintf("%.0f", rss[t, w] / 1024),
 				(r1 > 0 ? sprintf("%.2f", r1 / r) : "-"), (r2 > 0 ? sprintf("%.2f", r2 / r) : "-")
 		}
-	}' "$raw"
-	echo
-	echo "seconds: wall clock; cpu s: user+system. P1/P2 ratio: tcpstate's packets/s (GOMAXPROCS=1 / =2)"
-	echo "divided by the row's, on wall time; >1 means tcpstate is faster. On the read-only row it is the"
-	echo "share of the decode-only ceiling that tcpstate reaches."
+	}' "$raw" && cat <<-EOF
+
+	seconds: wall clock; cpu s: user+system. P1/P2 ratio: tcpstate's packets/s (GOMAXPROCS=1 / =2)
+	divided by the row's, on wall time; >1 means tcpstate is faster. On the read-only row it is the
+	share of the decode-only ceiling that tcpstate reaches.
+	EOF
+	if [ -s "$live_raw" ]; then
+		echo
+		echo "live capture: workload A replayed by $LIVE_SENDERS tcpreplay --preload-pcap at once onto a veth between two namespaces (limit per sender: $LIVE_LIMIT, 0: all)"
+		awk -F'|' '
+		BEGIN {
+			names["libpcap"] = "tcpstate --libpcap"; names["afpacket-1"] = "tcpstate --workers 1"
+			names["afpacket-2"] = "tcpstate --workers 2"; names["tcpdump"] = "tcpdump -w /dev/null"
+			fmt = "%-22s %13s %12s %15s %16s %14s\n"
+			printf fmt, "capture path", "topspeed pps", "drops there", "CPU s/M pkts", "held (0 drops)", "captured/sent"
+		}
+		{
+			split($1, a, " "); split($2, b, " ")
+			held = "none"
+			if (b[1] != "-" && b[1] != "") held = (b[5] == "top" ? ">= " : "") b[1]
+			printf fmt, names[a[1]], a[2], a[5], (a[6] ~ /^[0-9.]+$/ && a[3] > 0 ? sprintf("%.2f", a[6] / a[3] * 1e6) : "?"), held,
+				(b[1] == "-" || b[1] == "") ? "-" : b[3] "/" b[2]
+		}' "$live_raw"
+		echo "topspeed pps: what the tcpreplays reached at full speed (they share the cores with the capturer: a"
+		echo "capturer that takes more CPU leaves them less); drops there: the kernel's drops at that rate; CPU s/M"
+		echo "pkts: the capturer's CPU seconds per million packets sent at top speed; held: the highest rate tried"
+		echo "without a kernel drop (\">=\": top speed itself, the senders are the limit); captured/sent: what the"
+		echo "capturer counted (a few more: the veth's own IPv6 neighbour discovery)."
+	fi
 } | tee "$RESULTS"
 echo "bench: results written to $RESULTS" >&2

@@ -96,6 +96,24 @@ func (t *Tracker) Evaluate(c *Conn, now time.Time) {
 // Rediagnose recomputes c's diagnoses as of now, leaving its states as they are.
 func (t *Tracker) Rediagnose(c *Conn, now time.Time) { c.diagnose(now, &t.cfg.Profile, &t.details) }
 
+// EvaluateCopy brings c, a copy of a connection (a snapshot), up to instant at without telling
+// OnEvent (a copy's timers are not the run's events), and reports whether it is still open
+// then.
+func (t *Tracker) EvaluateCopy(c *Conn, at time.Time) bool {
+	onEvent := t.cfg.OnEvent
+	t.cfg.OnEvent = nil
+	if !c.done && at.After(c.LastSeen) {
+		t.settle(c, at, nil, [2]State{c.Client.State, c.Server.State})
+	}
+	c.diagnose(at, &t.cfg.Profile, &t.details)
+	c.AsOf = at
+	t.cfg.OnEvent = onEvent
+	return c.Open()
+}
+
+// Open reports whether c is still open: not CLOSED at both ends.
+func (c *Conn) Open() bool { return c.Client.State != Closed || c.Server.State != Closed }
+
 // Done reports whether c was superseded by a new instance of its 4-tuple: it can no longer
 // change.
 func (c *Conn) Done() bool { return c.done }

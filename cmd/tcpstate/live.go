@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -73,8 +74,17 @@ func runLive(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	case o.snaplen < 0 || o.snaplen > 262144:
 		return usageErr("-s %d: give a snapshot length from 1 to 262144 (0 means 262144)", o.snaplen)
 	}
-	src, err := capture.OpenLive(capture.LiveConfig{Interface: o.iface, Snaplen: o.snaplen, Promisc: !o.noPromisc,
-		Filter: o.filter, Count: uint64(o.count), NoDecap: o.noDecap})
+	lcfg := capture.LiveConfig{Interface: o.iface, Snaplen: o.snaplen, Promisc: !o.noPromisc,
+		Filter: o.filter, Count: uint64(o.count), NoDecap: o.noDecap}
+	if o.workers < 0 {
+		return usageErr("--workers %d: give a number of capture sockets (1 or more; 0: one per core)", o.workers)
+	}
+	if why := livePathWhy(o, lcfg); why == "" {
+		return runFanout(o, lcfg, names, prof, failOn, stdout, stderr)
+	} else if o.workers > 1 && !o.quiet {
+		fmt.Fprintf(stderr, "tcpstate: --workers %d ignored: capturing through libpcap with one reader (%s)\n", o.workers, why)
+	}
+	src, err := capture.OpenLive(lcfg)
 	if err != nil {
 		return &exitError{2, err.Error()}
 	}
@@ -102,10 +112,21 @@ func runLive(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	}
 	s := newLiveSession(o, names, prof, failOn, src, stdout, stderr)
 	s.cf = cf
+	if s.fleet, err = startFleet(o, s.ropts, stderr); err != nil {
+		return err
+	}
+	defer s.fleet.close()
 	if s.view == nil && !o.quiet {
-		fmt.Fprintf(stderr, "tcpstate: listening on %s, link-type %s (%s), snapshot length %d bytes\n",
+		fmt.Fprintf(stderr, "tcpstate: listening on %s (libpcap), link-type %s (%s), snapshot length %d bytes\n",
 			src.Interface(), src.LinkName(), src.LinkDescription(), src.Snaplen())
 	}
+	return s.capture(src.Stop, func() error { return src.Close() })
+}
+
+// capture runs the session until the capture ends (Ctrl-C, SIGTERM, --duration, -c, an
+// error); stop ends the capture from any goroutine, closeSrc releases it.
+func (s *liveSession) capture(stop func(), closeSrc func() error) error {
+	o, stderr := s.o, s.stderr
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGWINCH)
@@ -122,7 +143,7 @@ func runLive(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 			}
 			stops++
 			if stops == 1 {
-				src.Stop()
+				stop()
 				continue
 			}
 			// A second Ctrl-C while the final report is being written: give up on it.
@@ -134,14 +155,14 @@ func runLive(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		}
 	}()
 	if o.duration > 0 {
-		t := time.AfterFunc(o.duration, src.Stop)
+		t := time.AfterFunc(o.duration, stop)
 		defer t.Stop()
 	}
-	err = s.run()
-	if cerr := src.Close(); cerr != nil && err == nil {
+	err := s.run()
+	if cerr := closeSrc(); cerr != nil && err == nil {
 		err = &exitError{2, fmt.Sprintf("-w %s: %v", o.write, cerr)}
 	}
-	s.printStats(src.Stats())
+	s.printStats(s.src.Stats())
 	return err
 }
 
@@ -161,6 +182,12 @@ type liveSession struct {
 	status report.LiveStatus
 
 	tickDue atomic.Bool // set once a second (and on SIGWINCH) by another goroutine
+
+	fleet *fleet // --metrics, --snapshot-every (nil: neither)
+	// shards: with AF_PACKET workers, one tracker per socket, each fed by its own goroutine
+	// (workers.go); tr is then nil. Without, tr is the one tracker, fed by run's loop.
+	shards []*liveShard
+	outMu  sync.Mutex // events written by several workers
 
 	finished     uint64
 	finishedDiag map[string]int
@@ -189,14 +216,7 @@ func newLiveSession(o *options, names tracker.Naming, prof tracker.Profile, fail
 		s.term = f
 		s.view = &report.LiveView{Color: os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"}
 	}
-	cfg := flowtable.Config{Profile: prof, OS: o.osPolicy}
-	if o.output == "events" {
-		cfg.OnEvent = func(e tracker.Event) {
-			report.WriteEvent(s.out, &e, s.ropts)
-			s.flush()
-		}
-	}
-	s.tr = flowtable.New(cfg)
+	s.tr = flowtable.New(s.trackerConfig())
 	s.status = report.LiveStatus{Interface: o.iface, Filter: o.filter}
 	return s
 }
@@ -204,6 +224,9 @@ func newLiveSession(o *options, names tracker.Naming, prof tracker.Profile, fail
 // run captures until the source ends (Stop, -c, an error), then writes the final report.
 func (s *liveSession) run() error {
 	s.status.Started = time.Now()
+	if s.fleet != nil {
+		s.fleet.liveTick(s, s.status.Started.Add(-tickLag))
+	}
 	if s.view != nil {
 		io.WriteString(s.out, report.LiveEnter)
 		s.draw(s.status.Started)
@@ -223,6 +246,9 @@ func (s *liveSession) run() error {
 		}
 	}()
 
+	if s.shards != nil {
+		return s.runShards()
+	}
 	var seg capture.Segment
 	for {
 		got, open := s.src.Poll(&seg)
@@ -245,9 +271,18 @@ func (s *liveSession) run() error {
 // tick runs the timers at wall-clock time, writes out finished connections and redraws.
 func (s *liveSession) tick(now time.Time) {
 	at := now.Add(-tickLag)
-	s.tr.Tick(at)
+	s.lockAll()
+	defer s.unlockAll()
+	for _, tr := range s.trackers() {
+		tr.Tick(at)
+	}
 	s.ropts.Now = at
-	s.tr.Release(at, finishedQuiet, s.emitFinished)
+	for _, tr := range s.trackers() {
+		tr.Release(at, finishedQuiet, s.emitFinished)
+	}
+	if s.fleet != nil {
+		s.fleet.liveTick(s, at)
+	}
 	if err := s.src.Flush(); err != nil && s.writeErr == nil {
 		s.writeErr = fmt.Errorf("-w %s: %v", s.o.write, err)
 	}
@@ -263,11 +298,12 @@ func (s *liveSession) draw(now time.Time) {
 	st := s.src.Stats()
 	s.status.Now = now
 	s.status.Packets, s.status.KernelDropped, s.status.IfaceDropped = st.Packets, st.KernelDropped, st.IfaceDropped
+	s.status.WorkerDrops = s.workerDrops()
 	s.status.Finished, s.status.FinishedDiagnoses = s.finished, s.finishedDiag
 	if s.ropts.Now.IsZero() {
 		s.ropts.Now = now
 	}
-	if err := s.view.Frame(s.out, s.cf.keepAll(s.tr.Conns()), &s.status, s.ropts); err != nil && s.writeErr == nil {
+	if err := s.view.Frame(s.out, s.cf.keepAll(s.conns()), &s.status, s.ropts); err != nil && s.writeErr == nil {
 		s.writeErr = err
 	}
 	s.flush()
@@ -277,6 +313,9 @@ func (s *liveSession) draw(now time.Time) {
 func (s *liveSession) emitFinished(c *tracker.Conn) {
 	s.finished++
 	s.finishedSeen.Store(s.finished)
+	if s.fleet != nil && s.fleet.coll != nil {
+		s.fleet.coll.Finished(c)
+	}
 	for _, d := range c.Diagnoses {
 		s.finishedDiag[d.ID]++
 	}
@@ -353,12 +392,16 @@ func (s *liveSession) checkFailOn(c *tracker.Conn) {
 // finish evaluates what is still open as of now and writes the final report.
 func (s *liveSession) finish() error {
 	now := time.Now()
-	if s.tr.Now.After(now) {
-		now = s.tr.Now
+	for _, tr := range s.trackers() {
+		if tr.Now.After(now) {
+			now = tr.Now
+		}
 	}
-	s.tr.Finish(now)
+	for _, tr := range s.trackers() {
+		tr.Finish(now)
+	}
 	s.ropts.Now = now
-	conns := s.tr.Conns()
+	conns := s.conns()
 	if s.view != nil {
 		io.WriteString(s.out, report.LiveLeave)
 	}
@@ -421,8 +464,12 @@ func (s *liveSession) printStats(st capture.Stats) {
 	if s.o.quiet {
 		return
 	}
-	fmt.Fprintf(s.stderr, "tcpstate: %d packets captured (%d TCP), %d dropped by kernel, %d dropped by interface; %d connections (%d finished during the capture), states as of %s\n",
-		st.Packets, st.TCP, st.KernelDropped, st.IfaceDropped, s.tr.Stats().Connections, s.finished,
+	perWorker := ""
+	if d := s.workerDrops(); d != nil {
+		perWorker = fmt.Sprintf(" (per AF_PACKET socket: %s)", report.JoinCounts(d))
+	}
+	fmt.Fprintf(s.stderr, "tcpstate: %d packets captured (%d TCP), %d dropped by kernel%s, %d dropped by interface; %d connections (%d finished during the capture), states as of %s\n",
+		st.Packets, st.TCP, st.KernelDropped, perWorker, st.IfaceDropped, s.connections(), s.finished,
 		s.ropts.Now.UTC().Format(report.TimeFormat))
 }
 

@@ -46,7 +46,7 @@ func BenchmarkLiveVeth(b *testing.B) {
 	}
 }
 
-var statsLine = regexp.MustCompile(`(\d+) packets captured \((\d+) TCP\), (\d+) dropped by kernel, (\d+) dropped by interface; (\d+) connections`)
+var statsLine = regexp.MustCompile(`(\d+) packets captured \((\d+) TCP\), (\d+) dropped by kernel(?: \(per AF_PACKET socket: [\d ]+\))?, (\d+) dropped by interface; (\d+) connections`)
 
 func liveVethRun(b *testing.B, rate int, d time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

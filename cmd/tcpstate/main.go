@@ -50,6 +50,9 @@ Examples:
   tcpstate -r a.pcap -r b.pcapng.gz               several files, merged in time order
   sudo tcpstate -i eth0 'port 443'                live view, refreshed every second (Ctrl-C: final table)
   sudo tcpstate -i any -o json -w cap.pcap        stream finished connections, save the packets
+  sudo tcpstate -i eth0 -o json --metrics :9917 --metrics-ports 443,5432
+                                                  Prometheus metrics at http://HOST:9917/metrics
+  tcpstate -r day.pcap -o json --snapshot-every 10m   also each open connection every 10 minutes
 
 Usage:
   tcpstate -r FILE [-r FILE ...] [flags] [BPF filter expression]
@@ -109,6 +112,13 @@ type options struct {
 	duration   time.Duration
 	user       string
 	noDecap    bool
+	workers    int
+	libpcap    bool
+
+	// Fleet use (metrics.go): a Prometheus endpoint, snapshots of open connections.
+	metricsAddr   string
+	metricsPorts  string
+	snapshotEvery time.Duration
 }
 
 // exitError carries an exit code with its message.
@@ -162,6 +172,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.problems, "problems", false, "only connections with a problem (a diagnosis about the connection, not the capture)")
 	fs.BoolVarP(&noNames, "numeric", "n", false, "accepted for tcpdump's habit (-n, -nn); tcpstate never resolves names")
 	fs.DurationVar(&o.duration, "duration", 0, "with -i, stop after `DURATION` (e.g. 30s, 10m)")
+	fs.IntVar(&o.workers, "workers", 0, "with -i on Linux, capture with `N` AF_PACKET sockets in a fanout group, each feeding a tracker of its own (default: one per core); -i any, -w, -c, vlan/mpls filters, non-Ethernet interfaces and --libpcap capture through libpcap, with one reader")
+	fs.BoolVar(&o.libpcap, "libpcap", false, "with -i, capture through libpcap (one reader) rather than AF_PACKET sockets")
 	fs.StringVarP(&o.user, "user", "Z", "", "with -i, drop root privileges to `USER` once the interface is open (tcpdump -Z)")
 	fs.BoolVarP(&o.listIfaces, "list-interfaces", "D", false, "list the interfaces -i can capture on, and exit")
 	fs.StringVarP(&o.output, "output", "o", "table", "output format: table, json, events, zeek, zeek-json (table also through a pipe or into a file)")
@@ -174,6 +186,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.expInit, "expect-init", "", "write an expectation `FILE` describing this (known good) capture, to edit and commit")
 	fs.IntVar(&o.maxFlows, "max-flows", 0, "cap the connection table at `N` entries (0: no cap)")
 	fs.StringVar(&o.shard, "shard", "", "analyse only shard `I/N` of the 4-tuple hash space")
+	addFleetFlags(fs, o)
 	fs.BoolVar(&o.noDecap, "no-decap", false, "do not track TCP inside tunnels (IP-in-IP, GRE, VXLAN, Geneve, Teredo, GTP-U)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no summary lines or progress, just the connections")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "explain each state: since when, timers, evidence for inferred states")
@@ -234,8 +247,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch {
 	case o.iface != "" && len(o.files) > 0:
 		return usageErr("give either -r FILE or -i IFACE, not both")
-	case o.iface == "" && (o.noPromisc || o.duration != 0 || o.user != ""):
-		return usageErr("-p, --duration and --user apply to live capture: add -i IFACE")
+	case o.iface == "" && (o.noPromisc || o.duration != 0 || o.user != "" || o.workers != 0 || o.libpcap):
+		return usageErr("-p, --duration, --user, --workers and --libpcap apply to live capture: add -i IFACE")
 	case o.iface == "" && o.snapSet:
 		return usageErr("-s applies to live capture: a file's packets were cut to its snapshot length when it was written (see: capinfos -l FILE); drop -s, or capture again with -i IFACE -s N")
 	case o.count < 0:
@@ -292,6 +305,12 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		}
 	}
 
+	ropts := &report.Options{Names: names, Verbose: o.verbose, Profile: prof, NoSummary: o.quiet}
+	fl, err := startFleet(o, ropts, stderr)
+	if err != nil {
+		return err
+	}
+	defer fl.close()
 	ccfg := capture.Config{Filter: o.filter, NoDecap: o.noDecap, Count: uint64(o.count)}
 	var closeSave func() error
 	if o.write != "" && !o.annotate {
@@ -321,7 +340,6 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	defer out.Flush()
-	ropts := &report.Options{Names: names, Verbose: o.verbose, Profile: prof, NoSummary: o.quiet}
 	cfg := flowtable.Config{Profile: prof, OS: o.osPolicy}
 	// With --state or --problems, a connection's events wait until it is known to be shown.
 	var evBuf map[uint64][]tracker.Event
@@ -396,6 +414,9 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 			Stream:  flowtable.StreamConfig{MaxFlows: o.maxFlows, IdleTimeout: fileIdleTimeout},
 			Workers: runtime.GOMAXPROCS(0), Progress: progress,
 			AtEnd: func(now time.Time) { ropts.Now = now }}
+		if fl != nil {
+			fl.fileRun(&rc, stream, src.Stats)
+		}
 		rs := runner.Run(src, rc, func(c *tracker.Conn) {
 			total++
 			if _, ok := c.OneSided(); ok {
@@ -404,6 +425,9 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 			if cf.keep(c) {
 				shown++
 				stream.Conn(c)
+			}
+			if fl != nil && fl.coll != nil {
+				fl.coll.Finished(c)
 			}
 			emitEvents(c)
 			if failOn != nil {
