@@ -90,7 +90,9 @@ func agreement(t *testing.T, root string, dirs []string) {
 			results = append(results, res)
 			mu.Unlock()
 			t.Log(res.String())
-			if bad := decisive(t, res.Mismatches); len(bad) > 0 {
+			bad := decisive(t, res.Mismatches)
+			pendingIssue14(t, root, res.Scenario, bad)
+			if len(bad) > 0 {
 				t.Errorf("tool and kernel disagree (%s):\n%s", filepath.Join(dir), Table(bad))
 			}
 		})
@@ -130,7 +132,9 @@ func atAgreement(t *testing.T, root string, dirs []string) {
 				results = append(results, res)
 				mu.Unlock()
 				t.Logf("%s (--at %s, %s)", res, snap.Time, snap.Label)
-				if bad := decisive(t, res.Mismatches); len(bad) > 0 {
+				bad := decisive(t, res.Mismatches)
+				pendingIssue14(t, root, res.Scenario, bad)
+				if len(bad) > 0 {
 					t.Errorf("tool --at %s and kernel disagree (%s, %s):\n%s", snap.Time, dir, snap.Label, Table(bad))
 				}
 			})
@@ -317,4 +321,20 @@ func decisive(t *testing.T, ms []Mismatch) []Mismatch {
 		bad = append(bad, m)
 	}
 	return bad
+}
+
+// pendingIssue14 skips, visibly, a recording listed in issue14Pending that still disagrees, and
+// fails one of the committed recordings that is listed but agrees.
+func pendingIssue14(t *testing.T, root, scenario string, bad []Mismatch) {
+	t.Helper()
+	why, ok := issue14Pending[scenario]
+	if !ok {
+		return
+	}
+	if len(bad) > 0 {
+		t.Skipf("issue 14: %s\n%s", why, Table(bad))
+	}
+	if root == recordings {
+		t.Errorf("listed in issue14Pending (%s) but agrees with the kernel now: take it off the list", why)
+	}
 }
