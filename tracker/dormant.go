@@ -222,6 +222,7 @@ func (c *Conn) pack(k *pack.Codec, in *pack.Interner) {
 	k.Bool(&c.done)
 	k.Time(&c.AsOf)
 	c.packRare(k, in)
+	c.doubt.pack(k, in)
 }
 
 // packRare visits the fields of a connection that are usually zero, behind one bit.

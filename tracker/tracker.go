@@ -277,6 +277,17 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 	for side := ClientSide; side <= ServerSide; side++ {
 		ep := c.endpoint(side)
 		s, when, viaTimer, deadline := ep.evaluateTimer(at, &t.cfg.Profile, lastPacket)
+		why, unseen := "", false
+		if c.doubt.active() || seg == nil {
+			flightAt := stamp(0)
+			if seg == nil {
+				flightAt = at
+				if now.Equal(t.Now) { // the end of the input, not --at
+					flightAt = at.add(endGrace)
+				}
+			}
+			s, when, viaTimer, deadline, why, unseen = c.reconsider(side, at, flightAt, &t.cfg.Profile, lastPacket, s, when, viaTimer, deadline)
+		}
 		if deadline != 0 || ep.Deadline != (time.Time{}) {
 			// Most states run no timer: a zero Deadline stays as it is, without a conversion.
 			ep.Deadline = deadline.time()
@@ -285,6 +296,9 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 			ep.Inferred, ep.Evidence = c.inference(side, s, viaTimer)
 		} else {
 			ep.Inferred, ep.Evidence = false, ""
+		}
+		if why != "" {
+			ep.Inferred, ep.Evidence = true, why
 		}
 		if !ep.Inferred && s == FinWait2 && at.sub(when) >= t.cfg.Profile.FinWait2Orphan {
 			ep.Inferred, ep.Evidence = true, fmt.Sprintf("FIN_WAIT_2 for over %s: gone by now if its application called close(), still there after shutdown() alone; the wire cannot tell which",
@@ -295,7 +309,7 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 		}
 		since := when.time()
 		ep.State, ep.Since = s, since
-		if t.cfg.OnEvent == nil {
+		if t.cfg.OnEvent == nil || unseen {
 			continue
 		}
 		ev := Event{Time: now, ConnID: c.ID, Side: side, Addr: ep.Addr, Old: before[side], New: s}
@@ -330,7 +344,8 @@ func (t *Tracker) startsNewInstance(c *Conn, seg *capture.Segment) bool {
 	}
 	d := &c.Dir[c.sideOf(seg)]
 	if d.SynSeen {
-		return reassembly.Seq(seg.Seq) != d.ISN
+		// A reconnect to a server that still holds the connection is the old one's (reconnect.go).
+		return reassembly.Seq(seg.Seq) != d.ISN && !c.reconnectSYN(seg)
 	}
 	if !d.Started {
 		return false // simultaneous open: the peer's SYN, or a SYN after a captured SYN-ACK
