@@ -52,7 +52,8 @@ States: LISTEN SYN_SENT SYN_RECEIVED ESTABLISHED FIN_WAIT_1 FIN_WAIT_2 CLOSE_WAI
         A '?' after a state in the table means inferred: the wire did not show it directly
         (-v says on what evidence).
 Diagnoses: syn-unanswered refused handshake-incomplete half-closed fin-unacknowledged reset
-        rst-ignored zero-window midstream port-reused capture-gap idle
+        rst-ignored zero-window midstream port-reused capture-gap idle middlebox-reset
+        retransmission-timeout keepalive-timeout
 Exit codes: 0 success; 1 a --fail-on/--expect check failed; 2 usage error or unreadable input
         (a damaged file: everything before the damage is still reported).
 `
