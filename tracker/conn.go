@@ -207,6 +207,7 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 		}
 		if coversFIN && !s.ev.gotFIN {
 			s.ev.gotFIN, s.ev.tGotFIN = true, ts
+			c.doubt.noteGotFIN(seg, from)
 		}
 		// What the receiver is taken to have received: this ACK of its SYN and FIN.
 		if coversSYN {
@@ -245,6 +246,9 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 		if !s.ev.sentFIN {
 			s.ev.sentFIN, s.ev.tSentFIN = true, ts
 			s.ev.finPassive = s.ev.gotFIN
+			if s.ev.gotFIN && c.doubt.finLeftFirst(seg, from) { // seen late (doubt.go)
+				s.ev.finPassive, s.ev.tSentFIN = false, s.ev.tGotFIN
+			}
 			if !s.ev.gotSYN && !s.ev.midstream && s.ev.sentSYN {
 				// FIN before the SYN-ACK arrived (an application closing in SYN_SENT sends no
 				// FIN on Linux, but other stacks and crafted traffic do): treat as synchronized.

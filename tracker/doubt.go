@@ -32,6 +32,35 @@ type connDoubt struct {
 	// the peer's ACK; rttMin: the shortest tap-to-side round trip those pairs measured.
 	probe  [2]rttProbe
 	rttMin [2]time.Duration
+	// finAck: each side's first segment that acknowledged the peer's FIN (its sequence number
+	// and timestamp), to tell whether its own FIN, seen later, had left before it.
+	finAck [2]segMark
+}
+
+// segMark is where a segment stood in its sender's sequence space and clock.
+type segMark struct {
+	set, hasTS bool
+	seq, tsval uint32
+}
+
+// noteGotFIN records the segment from side from that first acknowledged the peer's FIN.
+func (d *connDoubt) noteGotFIN(seg *capture.Segment, from Side) {
+	d.finAck[from] = segMark{set: true, hasTS: seg.Opts.Has&capture.HasTimestamps != 0, seq: seg.Seq, tsval: seg.Opts.TSVal}
+}
+
+// finLeftFirst reports whether fin, side from's first FIN seen, had left before the segment
+// that first acknowledged the peer's FIN although the tap saw it after: that segment's
+// sequence number is already one past the FIN (or its timestamp later than the FIN's). The
+// FIN was held or lost before the tap; what is seen now left first or is its retransmission.
+// Its sender then closed first (FIN_WAIT_1 → CLOSING), not second (CLOSE_WAIT → LAST_ACK).
+func (d *connDoubt) finLeftFirst(fin *capture.Segment, from Side) bool {
+	m := &d.finAck[from]
+	if !m.set {
+		return false
+	}
+	end := reassembly.Seq(fin.Seq + fin.PayloadLen) // the FIN's own sequence number
+	return reassembly.Seq(m.seq).GT(end) ||
+		m.hasTS && fin.Opts.Has&capture.HasTimestamps != 0 && int32(m.tsval-fin.Opts.TSVal) > 0
 }
 
 type rttProbe struct {
@@ -151,6 +180,10 @@ func (d *connDoubt) pack(k *pack.Codec, in *pack.Interner) {
 	pack.Uint(k, &d.reconnectISN)
 	pack.Uint(k, &d.reconnectPkt)
 	for i := range 2 {
+		m := &d.finAck[i]
+		k.Bools(&m.set, &m.hasTS)
+		pack.Uint(k, &m.seq)
+		pack.Uint(k, &m.tsval)
 		pack.Uint(k, &d.probe[i].end)
 		pack.Stamp(k, &d.probe[i].t)
 		k.Dur(&d.rttMin[i])
@@ -161,7 +194,7 @@ func (d *connDoubt) zero() bool {
 	return d.print == [2]hostPrint{} && len(d.forged) == 0 && d.rtx == [2]rtxTrack{} &&
 		d.ka == [2]kaTrack{} && d.lostRST == [2]uint64{} && d.lostRSTProbes == [2]int{} &&
 		!d.reconnect && d.reconnectISN == 0 && d.reconnectPkt == 0 &&
-		d.probe == [2]rttProbe{} && d.rttMin == [2]time.Duration{}
+		d.probe == [2]rttProbe{} && d.rttMin == [2]time.Duration{} && d.finAck == [2]segMark{}
 }
 
 // rtxTrack follows one side's retransmissions of data (or FIN) that nothing answers.

@@ -44,6 +44,8 @@ func issue14Scenarios() []*Scenario {
 		// 5. A FIN the tap saw late.
 		{Name: "fin-seen-late", Play: finSeenLate, Tap: TapRouterServer,
 			Description: "IPv4, tap between router and server: the client shuts down its side but the router holds its FIN for 300 ms before the tap; meanwhile the server sends data and the client's ACKs, one past the FIN, reach the tap first; then the FIN (and its retransmission): client FIN_WAIT_2, server CLOSE_WAIT."},
+		{Name: "crossing-fins-first-lost", Play: crossingFinsFirstLost,
+			Description: "IPv4: both ends shut down at once; the router holds the client's FIN 100 ms after the tap and drops the server's first FIN before the tap, so the server gets the client's FIN in FIN_WAIT_1 (CLOSING) and its ACK, one past its unseen FIN, reaches the tap first; its retransmitted FIN then acknowledges the client's: both TIME_WAIT."},
 		{Name: "crossing-fins-held", Play: crossingFinsHeld, Tap: TapRouterServer,
 			Description: "IPv4, tap between router and server: both ends shut down at the same moment and the router holds every FIN for 300 ms, so each FIN leaves before its sender hears the peer's and the ACKs overtake the FINs: both ends CLOSING -> TIME_WAIT."},
 	}
@@ -441,4 +443,74 @@ func crossingFinsHeld(r *Run) error {
 	}
 	r.Expect(c, "TIME_WAIT", "TIME_WAIT")
 	return r.Sleep(350 * time.Millisecond)
+}
+
+func crossingFinsFirstLost(r *Run) error {
+	// FORWARD, in order: the server's first FIN dropped (before the rc tap), the client's FINs
+	// to the delay line (after the tap).
+	if err := r.Lab.Firewall(r.Ctx, false, "-A", "FORWARD", "-i", RouterServerIface, "-p", "tcp", "--tcp-flags", "FIN", "FIN",
+		"-m", "statistic", "--mode", "nth", "--every", "100000", "--packet", "0", "-j", "DROP"); err != nil {
+		return err
+	}
+	if _, err := r.Lab.StartDelayLine(3, 100*time.Millisecond, "FIN", tcpFIN); err != nil {
+		return err
+	}
+	if err := r.Lab.Firewall(r.Ctx, false, "-A", "FORWARD", "-i", RouterClientIface, "-p", "tcp", "-j", "NFQUEUE", "--queue-num", "3"); err != nil {
+		return err
+	}
+	c, err := connected(false, r, "crossing-fins-first-lost")
+	if err != nil {
+		return err
+	}
+	if err := r.Exchange(c, httpReq, httpResp); err != nil {
+		return err
+	}
+	if _, err := r.Quiesce(r.wait()); err != nil {
+		return err
+	}
+	if err := c.C.ShutdownWrite(); err != nil {
+		return err
+	}
+	if err := c.S.ShutdownWrite(); err != nil {
+		return err
+	}
+	if err := r.WaitSS(r.Lab.Client, c.CAddr, c.SAddr, "TIME_WAIT", r.wait()); err != nil {
+		return err
+	}
+	if err := r.WaitSS(r.Lab.Server, c.SAddr, c.CAddr, "TIME_WAIT", r.wait()); err != nil {
+		return err
+	}
+	if err := r.wantDroppedIn(r.Lab.Router, "FORWARD", 1); err != nil {
+		return err
+	}
+	r.Expect(c, "TIME_WAIT", "TIME_WAIT")
+	r.Check(func(info *CaptureInfo) error {
+		fins := filter(info, func(p Packet) bool { return fromServer(p) && p.Has(FlagFIN) })
+		if len(fins) == 0 {
+			return fmt.Errorf("no server FIN on the tap")
+		}
+		for _, p := range info.TCP {
+			if fromServer(p) && p.N < fins[0].N && p.Seq == fins[0].Seq+1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no server segment one past its FIN before the FIN on the tap")
+	})
+	return nil
+}
+
+// wantDroppedIn checks the DROP rules of chain in ns dropped n packets in all.
+func (r *Run) wantDroppedIn(ns Netns, chain string, n int) error {
+	got, err := r.DropCounts(ns, false, chain)
+	if err != nil {
+		return err
+	}
+	sum := 0
+	for _, v := range got {
+		sum += v
+	}
+	if sum != n {
+		return fmt.Errorf("%s %s: want %d packet(s) dropped, iptables counted %v", ns.Name, chain, n, got)
+	}
+	return nil
 }
