@@ -419,26 +419,8 @@ func crossingFinsHeld(r *Run) error {
 	if err := r.holdFINs(300 * time.Millisecond); err != nil {
 		return err
 	}
-	c, err := connected(false, r, "crossing-fins-held")
+	c, err := r.closeBothAtOnce("crossing-fins-held")
 	if err != nil {
-		return err
-	}
-	if err := r.Exchange(c, httpReq, httpResp); err != nil {
-		return err
-	}
-	if _, err := r.Quiesce(r.wait()); err != nil {
-		return err
-	}
-	if err := c.C.ShutdownWrite(); err != nil {
-		return err
-	}
-	if err := c.S.ShutdownWrite(); err != nil {
-		return err
-	}
-	if err := r.WaitSS(r.Lab.Client, c.CAddr, c.SAddr, "TIME_WAIT", r.wait()); err != nil {
-		return err
-	}
-	if err := r.WaitSS(r.Lab.Server, c.SAddr, c.CAddr, "TIME_WAIT", r.wait()); err != nil {
 		return err
 	}
 	r.Expect(c, "TIME_WAIT", "TIME_WAIT")
@@ -458,26 +440,8 @@ func crossingFinsFirstLost(r *Run) error {
 	if err := r.Lab.Firewall(r.Ctx, false, "-A", "FORWARD", "-i", RouterClientIface, "-p", "tcp", "-j", "NFQUEUE", "--queue-num", "3"); err != nil {
 		return err
 	}
-	c, err := connected(false, r, "crossing-fins-first-lost")
+	c, err := r.closeBothAtOnce("crossing-fins-first-lost")
 	if err != nil {
-		return err
-	}
-	if err := r.Exchange(c, httpReq, httpResp); err != nil {
-		return err
-	}
-	if _, err := r.Quiesce(r.wait()); err != nil {
-		return err
-	}
-	if err := c.C.ShutdownWrite(); err != nil {
-		return err
-	}
-	if err := c.S.ShutdownWrite(); err != nil {
-		return err
-	}
-	if err := r.WaitSS(r.Lab.Client, c.CAddr, c.SAddr, "TIME_WAIT", r.wait()); err != nil {
-		return err
-	}
-	if err := r.WaitSS(r.Lab.Server, c.SAddr, c.CAddr, "TIME_WAIT", r.wait()); err != nil {
 		return err
 	}
 	if err := r.wantDroppedIn(r.Lab.Router, "FORWARD", 1); err != nil {
@@ -513,4 +477,29 @@ func (r *Run) wantDroppedIn(ns Netns, chain string, n int) error {
 		return fmt.Errorf("%s %s: want %d packet(s) dropped, iptables counted %v", ns.Name, chain, n, got)
 	}
 	return nil
+}
+
+// closeBothAtOnce: request and answer on one connection, quiet, then both ends shut down at
+// once; it returns once both are in TIME_WAIT.
+func (r *Run) closeBothAtOnce(what string) (*Conn, error) {
+	c, err := connected(false, r, what)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Exchange(c, httpReq, httpResp); err != nil {
+		return nil, err
+	}
+	if _, err := r.Quiesce(r.wait()); err != nil {
+		return nil, err
+	}
+	if err := c.C.ShutdownWrite(); err != nil {
+		return nil, err
+	}
+	if err := c.S.ShutdownWrite(); err != nil {
+		return nil, err
+	}
+	if err := r.WaitSS(r.Lab.Client, c.CAddr, c.SAddr, "TIME_WAIT", r.wait()); err != nil {
+		return nil, err
+	}
+	return c, r.WaitSS(r.Lab.Server, c.SAddr, c.CAddr, "TIME_WAIT", r.wait())
 }
