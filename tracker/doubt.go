@@ -111,7 +111,9 @@ func (d *connDoubt) observe(seg *capture.Segment, from Side, kind reassembly.Kin
 		}
 		k.n, k.last, k.lastPkt = k.n+1, ts, seg.Packet
 		*r = rtxTrack{}
-	case kind == reassembly.Retransmission && (seg.PayloadLen > 0 || seg.Flags.Has(capture.FIN)):
+	case kind == reassembly.Retransmission && (seg.PayloadLen > 0 || seg.Flags.Has(capture.FIN)) ||
+		kind == reassembly.WindowProbe:
+		// Zero-window probes back off and give up as retransmissions do (Linux: tcp_retries2).
 		prev := r.last
 		if prev.isZero() {
 			prev = r.sent

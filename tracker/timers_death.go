@@ -20,7 +20,6 @@ const (
 	// pastDue: the silence must last this much longer than the next retransmission's or
 	// probe's due time (timer slack is a few percent; a late timer is not a dead one).
 	pastDueRtx = 1.2
-	pastDueKA  = 1.5
 )
 
 // diedAt reports when side's stack gave up in silence by now (zero: it did not, as far as the
@@ -34,7 +33,9 @@ func (c *Conn) diedAt(side Side, now stamp) (stamp, string) {
 		}
 	}
 	if k := &d.ka[side]; k.n >= 2 && k.gap > 0 {
-		if !now.before(k.last.add(time.Duration(float64(k.gap) * pastDueKA))) {
+		// Keepalive probes come at a fixed interval; probes that back off (zero-window probes
+		// taken for keepalives) double it: past twice the interval either has given up.
+		if !now.before(k.last.add(time.Duration(float64(2*k.gap) * pastDueRtx))) {
 			return k.last.add(k.gap), DiagKeepaliveTimeout
 		}
 	}
@@ -125,7 +126,9 @@ func (c *Conn) reconsider(side Side, at, flightAt stamp, p *Profile, lastPacket 
 		}
 	}
 	if why == "" && s.Open() {
-		if f := c.doubt.forgedAs(side); f != nil && !ep.ev.sentRST {
+		if n, last := c.unanswered(side, at); n > 0 {
+			why = fmt.Sprintf("its last %d retransmissions or probes (the last is packet %d) went unanswered and it has been silent since: if its stack gave up when the next one was due, it is CLOSED already", n, last)
+		} else if f := c.doubt.forgedAs(side); f != nil && !ep.ev.sentRST {
 			why = fmt.Sprintf("a middlebox forged a RST in its name (packet %d: %s); it never sent it, and whether the middlebox also reset it is not on the wire", f.packet, f.why)
 		} else if n := c.doubt.lostRST[1-side]; n != 0 && !ep.ev.gotRST {
 			why = fmt.Sprintf("the peer's RST (packet %d) followed %d unanswered probe(s) or retransmission(s): the path towards it was not delivering, so the RST is taken as lost", n, c.doubt.lostRSTProbes[1-side])
@@ -174,4 +177,19 @@ func (c *Conn) diagnoseDoubts(now stamp) {
 				side, ep.Addr, d.lostRSTProbes[side], what, n, 1-side, peer.State)})
 		}
 	}
+}
+
+// unanswered reports, for a side not (yet) taken as dead, how many of its retransmissions or
+// probes went unanswered when its silence since the last has outlasted the last backoff: it
+// may have given up already (a persist timer gives up at its next due time, which backs
+// off), so its state is inferred. n is 0 otherwise.
+func (c *Conn) unanswered(side Side, now stamp) (n int, last uint64) {
+	d := &c.doubt
+	if r := &d.rtx[side]; r.n >= 2 && r.gap > 0 && !now.before(r.last.add(r.gap)) {
+		return r.n, r.lastPkt
+	}
+	if k := &d.ka[side]; k.n >= 2 && k.gap > 0 && !now.before(k.last.add(k.gap)) {
+		return k.n, k.lastPkt
+	}
+	return 0, 0
 }

@@ -307,6 +307,11 @@ var undecidable = map[string]map[string]string{
 	// in the server's name (TTL), keeps the server as it was and marks it inferred: whether the
 	// middlebox reset it too is not on the wire (a REJECT resets one end only).
 	"ips-reset": {"server": "the middlebox's RST towards the server never passed the tap"},
+	// The persist timer gives up when its next zero-window probe is due, and that backs off:
+	// 1 s after it gave up (@1) the silence is still shorter than the doubled backoff, the same
+	// on the wire as a stack about to probe again. The tool says ESTABLISHED, inferred (its
+	// probes went unanswered); the final snapshot, later, is decided (CLOSED).
+	"zero-window-blackhole": {"client": "silence shorter than the next zero-window probe's backoff"},
 }
 
 func decisive(t *testing.T, ms []Mismatch) []Mismatch {
