@@ -106,13 +106,26 @@ func (c *Conn) reconsider(side Side, at, flightAt stamp, p *Profile, lastPacket 
 		if e.gotRST && !e.sentRST && c.inFlight(side, e.tReset, flightAt) {
 			e.gotRST, masked = false, true
 		}
+		// The converse: the peer's FIN, seen more than the one-way time ago, has arrived
+		// though its ACK is not back yet (it will be a round trip after the FIN, not before).
+		arrived := false
+		if pe := &c.endpoint(1 - side).ev; pe.sentFIN && !e.gotFIN && !c.finInferred[1-side] {
+			ow := c.oneWay(side)
+			if ow >= minOneWay && !flightAt.before(pe.tSentFIN.add(ow)) && flightAt.before(pe.lastFIN.add(2*ow+c.slack(side))) {
+				e.gotFIN, e.tGotFIN, masked, arrived = true, pe.tSentFIN.add(ow), true, true
+			}
+		}
 		if masked {
 			s2, since2, via2, dl2 := ep.evaluateTimer(at, p, lastPacket)
 			*e = saved
 			if s2 != s {
 				s, since, viaTimer, deadline, unseen = s2, since2, via2, dl2, true
-				why = fmt.Sprintf("a packet towards it passed the tap less than its one-way time (%s, half the handshake's round trip from the tap) before this instant: not arrived yet",
+				why = fmt.Sprintf("a packet towards it passed the tap less than its one-way time (%s, half the round trip from the tap) before this instant: not arrived yet",
 					c.oneWay(side).Round(time.Millisecond))
+				if arrived {
+					why = fmt.Sprintf("the peer's FIN passed the tap more than its one-way time (%s, half the round trip from the tap) before this instant: arrived, though its ACK cannot be back yet",
+						c.oneWay(side).Round(time.Millisecond))
+				}
 			}
 		}
 	}
