@@ -100,6 +100,9 @@ func (d *connDoubt) observe(seg *capture.Segment, from Side, kind reassembly.Kin
 		return // judged against the fingerprint in applyRST, learned from never
 	}
 	d.print[from].learn(seg)
+	if len(d.forged) > 0 {
+		d.heardFrom(from)
+	}
 	d.sampleRTT(seg, from, kind, ts)
 	// Any packet from the peer answers this side: its probes were not in vain.
 	d.rtx[1-from], d.ka[1-from] = rtxTrack{}, kaTrack{}
@@ -176,7 +179,7 @@ func (d *connDoubt) pack(k *pack.Codec, in *pack.Interner) {
 		pack.Uint(k, &f.packet)
 		pack.Uint(k, &f.named)
 		k.Dict(&f.why, in)
-		k.Bool(&f.accepted)
+		k.Bools(&f.accepted, &f.heard)
 	}
 	k.Bool(&d.reconnect)
 	pack.Uint(k, &d.reconnectISN)

@@ -50,6 +50,7 @@ type forgedRST struct {
 	named    Side   // the endpoint it claims to come from
 	why      string // the misfits, in words a support engineer can check in Wireshark
 	accepted bool   // its receiver took it (sequence number acceptable)
+	heard    bool   // the named endpoint sent packets after it: it was not reset
 }
 
 // minPrint is how many of its packets an endpoint's fingerprint needs before a packet is
@@ -107,12 +108,23 @@ func (d *connDoubt) isForged(n uint64) bool {
 	return false
 }
 
-// forgedAs returns the latest forged RST in side's name (nil: none).
+// forgedAs returns the latest forged RST in side's name that its receiver accepted and after
+// which side was not heard from (nil: none): a middlebox that resets one end may have reset
+// side too, out of the tap's sight.
 func (d *connDoubt) forgedAs(side Side) *forgedRST {
 	for i := len(d.forged) - 1; i >= 0; i-- {
-		if d.forged[i].named == side {
-			return &d.forged[i]
+		if f := &d.forged[i]; f.named == side && f.accepted && !f.heard {
+			return f
 		}
 	}
 	return nil
+}
+
+// heardFrom notes a packet from side: forged RSTs in its name did not reset it.
+func (d *connDoubt) heardFrom(side Side) {
+	for i := range d.forged {
+		if d.forged[i].named == side {
+			d.forged[i].heard = true
+		}
+	}
 }
