@@ -6,7 +6,7 @@ var issue14Names = []string{
 	"conntrack-expired", "ips-reset", "forged-rst-to-client",
 	"blackhole-retransmit", "blackhole-retransmit-at-client", "keepalive-blackhole",
 	"long-path", "long-path-at-client", "reconnect-same-port", "fin-seen-late", "crossing-fins-held",
-	"crossing-fins-first-lost", "zero-window-blackhole",
+	"crossing-fins-first-lost", "zero-window-blackhole", "reject-reset-to-client-v6",
 }
 
 // issue14Pending lists the recordings (scenario, or scenario@N for an at-snapshot) on which

@@ -12,7 +12,7 @@ import (
 
 // issue14Scenarios returns the scenarios of issue 14, in recording order.
 func issue14Scenarios() []*Scenario {
-	rejC := &Scenario{Name: "reject-reset-to-client", Play: rejectReset(true),
+	rejC := &Scenario{Name: "reject-reset-to-client", Play: rejectReset(true, false),
 		Description: "IPv4: after request and answer, the router's FORWARD chain starts rejecting the client's packets with `REJECT --reject-with tcp-reset`: the client's next data is answered by a RST in the server's name (sent by the router, TTL 64, no timestamps); the client's socket is reset, the server never hears of it and stays ESTABLISHED (half-open)."}
 	bhr := &Scenario{Name: "blackhole-retransmit", Play: blackholeRetransmit,
 		Description: "IPv4, net.ipv4.tcp_retries2=3 in the client: after request and answer the router drops everything after the tap; the client's next data is retransmitted with exponential backoff until its kernel gives up (no packet marks it): client CLOSED, server ESTABLISHED; snapshot 1 s after the client gave up, compared with --at."}
@@ -21,9 +21,11 @@ func issue14Scenarios() []*Scenario {
 	return []*Scenario{
 		// 1. Forged in an endpoint's name.
 		rejC,
-		{Name: "reject-reset-to-server", Play: rejectReset(false), Tap: TapRouterServer,
+		{Name: "reject-reset-to-server", Play: rejectReset(false, false), Tap: TapRouterServer,
 			Description: "IPv4, tap between router and server: after request and answer, the router rejects the server's packets with `REJECT --reject-with tcp-reset`: the server's next data is answered by a RST in the client's name (sent by the router); the server's socket is reset, the client stays ESTABLISHED (half-open)."},
 		rejC.WithTap(TapClient),
+		{Name: "reject-reset-to-client-v6", Play: rejectReset(true, true),
+			Description: "IPv6: as reject-reset-to-client, with ip6tables: the RST in the server's name comes from the router (hop limit 64 at the tap, where the server's packets arrive with 63); the client is reset, the server stays ESTABLISHED (half-open)."},
 		{Name: "conntrack-expired", Play: conntrackExpired,
 			Description: "IPv4: the router is a stateful firewall (conntrack, nf_conntrack_tcp_loose=0, established timeout 2 s, INVALID dropped); the connection idles 2.5 s, its entry expires, and the client's next data is dropped as INVALID after the tap; the client (tcp_retries2=3) retransmits until it gives up: client CLOSED, server ESTABLISHED; compared with --at 1 s after."},
 		{Name: "ips-reset", Play: ipsReset,
@@ -55,9 +57,9 @@ func issue14Scenarios() []*Scenario {
 
 // rejectReset: REJECT --reject-with tcp-reset in the router, for the client's packets (toClient:
 // the RST goes to the client) or the server's.
-func rejectReset(toClient bool) func(*Run) error {
+func rejectReset(toClient, v6 bool) func(*Run) error {
 	return func(r *Run) error {
-		c, err := connected(false, r, "reject")
+		c, err := connected(v6, r, "reject")
 		if err != nil {
 			return err
 		}
@@ -68,7 +70,7 @@ func rejectReset(toClient bool) func(*Run) error {
 		if !toClient {
 			in, port, writer, victim = RouterServerIface, "--sport", c.S, c.S
 		}
-		if err := r.Lab.Firewall(r.Ctx, false, "-A", "FORWARD", "-i", in, "-p", "tcp", port, "80", "-j", "REJECT", "--reject-with", "tcp-reset"); err != nil {
+		if err := r.Lab.Firewall(r.Ctx, v6, "-A", "FORWARD", "-i", in, "-p", "tcp", port, "80", "-j", "REJECT", "--reject-with", "tcp-reset"); err != nil {
 			return err
 		}
 		if err := writer.Write(r.Ctx, []byte("more\n")); err != nil {
