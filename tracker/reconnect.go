@@ -53,3 +53,11 @@ func (c *Conn) isReconnectSYN(seg *capture.Segment) bool {
 	return seg.Flags&(capture.SYN|capture.ACK|capture.RST) == capture.SYN &&
 		reassembly.Seq(seg.Seq) != c.Dir[c.sideOf(seg)].ISN && c.reconnectSYN(seg)
 }
+
+// acceptsReconnect reports whether seg is a SYN-ACK answering the reconnecting SYN c took in:
+// the server had no synchronized socket after all (the capture missed its end), so the SYN
+// opened a new connection, which starts here, its SYN already counted with the old one.
+func (c *Conn) acceptsReconnect(seg *capture.Segment) bool {
+	return seg.Flags&(capture.SYN|capture.ACK|capture.RST) == capture.SYN|capture.ACK &&
+		seg.Ack == c.doubt.reconnectISN+1
+}

@@ -339,6 +339,9 @@ func timerReason(old State) string {
 // startsNewInstance: a SYN with a new initial sequence number on a known 4-tuple is a new
 // connection; a SYN retransmission (same ISN) or the late SYN of a reordered handshake is not.
 func (t *Tracker) startsNewInstance(c *Conn, seg *capture.Segment) bool {
+	if c.doubt.reconnect && c.acceptsReconnect(seg) {
+		return true
+	}
 	if !seg.Flags.Has(capture.SYN) || seg.Flags.Has(capture.ACK) || seg.Flags.Has(capture.RST) {
 		return false
 	}
