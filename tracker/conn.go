@@ -219,6 +219,7 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 		if coversSYN && (r.ev.sentSYN || r.ev.sentSYNACK) && !r.ev.synAcked {
 			if r.ev.synAckLost < 2 {
 				r.ev.synAcked, r.ev.tSynAcked = true, ts
+				c.doubt.synAckBy[to] = ts // the peer's ACK, assumed delivered (inflight)
 			} else if r.ev.synAckPending.isZero() {
 				r.ev.synAckPending = ts
 			}

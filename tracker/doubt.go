@@ -35,6 +35,9 @@ type connDoubt struct {
 	// finAck: each side's first segment that acknowledged the peer's FIN (its sequence number
 	// and timestamp), to tell whether its own FIN, seen later, had left before it.
 	finAck [2]segMark
+	// synAckBy: when the peer's ACK that acknowledged each side's SYN passed the tap (the
+	// side's synAcked rests on it arriving).
+	synAckBy [2]stamp
 }
 
 // segMark is where a segment stood in its sender's sequence space and clock.
@@ -185,6 +188,7 @@ func (d *connDoubt) pack(k *pack.Codec, in *pack.Interner) {
 	pack.Uint(k, &d.reconnectISN)
 	pack.Uint(k, &d.reconnectPkt)
 	for i := range 2 {
+		pack.Stamp(k, &d.synAckBy[i])
 		m := &d.finAck[i]
 		k.Bools(&m.set, &m.hasTS)
 		pack.Uint(k, &m.seq)
@@ -199,7 +203,8 @@ func (d *connDoubt) zero() bool {
 	return d.print == [2]hostPrint{} && len(d.forged) == 0 && d.rtx == [2]rtxTrack{} &&
 		d.ka == [2]kaTrack{} && d.lostRST == [2]uint64{} && d.lostRSTProbes == [2]int{} &&
 		!d.reconnect && d.reconnectISN == 0 && d.reconnectPkt == 0 &&
-		d.probe == [2]rttProbe{} && d.rttMin == [2]time.Duration{} && d.finAck == [2]segMark{}
+		d.probe == [2]rttProbe{} && d.rttMin == [2]time.Duration{} && d.finAck == [2]segMark{} &&
+		d.synAckBy == [2]stamp{}
 }
 
 // rtxTrack follows one side's retransmissions of data (or FIN) that nothing answers.

@@ -100,6 +100,9 @@ func (c *Conn) reconsider(side Side, at, flightAt stamp, p *Profile, lastPacket 
 		e := &ep.ev
 		masked := false
 		saved := *e
+		if e.synAcked && e.tSynAcked == c.doubt.synAckBy[side] && c.inFlight(side, e.tSynAcked, flightAt) {
+			e.synAcked, masked = false, true
+		}
 		if e.finAcked && c.inFlight(side, e.tFinAcked, flightAt) {
 			e.finAcked, masked = false, true
 		}

@@ -17,7 +17,7 @@ func issue14Scenarios() []*Scenario {
 	bhr := &Scenario{Name: "blackhole-retransmit", Play: blackholeRetransmit,
 		Description: "IPv4, net.ipv4.tcp_retries2=3 in the client: after request and answer the router drops everything after the tap; the client's next data is retransmitted with exponential backoff until its kernel gives up (no packet marks it): client CLOSED, server ESTABLISHED; snapshot 1 s after the client gave up, compared with --at."}
 	lp := &Scenario{Name: "long-path", Play: longPath,
-		Description: "IPv4: the router delays every TCP packet by 500 ms each way (NFQUEUE), so the tap (client side of the router) is 500 ms from the server. At-snapshot 1 is taken while the client's ACK of the server's FIN is still on its way (server FIN_WAIT_1, client CLOSE_WAIT); at the end the client aborts (SO_LINGER 0) and the capture stops while its RST is still on the path (client CLOSED, server FIN_WAIT_2)."}
+		Description: "IPv4: the router delays every TCP packet by 500 ms each way (NFQUEUE), so the tap (client side of the router) is 500 ms from the server. At-snapshot 1 is taken while the handshake's ACK is on its way (client ESTABLISHED, server SYN_RECEIVED), 2 while the client's ACK of the server's FIN is (server FIN_WAIT_1, client CLOSE_WAIT); at the end the client aborts (SO_LINGER 0) and the capture stops while its RST is still on the path (client CLOSED, server FIN_WAIT_2)."}
 	return []*Scenario{
 		// 1. Forged in an endpoint's name.
 		rejC,
@@ -274,10 +274,32 @@ func longPath(r *Run) error {
 		return err
 	}
 	r.Wait = 5 * time.Second
-	c, err := connected(false, r, "long-path")
+	l, err := r.Listen(false, 80)
 	if err != nil {
 		return err
 	}
+	if err := r.StartCapture(); err != nil {
+		return err
+	}
+	c, err := r.Dial(false, 80, "long-path")
+	if err != nil {
+		return err
+	}
+	if err := c.C.WaitState(r.Ctx, r.wait(), tcpEstablished); err != nil {
+		return err
+	}
+	// The handshake's ACK left now; it reaches the server 500 ms later.
+	if err := r.Sleep(150 * time.Millisecond); err != nil {
+		return err
+	}
+	if err := r.SnapshotInFlight("the handshake's ACK still on the path", W(c, "ESTABLISHED", "SYN_RECEIVED")); err != nil {
+		return err
+	}
+	s, err := l.Accept(r.Ctx, r.wait(), "server "+c.String())
+	if err != nil {
+		return err
+	}
+	c.S = r.Lab.Track(s)
 	if err := r.Exchange(c, httpReq, httpResp); err != nil {
 		return err
 	}
