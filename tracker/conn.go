@@ -207,7 +207,7 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 		}
 		if coversFIN && !s.ev.gotFIN {
 			s.ev.gotFIN, s.ev.tGotFIN = true, ts
-			c.doubt.noteGotFIN(seg, from)
+			c.doubt.noteGotFIN(seg, from, r.ev.lastFIN != r.ev.tSentFIN)
 		}
 		// What the receiver is taken to have received: this ACK of its SYN and FIN.
 		if coversSYN {

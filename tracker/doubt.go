@@ -38,17 +38,40 @@ type connDoubt struct {
 	// synAckBy: when the peer's ACK that acknowledged each side's SYN passed the tap (the
 	// side's synAcked rests on it arriving).
 	synAckBy [2]stamp
+	// synTS: the TSval of each side's first SYN (or SYN-ACK); echoFirst: the peer's answer
+	// echoed it (TSecr), so the handshake round trip measured from that first transmission
+	// holds even when it was retransmitted (RFC 7323 round-trip measurement).
+	synTS     [2]uint32
+	synTSSet  [2]bool
+	echoFirst [2]bool
+}
+
+// noteSYNEcho records the first SYN's timestamp and whether the peer's answer echoed it.
+func (d *connDoubt) noteSYNEcho(seg *capture.Segment, from Side) {
+	if seg.Opts.Has&capture.HasTimestamps == 0 {
+		return
+	}
+	if seg.Flags.Has(capture.SYN) && !d.synTSSet[from] {
+		d.synTS[from], d.synTSSet[from] = seg.Opts.TSVal, true
+	}
+	if d.synTSSet[1-from] && !d.echoFirst[from] && seg.Flags.Has(capture.ACK) && seg.Opts.TSEcr == d.synTS[1-from] {
+		d.echoFirst[from] = true
+	}
 }
 
 // segMark is where a segment stood in its sender's sequence space and clock.
 type segMark struct {
 	set, hasTS bool
+	// peerRetx: the peer's FIN had been retransmitted before this segment acknowledged it, so
+	// an earlier copy may have arrived (this ACK answering the copy, its first one lost).
+	peerRetx   bool
 	seq, tsval uint32
 }
 
 // noteGotFIN records the segment from side from that first acknowledged the peer's FIN.
-func (d *connDoubt) noteGotFIN(seg *capture.Segment, from Side) {
-	d.finAck[from] = segMark{set: true, hasTS: seg.Opts.Has&capture.HasTimestamps != 0, seq: seg.Seq, tsval: seg.Opts.TSVal}
+func (d *connDoubt) noteGotFIN(seg *capture.Segment, from Side, peerRetx bool) {
+	d.finAck[from] = segMark{set: true, hasTS: seg.Opts.Has&capture.HasTimestamps != 0, peerRetx: peerRetx,
+		seq: seg.Seq, tsval: seg.Opts.TSVal}
 }
 
 // finLeftFirst reports whether fin, side from's first FIN seen, had left before the segment
@@ -58,7 +81,7 @@ func (d *connDoubt) noteGotFIN(seg *capture.Segment, from Side) {
 // Its sender then closed first (FIN_WAIT_1 → CLOSING), not second (CLOSE_WAIT → LAST_ACK).
 func (d *connDoubt) finLeftFirst(fin *capture.Segment, from Side) bool {
 	m := &d.finAck[from]
-	if !m.set {
+	if !m.set || m.peerRetx {
 		return false
 	}
 	end := reassembly.Seq(fin.Seq + fin.PayloadLen) // the FIN's own sequence number
@@ -103,6 +126,7 @@ func (d *connDoubt) observe(seg *capture.Segment, from Side, kind reassembly.Kin
 		return // judged against the fingerprint in applyRST, learned from never
 	}
 	d.print[from].learn(seg)
+	d.noteSYNEcho(seg, from)
 	if len(d.forged) > 0 {
 		d.heardFrom(from)
 	}
@@ -189,8 +213,10 @@ func (d *connDoubt) pack(k *pack.Codec, in *pack.Interner) {
 	pack.Uint(k, &d.reconnectPkt)
 	for i := range 2 {
 		pack.Stamp(k, &d.synAckBy[i])
+		pack.Uint(k, &d.synTS[i])
+		k.Bools(&d.synTSSet[i], &d.echoFirst[i])
 		m := &d.finAck[i]
-		k.Bools(&m.set, &m.hasTS)
+		k.Bools(&m.set, &m.hasTS, &m.peerRetx)
 		pack.Uint(k, &m.seq)
 		pack.Uint(k, &m.tsval)
 		pack.Uint(k, &d.probe[i].end)
@@ -204,7 +230,8 @@ func (d *connDoubt) zero() bool {
 		d.ka == [2]kaTrack{} && d.lostRST == [2]uint64{} && d.lostRSTProbes == [2]int{} &&
 		!d.reconnect && d.reconnectISN == 0 && d.reconnectPkt == 0 &&
 		d.probe == [2]rttProbe{} && d.rttMin == [2]time.Duration{} && d.finAck == [2]segMark{} &&
-		d.synAckBy == [2]stamp{}
+		d.synAckBy == [2]stamp{} && d.synTS == [2]uint32{} && d.synTSSet == [2]bool{} &&
+		d.echoFirst == [2]bool{}
 }
 
 // rtxTrack follows one side's retransmissions of data (or FIN) that nothing answers.

@@ -66,7 +66,9 @@ const minOneWay = time.Millisecond
 // Data/ACK pairs refine it (sampleRTT): the shortest round trip measured either way counts.
 func (c *Conn) oneWay(side Side) time.Duration {
 	rtt := c.rtt[side]
-	if c.endpoint(1-side).ev.nSYN > 1 { // the SYN (server's sample) or SYN-ACK sender retried
+	if c.endpoint(1-side).ev.nSYN > 1 && !c.doubt.echoFirst[side] {
+		// The SYN (server's sample) or SYN-ACK sender retried, and the answer's timestamp
+		// does not show it answered the first transmission.
 		rtt = 0
 	}
 	if m := c.doubt.rttMin[side]; m > 0 && (rtt == 0 || m < rtt) {
