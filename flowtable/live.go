@@ -17,6 +17,7 @@ import (
 func (t *Table) Tick(now time.Time) {
 	if now.After(t.Now) {
 		t.Now = now
+		t.tr.Advance(now)
 	}
 	for _, c := range t.conns {
 		if c.Done() || !now.After(c.LastSeen) {

@@ -169,6 +169,7 @@ func (t *Table) AddAt(seg *capture.Segment, h uint64, ord uint64, now time.Time)
 func (t *Table) Advance(now time.Time) {
 	if now.After(t.Now) {
 		t.Now = now
+		t.tr.Advance(now)
 		if t.st != nil {
 			t.st.clock(t)
 		}

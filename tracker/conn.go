@@ -66,6 +66,7 @@ type Conn struct {
 	zwLong      [2]time.Duration
 	lastData    stamp
 	done        bool
+	doubt       connDoubt // where the wire may lie: fingerprints, silent deaths (issue 14)
 
 	// Evicted: a full table (--max-flows) dropped it before it finished; it is reported as it
 	// stood then. TimedOut: silent for the idle timeout of a streaming run, so reported and
@@ -115,6 +116,9 @@ func (c *Conn) slack(s Side) time.Duration {
 
 // apply feeds one segment into the connection's evidence. It returns the segment's kind.
 func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
+	if seg.Flags&(capture.SYN|capture.ACK|capture.RST) == capture.SYN && c.isReconnectSYN(seg) {
+		return c.applyReconnect(seg) // a reconnect the old connection answers (reconnect.go)
+	}
 	from := c.sideOf(seg)
 	to := 1 - from
 	s, r := c.endpoint(from), c.endpoint(to)
@@ -136,6 +140,7 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 	if seg.PayloadLen > 0 && kind != reassembly.Keepalive && kind != reassembly.WindowProbe {
 		c.lastData = ts
 	}
+	c.doubt.observe(seg, from, kind, ts)
 	f := seg.Flags
 	ack := seg.Ack
 
@@ -190,6 +195,7 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 		}
 		if coversFIN && !s.ev.gotFIN {
 			s.ev.gotFIN, s.ev.tGotFIN = true, ts
+			c.doubt.noteGotFIN(seg, from, r.ev.lastFIN != r.ev.tSentFIN)
 		}
 		// What the receiver is taken to have received: this ACK of its SYN and FIN.
 		if coversSYN {
@@ -201,6 +207,7 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 		if coversSYN && (r.ev.sentSYN || r.ev.sentSYNACK) && !r.ev.synAcked {
 			if r.ev.synAckLost < 2 {
 				r.ev.synAcked, r.ev.tSynAcked = true, ts
+				c.doubt.synAckBy[to] = ts // the peer's ACK, assumed delivered (inflight)
 			} else if r.ev.synAckPending.isZero() {
 				r.ev.synAckPending = ts
 			}
@@ -228,6 +235,9 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 		if !s.ev.sentFIN {
 			s.ev.sentFIN, s.ev.tSentFIN = true, ts
 			s.ev.finPassive = s.ev.gotFIN
+			if s.ev.gotFIN && c.doubt.finLeftFirst(seg, from) { // seen late (doubt.go)
+				s.ev.finPassive, s.ev.tSentFIN = false, s.ev.tGotFIN
+			}
 			if !s.ev.gotSYN && !s.ev.midstream && s.ev.sentSYN {
 				// FIN before the SYN-ACK arrived (an application closing in SYN_SENT sends no
 				// FIN on Linux, but other stacks and crafted traffic do): treat as synchronized.
@@ -298,7 +308,10 @@ func (c *Conn) applyRST(seg *capture.Segment, ts stamp, from Side) {
 		lo = sd.Acked
 	}
 	ownSeq := !sd.Started || sd.Segments <= 1 || (seq.GEQ(lo-1) && seq.LEQ(sd.Next))
-	if opened && ownSeq && !(inSynSent && sd.SynSeen && seq != sd.ISN+1) && !s.ev.sentRST {
+	// A RST that does not fit the fingerprint of the endpoint it names was forged on the path:
+	// it still acts on its receiver, but proves nothing about that endpoint (fingerprint.go).
+	forged, misfits := c.judgeRST(seg, from)
+	if opened && ownSeq && !forged && !(inSynSent && sd.SynSeen && seq != sd.ISN+1) && !s.ev.sentRST {
 		s.ev.sentRST, s.ev.tReset = true, ts
 	}
 
@@ -331,6 +344,14 @@ func (c *Conn) applyRST(seg *capture.Segment, ts stamp, from Side) {
 		}
 	}
 	c.rstNotes = append(c.rstNotes[:min(len(c.rstNotes), 7)], note)
+	if forged {
+		c.noteForged(seg, from, misfits, accepted)
+	}
+	if dead, n := c.doubt.deadPath(from); accepted && dead && !forged {
+		// Its stack's last word after unanswered probes: lost on the dead path, most likely.
+		c.doubt.lostRST[from], c.doubt.lostRSTProbes[from] = seg.Packet, n
+		accepted = false
+	}
 	if accepted && !r.ev.gotRST {
 		r.ev.gotRST, r.ev.tReset = true, ts
 	}

@@ -23,11 +23,15 @@ const (
 	DiagPortReused          = "port-reused"
 	DiagCaptureGap          = "capture-gap"
 	DiagIdle                = "idle"
+	// Issue 14: where the wire lies (fingerprint.go, timers_death.go).
+	DiagMiddleboxReset        = "middlebox-reset"
+	DiagRetransmissionTimeout = "retransmission-timeout"
+	DiagKeepaliveTimeout      = "keepalive-timeout"
 )
 
 // AllDiagnoses lists every identifier, most serious first (the order of the table's summary).
 var AllDiagnoses = []string{DiagRefused, DiagSynUnanswered, DiagHandshakeIncomplete, DiagReset,
-	DiagHalfClosed, DiagFinUnacknowledged, DiagZeroWindow, DiagRstIgnored, DiagCaptureGap,
+	DiagMiddleboxReset, DiagRetransmissionTimeout, DiagKeepaliveTimeout, DiagHalfClosed, DiagFinUnacknowledged, DiagZeroWindow, DiagRstIgnored, DiagCaptureGap,
 	DiagIdle, DiagPortReused, DiagMidstream}
 
 // Problem reports whether a diagnosis is something wrong (rather than a note about the capture).
@@ -130,7 +134,7 @@ func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 	}
 
 	for _, n := range c.rstNotes {
-		if n.accepted && !refused {
+		if n.accepted && !refused && !c.doubt.isForged(n.packet) {
 			c.addDiag(Diagnosis{ID: DiagReset, Side: n.from,
 				Detail: fmt.Sprintf("%s %s reset the connection (packet %d)", n.from, c.endpoint(n.from).Addr, n.packet)})
 		}
@@ -182,6 +186,7 @@ func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 				Detail: fmt.Sprintf("no data for %s before the end of the capture", age(now, last))})
 		}
 	}
+	c.diagnoseDoubts(stampOf(now))
 	c.markOneSided()
 	c.EndedBy = c.ending()
 	c.Zeek.SyncHistory()

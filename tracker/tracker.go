@@ -44,7 +44,10 @@ type Config struct {
 // connection a segment belongs to, decides when a new instance begins, and asks the tracker to
 // apply it. It reads no clock: every instant comes from a segment or from the caller.
 type Tracker struct {
-	cfg     Config
+	cfg Config
+	// clock is the capture's clock as the caller advanced it (Advance): the latest segment
+	// time, which tells the end of the input from an earlier instant asked for (--at).
+	clock   time.Time
 	details detailCache // the flood details last written (diagnose)
 	// osProfiles: the profile of each OS family, when Config.OS is active (os.go).
 	osProfiles []Profile
@@ -58,6 +61,14 @@ func New(cfg Config) *Tracker {
 	t := &Tracker{cfg: cfg}
 	t.initOS()
 	return t
+}
+
+// Advance moves the tracker's clock to now, if that is later (the flow table does, with the
+// capture's clock).
+func (t *Tracker) Advance(now time.Time) {
+	if now.After(t.clock) {
+		t.clock = now
+	}
 }
 
 // Profile is the timer profile the tracker ages states with.
@@ -184,6 +195,17 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 		ep := c.endpoint(side)
 		p := t.profileOf(ep)
 		s, when, viaTimer, deadline := ep.evaluateTimer(at, p, lastPacket)
+		why, unseen := "", false
+		if c.doubt.active() || seg == nil {
+			flightAt := stamp(0)
+			if seg == nil {
+				flightAt = at
+				if now.Equal(t.clock) { // the end of the input, not --at
+					flightAt = at.add(endGrace)
+				}
+			}
+			s, when, viaTimer, deadline, why, unseen = c.reconsider(side, at, flightAt, p, lastPacket, s, when, viaTimer, deadline)
+		}
 		if deadline != 0 || ep.Deadline != (time.Time{}) {
 			// Most states run no timer: a zero Deadline stays as it is, without a conversion.
 			ep.Deadline = deadline.time()
@@ -192,6 +214,9 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 			ep.Inferred, ep.Evidence = c.inference(side, s, viaTimer)
 		} else {
 			ep.Inferred, ep.Evidence = false, ""
+		}
+		if why != "" {
+			ep.Inferred, ep.Evidence = true, why
 		}
 		if !ep.Inferred && s == FinWait2 && at.sub(when) >= p.FinWait2Orphan {
 			ep.Inferred, ep.Evidence = true, fmt.Sprintf("FIN_WAIT_2 for over %s: gone by now if its application called close(), still there after shutdown() alone; the wire cannot tell which",
@@ -202,7 +227,7 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 		}
 		since := when.time()
 		ep.State, ep.Since = s, since
-		if t.cfg.OnEvent == nil {
+		if t.cfg.OnEvent == nil || unseen {
 			continue
 		}
 		ev := Event{Time: now, ConnID: c.ID, Side: side, Addr: ep.Addr, Old: before[side], New: s}
@@ -232,12 +257,16 @@ func timerReason(old State) string {
 // StartsNewInstance: a SYN with a new initial sequence number on a known 4-tuple is a new
 // connection; a SYN retransmission (same ISN) or the late SYN of a reordered handshake is not.
 func (t *Tracker) StartsNewInstance(c *Conn, seg *capture.Segment) bool {
+	if c.doubt.reconnect && c.acceptsReconnect(seg) {
+		return true
+	}
 	if !seg.Flags.Has(capture.SYN) || seg.Flags.Has(capture.ACK) || seg.Flags.Has(capture.RST) {
 		return false
 	}
 	d := &c.Dir[c.sideOf(seg)]
 	if d.SynSeen {
-		return seg.Seq != d.ISN
+		// A reconnect to a server that still holds the connection is the old one's (reconnect.go).
+		return seg.Seq != d.ISN && !c.reconnectSYN(seg)
 	}
 	if !d.Started {
 		return false // simultaneous open: the peer's SYN, or a SYN after a captured SYN-ACK

@@ -308,6 +308,7 @@ func (ft *testTable) Add(s *capture.Segment) {
 	ft.stats.Segments++
 	if s.Time.After(ft.Now) {
 		ft.Now = s.Time
+		ft.tr.Advance(s.Time)
 	}
 	k := tupleKey(s.Src, s.Dst)
 	c := ft.cur[k]

@@ -67,8 +67,9 @@ States: LISTEN SYN_SENT SYN_RECEIVED ESTABLISHED FIN_WAIT_1 FIN_WAIT_2 CLOSE_WAI
         A '?' after a state in the table means inferred: the wire did not show it directly
         (-v says on what evidence).
 Diagnoses (problems): syn-unanswered refused handshake-incomplete half-closed fin-unacknowledged
-        reset rst-ignored zero-window. A silence is a problem only once the retransmission it
-        should have caused was due (1 s after a first SYN, then backed off): before, in progress.
+        reset rst-ignored zero-window middlebox-reset retransmission-timeout keepalive-timeout.
+        A silence is a problem only once the retransmission it should have caused was due
+        (1 s after a first SYN, then backed off): before, in progress.
 Notes, in [brackets], not problems (--fail-on any ignores them): midstream capture-gap (about
         the capture: what the tap did not see), port-reused idle. A capture of one direction
         only (e.g. 'dst port 80') is said once; its states are marked inferred.

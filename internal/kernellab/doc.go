@@ -24,7 +24,11 @@
 // where the tap has already seen the packet: the router's FORWARD chain for client packets,
 // the INPUT chain of the receiving end namespace for either direction. crossing-fins and
 // simultaneous-open hold packets in the router with a small NFQUEUE client (netem is not built
-// into every kernel); forged-rst injects RSTs through a raw socket in the router. Losses
+// into every kernel); forged-rst injects RSTs through a raw socket in the router. A DelayLine
+// (NFQUEUE again) delays the packets it matches by a fixed time: long-path puts 500 ms between
+// the tap and the server, fin-seen-late and crossing-fins-held hold only FINs. The issue 14
+// scenarios (scenarios_issue14_linux.go) make the router a middlebox: REJECT with tcp-reset,
+// a conntrack firewall whose entries expire, an IPS injecting RSTs, blackholes. Losses
 // "before the tap" (packets delivered but missing from the capture) and exact SPAN duplicates
 // are made by editing the recorded capture (Scenario.Edit); the ss truth is unchanged.
 //

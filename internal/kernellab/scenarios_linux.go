@@ -116,7 +116,7 @@ func synDropped(v6 bool) func(*Run) error {
 
 // Scenarios returns every scenario, in recording order.
 func Scenarios() []*Scenario {
-	return append(baseScenarios(), moreScenarios()...)
+	return append(append(baseScenarios(), moreScenarios()...), issue14Scenarios()...)
 }
 
 // baseScenarios are the first 20 scenarios.

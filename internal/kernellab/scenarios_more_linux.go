@@ -52,7 +52,7 @@ func moreScenarios() []*Scenario {
 		{Name: "fastopen", Play: fastOpen,
 			Description: "IPv4, net.ipv4.tcp_fastopen=3 on both hosts: the first connection asks for a cookie in its SYN and closes client-first; the second sends its request in the SYN (TCP_FASTOPEN_CONNECT) and stays ESTABLISHED; the third sends data in the SYN but the server's INPUT chain drops everything else from it, so the server, which accepted the data, stays SYN_RECEIVED retransmitting its SYN-ACK."},
 		// 5. Forged RSTs.
-		{Name: "forged-rst", Play: forgedRST, Tap: TapRouterServer,
+		{Name: "forged-rst", Play: forgedRST(false), Tap: TapRouterServer,
 			Description: "IPv4, tap between router and server: three established connections; the router injects a RST towards the server with the client's 4-tuple: out of the window on the first (ignored), in the window but not at RCV.NXT on the second (the server sends a challenge ACK), exactly at RCV.NXT on the third (the server's socket is reset; the client still ESTABLISHED)."},
 		// 6. Random loss.
 		rl,
@@ -661,96 +661,119 @@ func fastOpen(r *Run) error {
 	return r.Sleep(1400*time.Millisecond - time.Since(t0))
 }
 
-func forgedRST(r *Run) error {
-	l, err := r.Listen(false, 80)
-	if err != nil {
-		return err
-	}
-	if err := r.StartCapture(); err != nil {
-		return err
-	}
-	var cs []*Conn
-	for _, what := range []string{"rst-out-of-window", "rst-in-window", "rst-exact"} {
-		c, err := r.Connect(false, 80, l, what)
+// forgedRST injects RSTs from the router in the client's name towards the server (toClient:
+// in the server's name towards the client) on three connections: out of the window, in the
+// window but not exact, exact.
+func forgedRST(toClient bool) func(*Run) error {
+	return func(r *Run) error {
+		l, err := r.Listen(false, 80)
 		if err != nil {
 			return err
 		}
-		if err := r.Exchange(c, httpReq, httpResp); err != nil {
+		if err := r.StartCapture(); err != nil {
 			return err
 		}
-		cs = append(cs, c)
-	}
-	const E = "ESTABLISHED"
-	if err := r.Snapshot("three connections established", W(cs[0], E, E), W(cs[1], E, E), W(cs[2], E, E)); err != nil {
-		return err
-	}
-	inject := func(c *Conn, off uint32, withACK bool) (uint32, error) {
-		nxt, _, err := r.NextSeq(c.CAddr, c.SAddr)
-		if err != nil {
-			return 0, err
+		var cs []*Conn
+		for _, what := range []string{"rst-out-of-window", "rst-in-window", "rst-exact"} {
+			c, err := r.Connect(false, 80, l, what)
+			if err != nil {
+				return err
+			}
+			if err := r.Exchange(c, httpReq, httpResp); err != nil {
+				return err
+			}
+			cs = append(cs, c)
 		}
-		var ack uint32
-		flags := uint8(FlagRST)
-		if withACK {
-			if ack, _, err = r.NextSeq(c.SAddr, c.CAddr); err != nil {
+		const E = "ESTABLISHED"
+		if err := r.Snapshot("three connections established", W(cs[0], E, E), W(cs[1], E, E), W(cs[2], E, E)); err != nil {
+			return err
+		}
+		victim, named := "server", "client"
+		if toClient {
+			victim, named = "client", "server"
+		}
+		// inject sends a RST in the name of named towards victim, at named's next sequence
+		// number plus off (with an ACK of the victim's next one when withACK).
+		inject := func(c *Conn, off uint32, withACK bool) (uint32, error) {
+			src, dst := c.CAddr, c.SAddr
+			if toClient {
+				src, dst = dst, src
+			}
+			nxt, _, err := r.NextSeq(src, dst)
+			if err != nil {
 				return 0, err
 			}
-			flags |= FlagACK
-		}
-		if _, err := r.Lab.InjectTCP(c.CAddr, c.SAddr, nxt+off, ack, flags, 0); err != nil {
-			return 0, err
-		}
-		r.Note("%s: injected RST seq %d (RCV.NXT %d + %d) ack %d", c.What, nxt+off, nxt, off, ack)
-		return nxt + off, nil
-	}
-	// Out of the window (the server's receive window is about 64 KB): silently dropped.
-	seqA, err := inject(cs[0], 1<<30, false)
-	if err != nil {
-		return err
-	}
-	if err := r.Snapshot("after an out-of-window RST to the server of rst-out-of-window: ignored", W(cs[0], E, E), W(cs[1], E, E), W(cs[2], E, E)); err != nil {
-		return err
-	}
-	// In the window but not RCV.NXT: RFC 5961 challenge ACK, the connection stays.
-	seqB, err := inject(cs[1], 1000, false)
-	if err != nil {
-		return err
-	}
-	if err := r.Snapshot("after an in-window RST to the server of rst-in-window: challenge ACK, still established", W(cs[0], E, E), W(cs[1], E, E), W(cs[2], E, E)); err != nil {
-		return err
-	}
-	// Exactly RCV.NXT: accepted.
-	seqC, err := inject(cs[2], 0, true)
-	if err != nil {
-		return err
-	}
-	if err := cs[2].S.WaitState(r.Ctx, r.wait(), tcpClose); err != nil {
-		return err
-	}
-	if err := r.Snapshot("after an exact RST to the server of rst-exact: server socket reset", W(cs[0], E, E), W(cs[1], E, E), W(cs[2], E, "CLOSED")); err != nil {
-		return err
-	}
-	r.Expect(cs[0], E, E)
-	r.Expect(cs[1], E, E)
-	r.Expect(cs[2], E, "CLOSED")
-	r.Check(func(info *CaptureInfo) error {
-		for i, seq := range []uint32{seqA, seqB, seqC} {
-			c := cs[i]
-			rst := filter(info, func(p Packet) bool { return p.Src == c.CAddr && p.Has(FlagRST) && p.Seq == seq })
-			if len(rst) != 1 {
-				return fmt.Errorf("%s: want the injected RST on the tap, found %d", c.What, len(rst))
+			var ack uint32
+			flags := uint8(FlagRST)
+			if withACK {
+				if ack, _, err = r.NextSeq(dst, src); err != nil {
+					return 0, err
+				}
+				flags |= FlagACK
 			}
-			after := filter(info, func(p Packet) bool { return p.Src == c.SAddr && p.Dst == c.CAddr && p.N > rst[0].N })
-			if i == 1 && (len(after) != 1 || after[0].Flags != FlagACK) {
-				return fmt.Errorf("%s: want exactly one challenge ACK from the server after the RST, capture has %v", c.What, after)
+			if _, err := r.Lab.InjectTCP(src, dst, nxt+off, ack, flags, 0); err != nil {
+				return 0, err
 			}
-			if i != 1 && len(after) != 0 {
-				return fmt.Errorf("%s: the server answered the RST: %v", c.What, after)
-			}
+			r.Note("%s: injected RST %s > %s seq %d (RCV.NXT %d + %d) ack %d", c.What, src, dst, nxt+off, nxt, off, ack)
+			return nxt + off, nil
 		}
+		// Out of the window (the receive window is about 64 KB): silently dropped.
+		seqA, err := inject(cs[0], 1<<30, false)
+		if err != nil {
+			return err
+		}
+		if err := r.Snapshot("after an out-of-window RST to the "+victim+" of rst-out-of-window: ignored", W(cs[0], E, E), W(cs[1], E, E), W(cs[2], E, E)); err != nil {
+			return err
+		}
+		// In the window but not RCV.NXT: RFC 5961 challenge ACK, the connection stays.
+		seqB, err := inject(cs[1], 1000, false)
+		if err != nil {
+			return err
+		}
+		if err := r.Snapshot("after an in-window RST to the "+victim+" of rst-in-window: challenge ACK, still established", W(cs[0], E, E), W(cs[1], E, E), W(cs[2], E, E)); err != nil {
+			return err
+		}
+		// Exactly RCV.NXT: accepted.
+		seqC, err := inject(cs[2], 0, true)
+		if err != nil {
+			return err
+		}
+		reset, cState, sState := cs[2].S, E, "CLOSED"
+		if toClient {
+			reset, cState, sState = cs[2].C, "CLOSED", E
+		}
+		if err := reset.WaitState(r.Ctx, r.wait(), tcpClose); err != nil {
+			return err
+		}
+		if err := r.Snapshot("after an exact RST to the "+victim+" of rst-exact: "+victim+" socket reset", W(cs[0], E, E), W(cs[1], E, E), W(cs[2], cState, sState)); err != nil {
+			return err
+		}
+		r.Expect(cs[0], E, E)
+		r.Expect(cs[1], E, E)
+		r.Expect(cs[2], cState, sState)
+		r.Check(func(info *CaptureInfo) error {
+			for i, seq := range []uint32{seqA, seqB, seqC} {
+				c := cs[i]
+				from, to := c.CAddr, c.SAddr
+				if toClient {
+					from, to = to, from
+				}
+				rst := filter(info, func(p Packet) bool { return p.Src == from && p.Has(FlagRST) && p.Seq == seq })
+				if len(rst) != 1 {
+					return fmt.Errorf("%s: want the injected RST (in the %s's name) on the tap, found %d", c.What, named, len(rst))
+				}
+				after := filter(info, func(p Packet) bool { return p.Src == to && p.Dst == from && p.N > rst[0].N })
+				if i == 1 && (len(after) != 1 || after[0].Flags != FlagACK) {
+					return fmt.Errorf("%s: want exactly one challenge ACK from the %s after the RST, capture has %v", c.What, victim, after)
+				}
+				if i != 1 && len(after) != 0 {
+					return fmt.Errorf("%s: the %s answered the RST: %v", c.What, victim, after)
+				}
+			}
+			return nil
+		})
 		return nil
-	})
-	return nil
+	}
 }
 
 // randomLoss: loss after the tap in both directions. At a router tap (rc) the client's packets
