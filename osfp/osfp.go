@@ -110,34 +110,40 @@ func InitialTTL(seen uint8) uint8 {
 }
 
 // Evidence is the facts in words, for the JSON "os_evidence" field.
-func (f Facts) Evidence() string {
+func (f Facts) Evidence() string { return string(f.AppendEvidence(nil)) }
+
+// AppendEvidence appends Evidence to b (without fmt: a flood of SYNs writes one per
+// connection).
+func (f Facts) AppendEvidence(b []byte) []byte {
 	if !f.Known() {
-		return ""
+		return b
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "ttl %d", f.TTL)
+	b = append(b, "ttl "...)
+	b = strconv.AppendUint(b, uint64(f.TTL), 10)
 	if !f.FromHandshake() {
-		b.WriteString(", no SYN or SYN-ACK seen")
-		return b.String()
+		return append(b, ", no SYN or SYN-ACK seen"...)
 	}
 	what := "SYN"
 	if f.What == factsSYNACK {
 		what = "SYN-ACK"
 	}
-	fmt.Fprintf(&b, ", %s win %d", what, f.Window)
+	b = append(b, ", "...)
+	b = append(b, what...)
+	b = append(b, " win "...)
+	b = strconv.AppendUint(b, uint64(f.Window), 10)
 	if f.MSS != 0 {
-		fmt.Fprintf(&b, ", mss %d", f.MSS)
+		b = append(b, ", mss "...)
+		b = strconv.AppendUint(b, uint64(f.MSS), 10)
 	}
 	if f.WS {
-		b.WriteString(", ws " + strconv.Itoa(int(f.WScale)))
+		b = append(b, ", ws "...)
+		b = strconv.AppendUint(b, uint64(f.WScale), 10)
 	}
-	b.WriteString(", options ")
+	b = append(b, ", options "...)
 	if f.Layout == 0 {
-		b.WriteString("none")
-	} else {
-		b.WriteString(f.Layout.String())
+		return append(b, "none"...)
 	}
-	return b.String()
+	return append(b, f.Layout.String()...)
 }
 
 // Option layouts of the stacks' SYNs and SYN-ACKs (p0f's "olayout" field; p0f.fp and each
@@ -164,34 +170,84 @@ var layouts = []struct {
 }
 
 // Classify names the family the facts point to, and why. Unknown when they do not decide.
-func Classify(f Facts) (Family, string) {
+func Classify(f Facts) (Family, string) { return classify(f, true) }
+
+// FamilyOf is Classify without the why: what the tracker asks on every handshake packet, so
+// it allocates nothing (Classify's sentence is built only when a report asks for it).
+func FamilyOf(f Facts) Family {
+	fam, _ := classify(f, false)
+	return fam
+}
+
+func classify(f Facts, why bool) (Family, string) {
 	if !f.Known() {
 		return Unknown, ""
 	}
+	say := func(s ...string) string {
+		if !why {
+			return ""
+		}
+		return strings.Join(s, "")
+	}
 	init := InitialTTL(f.TTL)
 	if f.FromHandshake() {
-		lay := f.Layout.String()
-		for _, l := range layouts {
-			// A TCP Fast Open cookie (kind 34) comes after the stack's usual options.
-			if l.layout != lay && !strings.HasPrefix(lay, l.layout+",?34") {
+		for i, l := range layouts {
+			if !layoutMatches(f.Layout, layoutCodes[i]) {
 				continue
 			}
 			switch {
 			case l.family == Windows && init == 128:
-				return Windows, l.why + " and initial TTL 128"
+				return Windows, say(l.why, " and initial TTL 128")
 			case l.family != Windows && init == 64:
-				return l.family, l.why + " and initial TTL 64"
+				return l.family, say(l.why, " and initial TTL 64")
 			}
 		}
 		if init == 128 {
-			return Windows, "initial TTL 128, option order not one we know"
+			return Windows, say("initial TTL 128, option order not one we know")
 		}
-		return Unknown, "no signature matches (initial TTL " + strconv.Itoa(int(init)) + ")"
+		return Unknown, say("no signature matches (initial TTL ", strconv.Itoa(int(init)), ")")
 	}
 	if init == 128 {
-		return Windows, "initial TTL 128 (Windows' default; no SYN or SYN-ACK seen)"
+		return Windows, say("initial TTL 128 (Windows' default; no SYN or SYN-ACK seen)")
 	}
-	return Unknown, "initial TTL " + strconv.Itoa(int(init)) + " alone does not tell the OS (no SYN or SYN-ACK seen)"
+	return Unknown, say("initial TTL ", strconv.Itoa(int(init)), " alone does not tell the OS (no SYN or SYN-ACK seen)")
+}
+
+// layoutCode is a signature's option order as the decoder writes it (capture.OptionLayout),
+// with the number of kinds in it.
+type layoutCode struct {
+	code capture.OptionLayout
+	n    int
+}
+
+// layoutCodes are the layouts of the signatures, parsed once.
+var layoutCodes = func() []layoutCode {
+	kinds := map[string]uint8{"eol": 255, "nop": 1, "mss": 2, "ws": 3, "sok": 4, "sack": 5, "ts": 8}
+	out := make([]layoutCode, len(layouts))
+	for i, l := range layouts {
+		for j, name := range strings.Split(l.layout, ",") {
+			k, ok := kinds[name]
+			if !ok {
+				panic("osfp: unknown option " + name + " in signature " + l.layout)
+			}
+			out[i].code |= capture.OptionLayout(k) << (8 * j)
+			out[i].n = j + 1
+		}
+	}
+	return out
+}()
+
+// layoutMatches reports whether seen is the signature's order, or that order followed by a
+// TCP Fast Open cookie (kind 34: it comes after the stack's usual options).
+func layoutMatches(seen capture.OptionLayout, sig layoutCode) bool {
+	if seen == sig.code {
+		return true
+	}
+	if sig.n >= 8 {
+		return false
+	}
+	mask := capture.OptionLayout(1)<<(8*sig.n) - 1
+	return seen&mask == sig.code && uint8(seen>>(8*sig.n)) == 34
 }
 
 // Policy is the --os setting: a family forced on every endpoint, on addresses, or on a side,

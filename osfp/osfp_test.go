@@ -2,6 +2,7 @@ package osfp
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/tcpstate/tcpstate/capture"
@@ -100,5 +101,31 @@ func TestPolicy(t *testing.T) {
 		if _, err := ParsePolicy(bad); err == nil {
 			t.Errorf("--os %s: no error", bad)
 		}
+	}
+}
+
+// TestLayoutMatchesAsStrings: the numeric layout match Classify uses is the rule written on
+// the layouts' strings (equal, or the signature followed by a TFO cookie, kind 34).
+func TestLayoutMatchesAsStrings(t *testing.T) {
+	var lays []capture.OptionLayout
+	for _, c := range layoutCodes {
+		lays = append(lays, c.code, c.code|34<<(8*c.n), c.code|34<<(8*c.n)|2<<(8*(c.n+1)), c.code>>8, c.code|1<<(8*c.n), c.code|35<<(8*c.n))
+	}
+	lays = append(lays, 0, 0x080101)
+	n := 0
+	for _, lay := range lays {
+		for i, l := range layouts {
+			str := lay.String()
+			want := str == l.layout || strings.HasPrefix(str, l.layout+",?34")
+			if got := layoutMatches(lay, layoutCodes[i]); got != want {
+				t.Errorf("layout %q against signature %q: %v, want %v", str, l.layout, got, want)
+			}
+			if want {
+				n++
+			}
+		}
+	}
+	if n < len(layouts) {
+		t.Errorf("only %d matches among %d signatures: the test does not reach them", n, len(layouts))
 	}
 }

@@ -25,7 +25,8 @@ type JSONLine struct {
 	detailJSON []byte
 	// osJSON: the "os"... fields of the endpoints written so far, by what they were made from
 	// (a capture has few distinct stacks; see osFields).
-	osJSON map[tracker.EndpointOS][]byte
+	osJSON    map[tracker.EndpointOS][]byte
+	osScratch []byte // a set of os fields not kept in osJSON (it is full)
 }
 
 // NewJSONLine returns a writer of JSON lines for options o.

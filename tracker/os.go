@@ -76,7 +76,7 @@ func (t *Tracker) observeOS(c *Conn, seg *capture.Segment) {
 	if fam, ok := t.cfg.OS.Forced(ep.Addr.Addr(), side == ClientSide); ok {
 		o.Family, o.Forced = fam, true
 	} else if t.cfg.OS.Infers() {
-		o.Family, _ = osfp.Classify(f)
+		o.Family = osfp.FamilyOf(f)
 	}
 	p := t.profileOf(ep)
 	if side == ClientSide {
