@@ -25,7 +25,7 @@ func TestNetstackAgreement(t *testing.T) {
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no netstack recordings under %s: %v (record them with `make testdata-netstack`)", netstackRecordings, err)
 	}
-	agreement(t, netstackRecordings, dirs)
+	agreement(t, netstackRecordings, dirs, nil)
 }
 
 // TestNetstackRecordingsWellFormed checks the committed netstack recordings themselves: every
@@ -102,5 +102,5 @@ func TestNetstackFresh(t *testing.T) {
 	if derr != nil || len(dirs) == 0 {
 		t.Fatalf("no fresh netstack recordings: %v", derr)
 	}
-	agreement(t, out, dirs)
+	agreement(t, out, dirs, nil)
 }
