@@ -160,7 +160,7 @@ func (d *Direction) Observe(seg *capture.Segment, peer *Direction) Kind {
 		copy(d.last[1:], d.last[:dupDepth-1])
 		d.last[0] = fp
 		// Older segments no later copy can match any more (it would come after fp, too late)
-		// are forgotten: a quiet connection packs small (tracker/dormant.go).
+		// are forgotten: a quiet connection packs small (flowtable/dormant.go).
 		for i := 1; i < dupDepth && d.last[i].set; i++ {
 			if !d.last[i].within(&fp) {
 				clear(d.last[i:])

@@ -165,7 +165,7 @@ func (d *connDoubt) observe(seg *capture.Segment, from Side, kind reassembly.Kin
 	}
 }
 
-// pack visits every field (see dormant.go); usually all zero, behind one bit.
+// pack visits every field (see pack.go); usually all zero, behind one bit.
 func (d *connDoubt) pack(k *pack.Codec, in *pack.Interner) {
 	if !k.Block(k.Enc && !d.zero()) {
 		if !k.Enc {

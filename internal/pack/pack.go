@@ -1,5 +1,5 @@
 // Package pack writes and reads a sequence of fields compactly: it is how the tracker keeps a
-// quiet connection in a few hundred bytes instead of a few kilobytes (tracker/dormant.go).
+// quiet connection in a few hundred bytes instead of a few kilobytes (flowtable/dormant.go, tracker/pack.go).
 //
 // One function per struct visits every field in order with a Codec that either encodes or
 // decodes, so the two directions cannot drift apart. Fields come in groups of 32 behind a mask
