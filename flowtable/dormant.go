@@ -25,8 +25,8 @@ import (
 // TestPackOverwrites (it unpacks over a Conn with every field set).
 
 // codecState is what packing needs besides the codec: the strings it has interned and the
-// time its blobs count from (each tracker has its own; a blob is only ever unpacked by the
-// tracker that packed it).
+// time its blobs count from (each table has its own; a blob is only ever unpacked by the
+// table that packed it).
 type codecState struct {
 	k       pack.Codec
 	strs    pack.Interner
@@ -88,13 +88,13 @@ func (cs *codecState) packSegment(id uint64, seg *capture.Segment) string {
 	return cs.done()
 }
 
-// unpackConn decodes a blobFull into c (a reset Conn), for a tracker whose Zeek setup is zcfg.
+// unpackConn decodes a blobFull into c (a reset Conn), for a table whose Zeek setup is zcfg.
 func (cs *codecState) unpackConn(blob string, c *tracker.Conn, zcfg *zeek.Config) {
 	cs.start(false, blob)
 	var kind uint64
 	cs.head(&kind, &c.ID, &c.Client.Addr, &c.Server.Addr)
 	if kind != blobFull {
-		panic("tracker: unpackConn of a segment blob")
+		panic("flowtable: unpackConn of a segment blob")
 	}
 	c.Pack(&cs.k, &cs.strs)
 	c.Zeek.Bind(zcfg)

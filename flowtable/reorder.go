@@ -6,7 +6,7 @@ import (
 )
 
 // Reorder puts finished connections back in ID order (order of first packet, SPEC: JSON lines)
-// for output: a streaming tracker finishes them in whatever order they end. One that finishes
+// for output: a streaming table finishes them in whatever order they end. One that finishes
 // before an earlier one is packed (dormant.go: a few hundred bytes) and held until every
 // earlier ID has gone out.
 //
@@ -25,7 +25,7 @@ type Reorder struct {
 }
 
 // NewReorder returns a Reorder that hands connections to out in ID order, starting at ID 1,
-// for connections of a tracker set up with cfg.
+// for connections of a table set up with cfg.
 func NewReorder(cfg *Config, out func(*tracker.Conn)) *Reorder {
 	return &Reorder{next: 1, held: make(map[uint64]string), zcfg: &cfg.Zeek, out: out}
 }

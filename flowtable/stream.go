@@ -10,7 +10,7 @@ import (
 	"github.com/tcpstate/tcpstate/tracker"
 )
 
-// Streaming: a tracker that hands out each connection once it is finished and forgets it, so
+// Streaming: a table that hands out each connection once it is finished and forgets it, so
 // that a capture of any length is read in memory that follows the connections tracked at once.
 // It reads no clock: everything below is decided by segment times, so a capture replays the
 // same way every time, and the same way whatever else is in the run (other shards of a
@@ -35,15 +35,15 @@ import (
 // packed (dormant.go) and unpacked when a packet arrives for them. A connection is also packed
 // on the segment that closes it at both ends (touched): from then on only timers move it.
 
-// StreamConfig sets up a streaming tracker (Config.Stream).
+// StreamConfig sets up a streaming table (Config.Stream).
 type StreamConfig struct {
 	// OnFinished receives every connection once it is finished, diagnosed and final. They come
 	// in the order they finish, not by ID (Reorder puts them back in order). The tracker
 	// reuses c once OnFinished returns, unless Handoff is set.
 	OnFinished func(c *tracker.Conn)
-	// Handoff: OnFinished keeps the connection; the tracker never touches it again.
+	// Handoff: OnFinished keeps the connection; the table never touches it again.
 	Handoff bool
-	// OnNew, if set, is told of each connection instance as the tracker starts it.
+	// OnNew, if set, is told of each connection instance as the table starts it.
 	OnNew func(c *tracker.Conn)
 	// MaxLive is how many connections are kept unpacked (0: DefaultMaxLive; negative: none,
 	// every connection is packed after each packet, for tests).
@@ -150,7 +150,7 @@ func (st *stream) recycle(l *live) {
 // key is the 4-tuple of a packed entry, for the flow lookup.
 func (st *stream) key(e *entry) (a, b netip.AddrPort) { return st.cs.key(e.blob) }
 
-// clock is called when the tracker's clock moved: on a new second, sweep.
+// clock is called when the table's clock moved: on a new second, sweep.
 func (st *stream) clock(t *Table) {
 	b := t.Now.Unix()
 	if b <= st.boundary {
@@ -384,7 +384,7 @@ func (st *stream) hint(t *Table, e *entry, c *tracker.Conn) uint32 {
 	return uint32(min(max(h, st.boundary+1), math.MaxUint32))
 }
 
-// finishAll is Finish for a streaming tracker: every connection left, in ID order.
+// finishAll is Finish for a streaming table: every connection left, in ID order.
 func (st *stream) finishAll(t *Table, now time.Time) {
 	type ided struct {
 		id uint64
