@@ -38,7 +38,7 @@ import (
 // StreamConfig sets up a streaming table (Config.Stream).
 type StreamConfig struct {
 	// OnFinished receives every connection once it is finished, diagnosed and final. They come
-	// in the order they finish, not by ID (Reorder puts them back in order). The tracker
+	// in the order they finish, not by ID (Reorder puts them back in order). The table
 	// reuses c once OnFinished returns, unless Handoff is set.
 	OnFinished func(c *tracker.Conn)
 	// Handoff: OnFinished keeps the connection; the table never touches it again.
