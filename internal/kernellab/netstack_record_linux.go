@@ -2,7 +2,6 @@ package kernellab
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -471,35 +470,12 @@ func RecordNetstackScenario(ctx context.Context, bins map[string]string, sc *Net
 		}
 		files[x.file] = out
 	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(tmp, name), []byte(content), 0o644); err != nil {
-			return nil, err
-		}
-	}
-	os.Chmod(filepath.Join(tmp, CaptureFile), 0o644)
-	meta = &ScenarioMeta{
-		Name: sc.Name, Description: sc.Description,
-		ClientAddrs:  []string{ClientV4.String(), ClientV6.String()},
-		ServerAddrs:  []string{ServerV4.String(), ServerV6.String()},
-		Tap:          TapDescription(sc.Tap),
-		CaptureStart: lab.CaptureStart.UTC().Format(time.RFC3339Nano),
-		CaptureEnd:   lab.CaptureEnd.UTC().Format(time.RFC3339Nano),
-		Snapshot:     snap.UTC().Format(time.RFC3339Nano),
-		Kernel:       kernelRelease(),
-		TcpdumpStats: lab.CaptureStats,
-		Stacks:       &Stacks{Client: sc.ClientStack, Server: sc.ServerStack, Tuning: tuning},
-		ToolArgs:     sc.ToolArgs,
-		FinalAt:      sc.FinalAt,
-		Notes:        r.notes,
-	}
-	rowsC, err := ParseSS(strings.NewReader(files[SSClientFile]))
-	if err != nil {
+	if err := writeTruth(tmp, files); err != nil {
 		return nil, err
 	}
-	rowsS, err := ParseSS(strings.NewReader(files[SSServerFile]))
-	if err != nil {
-		return nil, err
-	}
+	meta = baseMeta(sc.Name, sc.Description, sc.Tap, lab, snap)
+	meta.Stacks = &Stacks{Client: sc.ClientStack, Server: sc.ServerStack, Tuning: tuning}
+	meta.ToolArgs, meta.FinalAt, meta.Notes = sc.ToolArgs, sc.FinalAt, r.notes
 	var wants []want
 	var problems []string
 	for _, c := range r.conns {
@@ -509,42 +485,25 @@ func RecordNetstackScenario(ctx context.Context, bins map[string]string, sc *Net
 		}
 		wants = append(wants, want{&c.Conn, c.ClientState, c.ServerState})
 	}
-	exp, more := checkIntent(wants, rowsC, rowsS)
-	meta.Expect, problems = exp, append(problems, more...)
-	info, err := ReadCapture(filepath.Join(tmp, CaptureFile))
+	exp, more, err := judgeIntent(wants, files)
 	if err != nil {
 		return nil, err
 	}
-	if info.Frames > 0 {
-		meta.FirstPacket = info.First.Format(time.RFC3339Nano)
-		meta.LastPacket = info.Last.Format(time.RFC3339Nano)
-		meta.SnapshotAfter = snap.Sub(info.Last).Round(time.Millisecond).String()
+	meta.Expect, problems = exp, append(problems, more...)
+	info, more, err := judgeCapture(tmp, meta, snap, r.checks)
+	if err != nil {
+		return nil, err
 	}
-	if info.MaxWireLen > 1514 {
-		problems = append(problems, fmt.Sprintf("a captured frame is %d bytes: offloads still on?", info.MaxWireLen))
-	}
-	for _, chk := range r.checks {
-		if err := chk(info); err != nil {
-			problems = append(problems, "capture: "+err.Error())
-		}
-	}
+	problems = append(problems, more...)
 	meta.Frames, meta.TCPSegments, meta.MaxFrameLen = info.Frames, len(info.TCP), info.MaxCapLen
 	meta.Notes = r.notes // checks may have added what they measured
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("recording does not show the scenario's intent:\n  %s\nss client (%s):\n%sss server (%s):\n%s",
 			strings.Join(problems, "\n  "), sc.ClientStack, files[SSClientFile], sc.ServerStack, files[SSServerFile])
 	}
-	b, _ := json.MarshalIndent(meta, "", "  ")
-	if err := os.WriteFile(filepath.Join(tmp, ScenarioMetaFile), append(b, '\n'), 0o644); err != nil {
+	if err := commitRecording(tmp, dir, meta); err != nil {
 		return nil, err
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return nil, err
-	}
-	os.Chmod(dir, 0o755)
 	tmp = ""
 	return meta, nil
 }

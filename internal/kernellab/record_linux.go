@@ -772,30 +772,14 @@ func RecordScenario(ctx context.Context, sc *Scenario, dir string) (meta *Scenar
 		}
 		files[x.file] = out
 	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(tmp, name), []byte(content), 0o644); err != nil {
-			return nil, err
-		}
+	if err := writeTruth(tmp, files); err != nil {
+		return nil, err
 	}
-	os.Chmod(filepath.Join(tmp, CaptureFile), 0o644)
 
-	meta = &ScenarioMeta{
-		Name: sc.Name, Description: sc.Description,
-		ClientAddrs:  []string{ClientV4.String(), ClientV6.String()},
-		ServerAddrs:  []string{ServerV4.String(), ServerV6.String()},
-		Tap:          TapDescription(sc.Tap),
-		CaptureStart: lab.CaptureStart.UTC().Format(time.RFC3339Nano),
-		CaptureEnd:   lab.CaptureEnd.UTC().Format(time.RFC3339Nano),
-		Snapshot:     snap.UTC().Format(time.RFC3339Nano),
-		Kernel:       kernelRelease(),
-		TcpdumpStats: lab.CaptureStats,
-		Notes:        r.notes,
-		Snapshots:    r.snaps,
-		Slow:         sc.Slow,
-		FinalAt:      r.FinalAt,
-		Duplicates:   sc.Tap == TapSpan || (sc.Edit != nil && sc.Edit.Duplicate),
-		Offloads:     map[string]string{},
-	}
+	meta = baseMeta(sc.Name, sc.Description, sc.Tap, lab, snap)
+	meta.Notes, meta.Snapshots, meta.Slow, meta.FinalAt = r.notes, r.snaps, sc.Slow, r.FinalAt
+	meta.Duplicates = sc.Tap == TapSpan || (sc.Edit != nil && sc.Edit.Duplicate)
+	meta.Offloads = map[string]string{}
 	for ifn, f := range lab.Offloads {
 		var on []string
 		for k, v := range f {
@@ -810,14 +794,6 @@ func RecordScenario(ctx context.Context, sc *Scenario, dir string) (meta *Scenar
 		}
 	}
 	// Does the kernel show what the scenario intends?
-	rowsC, err := ParseSS(strings.NewReader(files[SSClientFile]))
-	if err != nil {
-		return nil, err
-	}
-	rowsS, err := ParseSS(strings.NewReader(files[SSServerFile]))
-	if err != nil {
-		return nil, err
-	}
 	var problems, unstated []string
 	var wants []want
 	for _, c := range r.conns {
@@ -827,29 +803,18 @@ func RecordScenario(ctx context.Context, sc *Scenario, dir string) (meta *Scenar
 		}
 		wants = append(wants, want{c, c.ClientState, c.ServerState})
 	}
-	meta.Expect, problems = checkIntent(wants, rowsC, rowsS)
+	if meta.Expect, problems, err = judgeIntent(wants, files); err != nil {
+		return nil, err
+	}
 	problems = append(unstated, problems...)
-	info, err := ReadCapture(filepath.Join(tmp, CaptureFile))
+	info, more, err := judgeCapture(tmp, meta, snap, r.checks)
 	if err != nil {
 		return nil, err
 	}
-	if info.Frames > 0 {
-		meta.FirstPacket = info.First.Format(time.RFC3339Nano)
-		meta.LastPacket = info.Last.Format(time.RFC3339Nano)
-		gap := snap.Sub(info.Last)
-		meta.SnapshotAfter = gap.Round(time.Millisecond).String()
-		if gap > 2*time.Second && !r.FinalAt {
-			problems = append(problems, fmt.Sprintf("ss snapshot %v after the last packet (want < 2s)", gap))
-		}
+	if gap := snap.Sub(info.Last); info.Frames > 0 && gap > 2*time.Second && !r.FinalAt {
+		problems = append(problems, fmt.Sprintf("ss snapshot %v after the last packet (want < 2s)", gap))
 	}
-	if info.MaxWireLen > 1514 {
-		problems = append(problems, fmt.Sprintf("a captured frame is %d bytes: offloads still on?", info.MaxWireLen))
-	}
-	for _, chk := range r.checks {
-		if err := chk(info); err != nil {
-			problems = append(problems, "capture: "+err.Error())
-		}
-	}
+	problems = append(problems, more...)
 	if sc.Edit != nil && len(problems) == 0 {
 		em := &EditMeta{What: sc.Edit.What, Duplicated: sc.Edit.Duplicate, OriginalFrames: info.Frames}
 		if sc.Edit.Remove != nil {
@@ -878,19 +843,95 @@ func RecordScenario(ctx context.Context, sc *Scenario, dir string) (meta *Scenar
 		return nil, fmt.Errorf("recording does not show the scenario's intent:\n  %s\nss client:\n%sss server:\n%s",
 			strings.Join(problems, "\n  "), files[SSClientFile], files[SSServerFile])
 	}
-	b, _ := json.MarshalIndent(meta, "", "  ")
-	if err := os.WriteFile(filepath.Join(tmp, ScenarioMetaFile), append(b, '\n'), 0o644); err != nil {
+	if err := commitRecording(tmp, dir, meta); err != nil {
 		return nil, err
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return nil, err
-	}
-	os.Chmod(dir, 0o755)
 	tmp = ""
 	return meta, nil
+}
+
+// The steps every recorder shares (the kernel's RecordScenario, RecordNetstackScenario).
+
+// writeTruth writes the ss snapshots (file name → content) beside the capture in tmp.
+func writeTruth(tmp string, files map[string]string) error {
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(tmp, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	os.Chmod(filepath.Join(tmp, CaptureFile), 0o644)
+	return nil
+}
+
+// baseMeta is what every scenario.json says of a recording: the scenario, the lab's
+// addresses, the tap, the capture's span and the snapshot instant.
+func baseMeta(name, description, tap string, lab *Lab, snap time.Time) *ScenarioMeta {
+	return &ScenarioMeta{
+		Name: name, Description: description,
+		ClientAddrs:  []string{ClientV4.String(), ClientV6.String()},
+		ServerAddrs:  []string{ServerV4.String(), ServerV6.String()},
+		Tap:          TapDescription(tap),
+		CaptureStart: lab.CaptureStart.UTC().Format(time.RFC3339Nano),
+		CaptureEnd:   lab.CaptureEnd.UTC().Format(time.RFC3339Nano),
+		Snapshot:     snap.UTC().Format(time.RFC3339Nano),
+		Kernel:       kernelRelease(),
+		TcpdumpStats: lab.CaptureStats,
+	}
+}
+
+// judgeIntent holds the ss snapshots (files) against what the scenario expected of each
+// connection: the expectations for scenario.json, and what does not hold.
+func judgeIntent(wants []want, files map[string]string) ([]ExpectedConn, []string, error) {
+	rowsC, err := ParseSS(strings.NewReader(files[SSClientFile]))
+	if err != nil {
+		return nil, nil, err
+	}
+	rowsS, err := ParseSS(strings.NewReader(files[SSServerFile]))
+	if err != nil {
+		return nil, nil, err
+	}
+	exp, problems := checkIntent(wants, rowsC, rowsS)
+	return exp, problems, nil
+}
+
+// judgeCapture reads the recorded capture, notes its span in meta and runs the scenario's
+// capture checks: what does not hold.
+func judgeCapture(tmp string, meta *ScenarioMeta, snap time.Time, checks []func(*CaptureInfo) error) (*CaptureInfo, []string, error) {
+	info, err := ReadCapture(filepath.Join(tmp, CaptureFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	var problems []string
+	if info.Frames > 0 {
+		meta.FirstPacket = info.First.Format(time.RFC3339Nano)
+		meta.LastPacket = info.Last.Format(time.RFC3339Nano)
+		meta.SnapshotAfter = snap.Sub(info.Last).Round(time.Millisecond).String()
+	}
+	if info.MaxWireLen > 1514 {
+		problems = append(problems, fmt.Sprintf("a captured frame is %d bytes: offloads still on?", info.MaxWireLen))
+	}
+	for _, chk := range checks {
+		if err := chk(info); err != nil {
+			problems = append(problems, "capture: "+err.Error())
+		}
+	}
+	return info, problems, nil
+}
+
+// commitRecording writes scenario.json into tmp and puts tmp in dir's place.
+func commitRecording(tmp, dir string, meta *ScenarioMeta) error {
+	b, _ := json.MarshalIndent(meta, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, ScenarioMetaFile), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	os.Chmod(dir, 0o755)
+	return nil
 }
 
 func kernelRelease() string {
