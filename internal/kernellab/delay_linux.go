@@ -135,9 +135,7 @@ func (dl *DelayLine) Stop() error {
 	}
 	close(dl.stop)
 	<-dl.done
-	_ = syscall.Sendto(dl.fd, nfqMsg(nfqnlMsgConfig, syscall.NLM_F_REQUEST, 3, dl.queue,
-		nlAttr(nfqaCfgCmd, []byte{nfqnlCfgCmdUnbnd, 0, 0, syscall.AF_INET})), 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK})
-	syscall.Close(dl.fd)
+	nfqClose(dl.fd, dl.queue)
 	if dl.err != nil {
 		return fmt.Errorf("delay line %s: %w", dl.what, dl.err)
 	}

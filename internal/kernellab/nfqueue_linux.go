@@ -319,8 +319,13 @@ func (h *Holder) Stop() error {
 	}
 	close(h.stop)
 	<-h.done
-	_ = syscall.Sendto(h.fd, nfqMsg(nfqnlMsgConfig, syscall.NLM_F_REQUEST, 3, h.queue,
-		nlAttr(nfqaCfgCmd, []byte{nfqnlCfgCmdUnbnd, 0, 0, syscall.AF_INET})), 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK})
-	syscall.Close(h.fd)
+	nfqClose(h.fd, h.queue)
 	return h.err
+}
+
+// nfqClose unbinds queue and closes its netlink socket fd (a Holder's, a DelayLine's).
+func nfqClose(fd int, queue uint16) {
+	_ = syscall.Sendto(fd, nfqMsg(nfqnlMsgConfig, syscall.NLM_F_REQUEST, 3, queue,
+		nlAttr(nfqaCfgCmd, []byte{nfqnlCfgCmdUnbnd, 0, 0, syscall.AF_INET})), 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK})
+	syscall.Close(fd)
 }
