@@ -426,18 +426,7 @@ func finSeenLate(r *Run) error {
 		return err
 	}
 	r.Expect(c, "FIN_WAIT_2", "CLOSE_WAIT")
-	r.Check(func(info *CaptureInfo) error {
-		fins := filter(info, func(p Packet) bool { return fromClient(p) && p.Has(FlagFIN) })
-		if len(fins) == 0 {
-			return fmt.Errorf("no client FIN on the tap")
-		}
-		for _, p := range info.TCP {
-			if fromClient(p) && p.N < fins[0].N && p.Seq == fins[0].Seq+1 {
-				return nil
-			}
-		}
-		return fmt.Errorf("no client segment one past its FIN before the FIN on the tap")
-	})
+	r.Check(segmentPastFINFirst("client", fromClient))
 	return r.Sleep(350 * time.Millisecond)
 }
 
@@ -474,18 +463,7 @@ func crossingFinsFirstLost(r *Run) error {
 		return err
 	}
 	r.Expect(c, "TIME_WAIT", "TIME_WAIT")
-	r.Check(func(info *CaptureInfo) error {
-		fins := filter(info, func(p Packet) bool { return fromServer(p) && p.Has(FlagFIN) })
-		if len(fins) == 0 {
-			return fmt.Errorf("no server FIN on the tap")
-		}
-		for _, p := range info.TCP {
-			if fromServer(p) && p.N < fins[0].N && p.Seq == fins[0].Seq+1 {
-				return nil
-			}
-		}
-		return fmt.Errorf("no server segment one past its FIN before the FIN on the tap")
-	})
+	r.Check(segmentPastFINFirst("server", fromServer))
 	return nil
 }
 
@@ -563,4 +541,21 @@ func zeroWindowBlackhole(r *Run) error {
 	// silence is still shorter than a doubled backoff (@1 is undecidable); the final snapshot
 	// comes once it is well past.
 	return r.Sleep(3 * time.Second)
+}
+
+// segmentPastFINFirst checks that the tap saw a segment of side (from) one past its FIN before the
+// FIN itself: the FIN was held or lost before the tap.
+func segmentPastFINFirst(side string, from func(Packet) bool) func(*CaptureInfo) error {
+	return func(info *CaptureInfo) error {
+		fins := filter(info, func(p Packet) bool { return from(p) && p.Has(FlagFIN) })
+		if len(fins) == 0 {
+			return fmt.Errorf("no %s FIN on the tap", side)
+		}
+		for _, p := range info.TCP {
+			if from(p) && p.N < fins[0].N && p.Seq == fins[0].Seq+1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s segment one past its FIN before the FIN on the tap", side)
+	}
 }
