@@ -59,13 +59,21 @@ func (cs *codecState) start(enc bool, blob string) {
 	}
 }
 
-func (cs *codecState) done() string {
+// startAt starts decoding the blob of an arena chunk (0: none) in place (arena.readable).
+func (cs *codecState) startAt(blob string, chunk uint16) { cs.k.Reset(false, readable(blob, chunk)) }
+
+// done returns what was encoded, in the codec's scratch buffer: valid until the next
+// encoding.
+func (cs *codecState) done() []byte {
 	cs.scratch = cs.k.Encoded()
-	return string(cs.scratch)
+	return cs.scratch
 }
 
 // packConn encodes all of c.
-func (cs *codecState) packConn(c *tracker.Conn) string {
+func (cs *codecState) packConn(c *tracker.Conn) string { return string(cs.encodeConn(c)) }
+
+// encodeConn is packConn, in the scratch buffer (see done).
+func (cs *codecState) encodeConn(c *tracker.Conn) []byte {
 	if cs.epoch.IsZero() {
 		cs.epoch = c.FirstSeen.Truncate(time.Hour)
 	}
@@ -78,6 +86,11 @@ func (cs *codecState) packConn(c *tracker.Conn) string {
 
 // packSegment encodes a connection that has seen only seg (see Tracker.unpack).
 func (cs *codecState) packSegment(id uint64, seg *capture.Segment) string {
+	return string(cs.encodeSegment(id, seg))
+}
+
+// encodeSegment is packSegment, in the scratch buffer (see done).
+func (cs *codecState) encodeSegment(id uint64, seg *capture.Segment) []byte {
 	if cs.epoch.IsZero() {
 		cs.epoch = seg.Time.Truncate(time.Hour)
 	}
@@ -100,17 +113,17 @@ func (cs *codecState) unpackConn(blob string, c *tracker.Conn, zcfg *zeek.Config
 	c.Zeek.Bind(zcfg)
 }
 
-// key decodes only the addresses a blob starts with.
-func (cs *codecState) key(blob string) (a, b netip.AddrPort) {
-	cs.start(false, blob)
+// key decodes only the addresses a blob (of arena chunk chunk) starts with.
+func (cs *codecState) key(blob string, chunk uint16) (a, b netip.AddrPort) {
+	cs.startAt(blob, chunk)
 	var kind, id uint64
 	cs.head(&kind, &id, &a, &b)
 	return a, b
 }
 
 // id decodes only the connection ID of a blob (the first fields of head).
-func (cs *codecState) id(blob string) uint64 {
-	cs.start(false, blob)
+func (cs *codecState) id(blob string, chunk uint16) uint64 {
+	cs.startAt(blob, chunk)
 	var kind, id uint64
 	pack.Uint(&cs.k, &kind)
 	pack.Uint(&cs.k, &id)
@@ -121,10 +134,10 @@ func (cs *codecState) id(blob string) uint64 {
 // had seen one segment was packed as that segment: it is rebuilt the way it was built, as
 // newConn and Add did, without telling anyone (no event, no OnSegment, no count): a
 // connection is a function of its segments, so it comes back exactly as it was.
-func (t *Table) unpack(blob string, l *live) {
+func (t *Table) unpack(blob string, chunk uint16, l *live) {
 	c := &l.c
 	cs := &t.st.cs
-	cs.start(false, blob)
+	cs.startAt(blob, chunk)
 	var kind, id uint64
 	var a, b netip.AddrPort
 	cs.head(&kind, &id, &a, &b)

@@ -53,6 +53,7 @@ const (
 	entFree     uint8 = iota
 	entIndexed        // the current instance of its 4-tuple: in the index
 	entDetached       // replaced by a new instance of its 4-tuple: waits for the end
+	entQuiet          // the current instance, closed at both ends: in the quiet index
 )
 
 // entry is one connection in the table: live (unpacked) or dormant (packed into blob, see
@@ -60,7 +61,8 @@ const (
 type entry struct {
 	l    *live
 	blob string
-	// hashLo is the low half of the flow hash (the index slot holds the high half).
+	// hashLo is the low half of the flow hash: where the entry's slot is in the index, which
+	// holds it too.
 	hashLo uint32
 	// lastAny is the second (Unix, rounded up) of its latest segment, duplicates included:
 	// how long it has been quiet decides when it is finished.
@@ -69,7 +71,8 @@ type entry struct {
 	// out when it was packed; the periodic sweep skips it until then.
 	hint  uint32
 	state uint8
-	half  bool // no packet from one of its sides yet (eviction order, --max-flows)
+	half  bool   // no packet from one of its sides yet (eviction order, --max-flows)
+	chunk uint16 // the arena chunk blob is in (0: none, arena.go)
 }
 
 // entries is where entries live: in chunks that never move, so that the table grows without
@@ -102,9 +105,11 @@ func secs(t time.Time) uint32 {
 	return uint32(min(max(s, 0), math.MaxUint32-1))
 }
 
-// flowIndex is the open-addressing index: slot = hash's top 32 bits << 32 | entry number + 1
-// (0: empty), at the position given by the hash's bottom bits, linear probing, deletion by
-// backward shift (no tombstones).
+// flowIndex is the open-addressing index: slot = hash's bottom 32 bits << 32 | entry number + 1
+// (0: empty), at the position given by the same bits (masked), linear probing, deletion by
+// backward shift (no tombstones). The slot holds the bits of its own position, so growing the
+// index and shifting slots back never read the entries (a cache miss each), and the bits above
+// the mask still tell most neighbours apart before an entry is read.
 type flowIndex struct {
 	slots []uint64
 	n     int
@@ -113,7 +118,7 @@ type flowIndex struct {
 func (x *flowIndex) mask() uint64 { return uint64(len(x.slots) - 1) }
 
 // grow doubles the index (or makes the first one) and reinserts every entry.
-func (x *flowIndex) grow(ents *entries) {
+func (x *flowIndex) grow() {
 	size := max(len(x.slots)*2, 1024)
 	old := x.slots
 	x.slots = make([]uint64, size)
@@ -122,7 +127,7 @@ func (x *flowIndex) grow(ents *entries) {
 		if s == 0 {
 			continue
 		}
-		for i := uint64(ents.at(int32(uint32(s)-1)).hashLo) & m; ; i = (i + 1) & m {
+		for i := s >> 32 & m; ; i = (i + 1) & m {
 			if x.slots[i] == 0 {
 				x.slots[i] = s
 				break
@@ -131,14 +136,17 @@ func (x *flowIndex) grow(ents *entries) {
 	}
 }
 
-// insert adds entry ei (of hash h).
-func (x *flowIndex) insert(h uint64, ei int32, ents *entries) {
+// slot is what the index holds for entry ei of hash low half lo.
+func slot(lo uint32, ei int32) uint64 { return uint64(lo)<<32 | uint64(ei+1) }
+
+// insert adds entry ei (of hash low half lo).
+func (x *flowIndex) insert(lo uint32, ei int32) {
 	if (x.n+1)*4 > len(x.slots)*3 {
-		x.grow(ents)
+		x.grow()
 	}
 	m := x.mask()
-	s := h>>32<<32 | uint64(ei+1)
-	for i := h & m; ; i = (i + 1) & m {
+	s := slot(lo, ei)
+	for i := uint64(lo) & m; ; i = (i + 1) & m {
 		if x.slots[i] == 0 {
 			x.slots[i] = s
 			x.n++
@@ -147,14 +155,14 @@ func (x *flowIndex) insert(h uint64, ei int32, ents *entries) {
 	}
 }
 
-// position finds the slot holding entry ei (of hash h); -1 if it is not in the index.
-func (x *flowIndex) position(h uint64, ei int32) int {
+// position finds the slot holding entry ei (of hash low half lo); -1 if it is not in the index.
+func (x *flowIndex) position(lo uint32, ei int32) int {
 	if len(x.slots) == 0 {
 		return -1
 	}
 	m := x.mask()
-	want := h>>32<<32 | uint64(ei+1)
-	for i := h & m; ; i = (i + 1) & m {
+	want := slot(lo, ei)
+	for i := uint64(lo) & m; ; i = (i + 1) & m {
 		switch x.slots[i] {
 		case want:
 			return int(i)
@@ -164,16 +172,16 @@ func (x *flowIndex) position(h uint64, ei int32) int {
 	}
 }
 
-// replace makes the slot of entry old (hash h) point to entry ei instead.
-func (x *flowIndex) replace(h uint64, old, ei int32) {
-	if p := x.position(h, old); p >= 0 {
-		x.slots[p] = h>>32<<32 | uint64(ei+1)
+// replace makes the slot of entry old (hash low half lo) point to entry ei instead.
+func (x *flowIndex) replace(lo uint32, old, ei int32) {
+	if p := x.position(lo, old); p >= 0 {
+		x.slots[p] = slot(lo, ei)
 	}
 }
 
-// remove takes entry ei (of hash h) out of the index.
-func (x *flowIndex) remove(h uint64, ei int32, ents *entries) {
-	p := x.position(h, ei)
+// remove takes entry ei (of hash low half lo) out of the index.
+func (x *flowIndex) remove(lo uint32, ei int32) {
+	p := x.position(lo, ei)
 	if p < 0 {
 		return
 	}
@@ -184,7 +192,7 @@ func (x *flowIndex) remove(h uint64, ei int32, ents *entries) {
 	// Backward shift: move later slots of the probe run into the hole when their home
 	// position allows it.
 	for j := (i + 1) & m; x.slots[j] != 0; j = (j + 1) & m {
-		home := uint64(ents.at(int32(uint32(x.slots[j])-1)).hashLo) & m
+		home := x.slots[j] >> 32 & m
 		if (j-home)&m >= (j-i)&m {
 			x.slots[i], x.slots[j] = x.slots[j], 0
 			i = j

@@ -61,7 +61,7 @@ func (t *Table) copies(alloc func() *live, fn func(*tracker.Conn)) {
 			fn(&cp.c)
 		default:
 			cp := alloc()
-			t.unpack(e.blob, cp)
+			t.unpack(e.blob, e.chunk, cp)
 			fn(&cp.c)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/internal/pack"
 	"github.com/tcpstate/tcpstate/internal/reflectfill"
 	"github.com/tcpstate/tcpstate/zeek"
@@ -97,7 +98,7 @@ func TestPackTimes(t *testing.T) {
 			var c Conn
 			c.FirstSeen, c.LastSeen, c.Client.Since = b, x, x
 			c.rtt[0] = x.Sub(base)
-			setZeekRow(&c.Zeek, x.UnixNano(), -x.UnixNano())
+			setZeekRow(&c.Zeek, capture.TimeOf(x), capture.TimeOf(x).Add(-time.Duration(x.UnixNano())))
 			c.Client.ev.firstSYN, c.Client.ev.lastSYN, c.Server.ev.tReset = stampOf(x), stampOf(x), stampOf(x).add(-1)
 			c.synTime[1], c.lastData = stampOf(x), stampMax
 			c.Server.ev.tGotFIN = stampMin
@@ -113,11 +114,11 @@ var zrowType = func() reflect.Type {
 	return f.Type.Elem().Elem()
 }()
 
-// setZeekRow gives z one row with these start and last times (Zeek's own int64 nanoseconds).
-func setZeekRow(z *zeek.View, start, last int64) {
+// setZeekRow gives z one row with these start and last times.
+func setZeekRow(z *zeek.View, start, last capture.Time) {
 	rows := reflectfill.Settable(reflect.ValueOf(z).Elem().FieldByName("rows"))
 	r := reflect.New(zrowType)
-	reflectfill.Settable(r.Elem().FieldByName("start")).SetInt(start)
-	reflectfill.Settable(r.Elem().FieldByName("lastTime")).SetInt(last)
+	reflectfill.Settable(r.Elem().FieldByName("start")).SetUint(uint64(start))
+	reflectfill.Settable(r.Elem().FieldByName("lastTime")).SetUint(uint64(last))
 	rows.Set(reflect.Append(reflect.MakeSlice(rows.Type(), 0, 1), r))
 }

@@ -4,8 +4,6 @@
 package zeek
 
 import (
-	"time"
-
 	"github.com/tcpstate/tcpstate/capture"
 )
 
@@ -29,13 +27,6 @@ func (s *scaled) hit() bool {
 }
 
 type span struct{ from, to uint64 }
-
-// ztime is a packet time in Unix nanoseconds (0: unset), smaller than a time.Time.
-type ztime int64
-
-func at(t time.Time) ztime                { return ztime(t.UnixNano()) }
-func (t ztime) add(d time.Duration) ztime { return t + ztime(d) }
-func (t ztime) time() time.Time           { return time.Unix(0, int64(t)).UTC() }
 
 // zendpoint is TCP_Endpoint.
 type zendpoint struct {

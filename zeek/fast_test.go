@@ -14,7 +14,7 @@ import (
 // refObserve is Observe without its shortcuts (timerDue, fastPacket): every segment goes
 // through expired, isReuse and packet.
 func (z *View) refObserve(seg *capture.Segment, from Side) {
-	t := at(seg.Time)
+	t := capture.TimeOf(seg.Time)
 	var r *zrow
 	if n := len(z.rows); n > 0 {
 		r = z.rows[n-1]
@@ -42,7 +42,7 @@ func cloneZeekView(z *View) *View {
 	for i, r := range z.rows {
 		x := *r
 		x.history = append([]byte(nil), r.history...)
-		x.expireAt = append([]ztime(nil), r.expireAt...)
+		x.expireAt = append([]capture.Time(nil), r.expireAt...)
 		for j := range x.ep {
 			x.ep[j].re.pending = append([]span(nil), r.ep[j].re.pending...)
 		}

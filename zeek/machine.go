@@ -18,7 +18,7 @@ type zrow struct {
 	history []byte
 	seen    [2]uint16 // hist_seen, by role: [0] originator, [1] responder
 
-	start, lastTime ztime
+	start, lastTime capture.Time
 	pkts, ipBytes   [2]uint64 // by role, as ConnSize counts (its counters flip with the roles)
 	missed          uint64
 
@@ -30,10 +30,10 @@ type zrow struct {
 
 	// Timers. Zero times are unset.
 	inactivity  time.Duration
-	attemptAt   ztime
-	expireAt    []ztime // pending ExpireTimer instances
-	deleteAt    ztime   // ConnDeleteTimer
-	established bool    // connection_established raised in this packet
+	attemptAt   capture.Time
+	expireAt    []capture.Time // pending ExpireTimer instances
+	deleteAt    capture.Time   // ConnDeleteTimer
+	established bool           // connection_established raised in this packet
 }
 
 const (
@@ -42,7 +42,7 @@ const (
 )
 
 // newZrow starts a row; it reuses old (and its buffers) when given.
-func newZrow(cfg *Config, seg *capture.Segment, from Side, old *zrow, t ztime) *zrow {
+func newZrow(cfg *Config, seg *capture.Segment, from Side, old *zrow, t capture.Time) *zrow {
 	r := old
 	if r == nil {
 		r = &zrow{}
@@ -54,7 +54,7 @@ func newZrow(cfg *Config, seg *capture.Segment, from Side, old *zrow, t ztime) *
 		// struct (and its pointer's write barrier).
 		r.ep[i].re.lastReassem, r.ep[i].re.trim = 1, 1
 	}
-	r.expireAt = append(r.expireAt, t.add(zeekSYNTimeout))
+	r.expireAt = append(r.expireAt, t.Add(zeekSYNTimeout))
 	r.ports[from], r.ports[1-from] = seg.Src.Port(), seg.Dst.Port()
 	// TCPAnalyzer::WantConnection: a connection not starting with a pure SYN is flipped when
 	// its source port looks like a server's and its destination's does not (or both do, the
@@ -177,7 +177,7 @@ func relSeq(e *zendpoint, cur, last capture.Seq, wraps uint32) (uint64, bool) {
 // header, and both endpoints past Inactive. It reports false, having changed nothing, for any
 // other segment. For such a segment init_endpoint and UpdateStateMachine do nothing and no
 // role flip can happen, so this is packet with those parts left out; from is 0 or 1.
-func (r *zrow) fastPacket(seg *capture.Segment, from Side, t ztime) bool {
+func (r *zrow) fastPacket(seg *capture.Segment, from Side, t capture.Time) bool {
 	f := seg.Flags
 	if f&(capture.SYN|capture.FIN|capture.RST) != 0 || seg.BadChecksum || seg.Truncated {
 		return false
@@ -292,7 +292,7 @@ func (r *zrow) fastPacket(seg *capture.Segment, from Side, t ztime) bool {
 // packet is TCPAnalyzer::DeliverPacket and TCPSessionAdapter::Process for one segment, at t
 // (seg.Time). from is 0 or 1. (fastPacket does the common segments; TestZeekFastPathsAsFullPath
 // checks it against this.)
-func (r *zrow) packet(seg *capture.Segment, from Side, t ztime) {
+func (r *zrow) packet(seg *capture.Segment, from Side, t capture.Time) {
 	f := seg.Flags
 	from &= 1
 	ep, peer := &r.ep[from], &r.ep[from^1]
@@ -537,7 +537,7 @@ func (r *zrow) updateLastSeq(s Side, last capture.Seq, f capture.Flags, n uint32
 }
 
 // updateStateMachine is UpdateStateMachine and the Update*State functions.
-func (r *zrow) updateStateMachine(t ztime, s Side, baseSeq, ackSeq capture.Seq, n uint32, isOrig bool,
+func (r *zrow) updateStateMachine(t capture.Time, s Side, baseSeq, ackSeq capture.Seq, n uint32, isOrig bool,
 	f capture.Flags) (doClose, genEvent bool) {
 	e, peer := &r.ep[s&1], &r.ep[(s&1)^1]
 	syn, fin, rst, ack := f.Has(capture.SYN), f.Has(capture.FIN), f.Has(capture.RST), f.Has(capture.ACK)
@@ -551,7 +551,7 @@ func (r *zrow) updateStateMachine(t ztime, s Side, baseSeq, ackSeq capture.Seq, 
 					r.setState(s, SynSent)
 				}
 				if r.attemptAt == 0 {
-					r.attemptAt = t.add(zeekAttemptDelay)
+					r.attemptAt = t.Add(zeekAttemptDelay)
 				}
 			} else {
 				if !ack && peer.state == SynAckSent && baseSeq == capture.Seq(e.startSeq) {
@@ -672,11 +672,11 @@ func (r *zrow) connectionClosed(s Side, genEvent bool) {
 			}
 		}
 		r.cancelTimers()
-		if d := r.lastTime.add(zeekCloseDelay); r.deleteAt == 0 || d < r.deleteAt {
+		if d := r.lastTime.Add(zeekCloseDelay); r.deleteAt == 0 || d < r.deleteAt {
 			r.deleteAt = d
 		}
 	} else if e.prev != Inactive {
-		r.addTimer(r.lastTime.add(zeekSessionTimer))
+		r.addTimer(r.lastTime.Add(zeekSessionTimer))
 	}
 }
 
@@ -725,7 +725,7 @@ func (r *zrow) connState() string {
 
 func (r *zrow) row() Row {
 	o, p := &r.ep[r.orig], &r.ep[1-r.orig]
-	return Row{Orig: r.orig, Start: r.start.time(), Last: r.lastTime.time(), ConnState: r.connState(),
+	return Row{Orig: r.orig, Start: r.start.Std(), Last: r.lastTime.Std(), ConnState: r.connState(),
 		History: string(r.history), Pkts: r.pkts, IPBytes: r.ipBytes,
 		Bytes: [2]uint64{o.size(p), p.size(o)}, MissedBytes: r.missed, States: [2]State{o.state, p.state}}
 }

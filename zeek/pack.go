@@ -32,24 +32,24 @@ func (r *zrow) pack(k *pack.Codec, seqs *[2]capture.Seq) {
 		pack.Uint(k, &r.ipBytes[i])
 	}
 	k.Bytes(&r.history)
-	pack.Nanos(k, &r.start)
-	pack.Nanos(k, &r.lastTime)
+	pack.Stamp(k, &r.start)
+	pack.Stamp(k, &r.lastTime)
 	pack.Uint(k, &r.firstPacketSeen)
 	k.Bool(&r.active)
 	k.Dur(&r.inactivity)
-	pack.Nanos(k, &r.deleteAt)
+	pack.Stamp(k, &r.deleteAt)
 	// Usually zero.
 	if k.Block(k.Enc && (r.missed != 0 || r.isPartial || r.closeDeferred || r.deferredGen ||
 		r.attemptAt != 0 || len(r.expireAt) != 0 || r.established)) {
 		pack.Uint(k, &r.missed)
 		k.Bools(&r.isPartial, &r.closeDeferred, &r.deferredGen, &r.established)
-		pack.Nanos(k, &r.attemptAt)
+		pack.Stamp(k, &r.attemptAt)
 		n := k.Len(len(r.expireAt))
 		if !k.Enc {
 			r.expireAt = pack.GrowTo(r.expireAt, n)
 		}
 		for i := range n {
-			pack.Nanos(k, &r.expireAt[i])
+			pack.Stamp(k, &r.expireAt[i])
 		}
 	} else if !k.Enc {
 		r.missed, r.isPartial, r.closeDeferred, r.deferredGen = 0, false, false, false

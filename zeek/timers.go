@@ -11,7 +11,7 @@ import (
 
 func (r *zrow) setInactivity(d time.Duration) { r.inactivity = d }
 
-func (r *zrow) addTimer(t ztime) {
+func (r *zrow) addTimer(t capture.Time) {
 	if len(r.expireAt) < 16 {
 		r.expireAt = append(r.expireAt, t)
 	}
@@ -24,8 +24,8 @@ func (r *zrow) cancelTimers() {
 
 // timerDue reports whether a timer is due by t: if not, expired(t) would do nothing and
 // report false. It inlines.
-func (r *zrow) timerDue(t ztime) bool {
-	if (r.deleteAt != 0 && t >= r.deleteAt) || r.lastTime.add(r.inactivity) <= t ||
+func (r *zrow) timerDue(t capture.Time) bool {
+	if (r.deleteAt != 0 && t >= r.deleteAt) || r.lastTime.Add(r.inactivity) <= t ||
 		(r.attemptAt != 0 && t >= r.attemptAt) {
 		return true
 	}
@@ -39,11 +39,11 @@ func (r *zrow) timerDue(t ztime) bool {
 
 // expired runs Zeek's timers up to t (they fire before a packet of time t is processed) and
 // reports whether one of them removed the connection.
-func (r *zrow) expired(t ztime) bool {
+func (r *zrow) expired(t capture.Time) bool {
 	if r.deleteAt != 0 && t >= r.deleteAt {
 		return true
 	}
-	if r.lastTime.add(r.inactivity) <= t {
+	if r.lastTime.Add(r.inactivity) <= t {
 		return true // Connection::InactivityTimer: last_time + timeout <= t
 	}
 	if r.attemptAt != 0 && t >= r.attemptAt {
@@ -64,7 +64,7 @@ func (r *zrow) expired(t ztime) bool {
 
 // runExpireTimers fires the ExpireTimers due by t (at least one is) and reports whether one of
 // them removed the connection.
-func (r *zrow) runExpireTimers(t ztime) bool {
+func (r *zrow) runExpireTimers(t capture.Time) bool {
 	kept := r.expireAt[:0]
 	removed := false
 	for _, e := range r.expireAt {
@@ -77,7 +77,7 @@ func (r *zrow) runExpireTimers(t ztime) bool {
 				removed = true
 				break
 			}
-			e = e.add(zeekSessionTimer)
+			e = e.Add(zeekSessionTimer)
 		}
 		if e != 0 {
 			kept = append(kept, e)
@@ -88,8 +88,8 @@ func (r *zrow) runExpireTimers(t ztime) bool {
 }
 
 // expireRemoves is the test of TCPSessionAdapter::ExpireTimer at time t.
-func (r *zrow) expireRemoves(t ztime) bool {
-	if r.lastTime.add(zeekConnectionLinger) >= t {
+func (r *zrow) expireRemoves(t capture.Time) bool {
+	if r.lastTime.Add(zeekConnectionLinger) >= t {
 		return false
 	}
 	o, p := &r.ep[r.orig], &r.ep[1-r.orig]

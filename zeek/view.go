@@ -247,7 +247,7 @@ const (
 // Observe feeds one segment, sent by side from, as Zeek would see it: every packet,
 // duplicates included (they are its retransmissions).
 func (z *View) Observe(seg *capture.Segment, from Side) {
-	t := at(seg.Time)
+	t := capture.TimeOf(seg.Time)
 	from &= 1 // a Side is 0 or 1: lets the compiler drop the bounds checks below
 	var r *zrow
 	if n := len(z.rows); n > 0 {

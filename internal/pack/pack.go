@@ -38,7 +38,7 @@ import (
 )
 
 // Codec encodes fields into Buf (Enc) or decodes them from it. Its zero value decodes; set Enc
-// to encode, and take the encoding with Encoded. Base is the time that the first Time and Nanos
+// to encode, and take the encoding with Encoded. Base is the time that the first Time and Stamp
 // (or Stamp) fields are written relative to (each later one, relative to the one before): set
 // it (to the same value both ways) before the first of them.
 type Codec struct {
@@ -51,7 +51,7 @@ type Codec struct {
 	bit       uint32      // encode: the next field's bit in its group's mask (0: the group is full)
 	emask     uint32      // encode: the current group's mask so far (written out when it ends)
 	mask      uint64      // decode: the current group's bits not read yet, under a 1 (0, 1: none left)
-	lastNanos int64       // the latest Nanos field (Base at first): the next one is relative to it
+	lastNanos int64       // the latest Stamp field (Base at first): the next one is relative to it
 	lastSeq   capture.Seq // the latest Seq field: the next one is written relative to it
 	lastSec   int64       // the latest Time field (Base at first), in Unix seconds
 	lastNsec  int64       // and nanoseconds: the next one is written relative to it
@@ -111,6 +111,10 @@ const maxVarint = 9
 // wordRoom is the room decoding needs after its input: a varint is read as the word where it
 // starts, a mask as the four bytes.
 const wordRoom = 8
+
+// WordRoom is wordRoom, for callers that keep their blobs with room after them (Reset then
+// decodes them in place, without a copy).
+const WordRoom = wordRoom
 
 // room is the spare capacity Buf has when a group starts (encoding): enough for its mask and
 // its fields of two varints each (a Time far from the one before, a decimal that escapes), so that
@@ -445,7 +449,7 @@ func (k *Codec) Bytes(p *[]byte) {
 	*p = append((*p)[:0], k.bytes(int(k.getVarint()))...)
 }
 
-// SetBase sets the time base (see Codec): the next Time and Nanos fields are written relative
+// SetBase sets the time base (see Codec): the next Time and Stamp fields are written relative
 // to it. Both directions must set the same one at the same point.
 func (k *Codec) SetBase(t time.Time) {
 	k.Base = t
@@ -616,28 +620,9 @@ func (k *Codec) Dur(p *time.Duration) {
 	}
 }
 
-// Nanos is a time held as Unix nanoseconds (0: unset), written relative to the Nanos field
-// before it, or to Base for the first (as Time; in decimal form).
-func Nanos[T ~int64](k *Codec, p *T) {
-	if k.Enc {
-		k.put(*p != 0)
-		if *p != 0 {
-			k.putDecimal(int64(*p) - k.lastNanos)
-			k.lastNanos = int64(*p)
-		}
-		return
-	}
-	if !k.get() {
-		*p = 0
-		return
-	}
-	k.lastNanos += k.getDecimal()
-	*p = T(k.lastNanos)
-}
-
 // Stamp is a time held as Unix nanoseconds with the sign bit flipped (0: unset; so the epoch
-// is a time like any other), written as Nanos is: relative to the Nanos or Stamp field before
-// it, or to Base for the first, in decimal form. (It is on the hot path of packing: decimal
+// is a time like any other), written relative to the Stamp field before it, or to Base for
+// the first, in decimal form. (It is on the hot path of packing: decimal
 // form is written and read here, without a call.)
 func Stamp[T ~uint64](k *Codec, p *T) {
 	if k.Enc {

@@ -29,8 +29,7 @@ type fields struct {
 	dur  time.Duration
 	seq  [3]capture.Seq
 	sqf  [3]capture.Seq // SeqFrom fields, against one base
-	n    int64
-	st   [3]uint64 // stamps
+	st   [3]uint64      // stamps
 	def  int32
 	ap   netip.AddrPort
 	u8   uint8
@@ -58,7 +57,6 @@ func (f *fields) visit(k *Codec, in *Interner) {
 	for i := range f.sqf {
 		k.SeqFrom(&f.sqf[i], &base)
 	}
-	Nanos(k, &f.n)
 	for i := range f.st {
 		Stamp(k, &f.st[i])
 	}
@@ -77,13 +75,13 @@ func TestRoundTrip(t *testing.T) {
 		{},
 		{u: math.MaxUint64, i: math.MinInt64, b: true, s: "é\x00<", d: "interned", by: []byte{0, 1},
 			bs: [3]bool{true, false, true}, sec: -1 << 40, nsec: 999999999, t: time.Unix(1<<40, 999999999).UTC(), dur: math.MaxInt64, seq: [3]capture.Seq{0, math.MaxUint32, 1},
-			n: math.MinInt64, st: [3]uint64{1, math.MaxUint64, 1 << 63}, def: 7, ap: netip.MustParseAddrPort("[fe80::1%eth0]:65535"), u8: 255, i16: -32768,
+			st: [3]uint64{1, math.MaxUint64, 1 << 63}, def: 7, ap: netip.MustParseAddrPort("[fe80::1%eth0]:65535"), u8: 255, i16: -32768,
 			more: true, in: 1, sqf: [3]capture.Seq{1 << 31, 0, math.MaxUint32}},
-		{i: math.MaxInt64, bs: [3]bool{false, false, true}, sec: 1<<40 + 1, t: time.Unix(-1<<40, 1).UTC(), dur: math.MinInt64, n: math.MaxInt64, st: [3]uint64{math.MaxUint64, 1, 2}, def: math.MinInt32,
+		{i: math.MaxInt64, bs: [3]bool{false, false, true}, sec: 1<<40 + 1, t: time.Unix(-1<<40, 1).UTC(), dur: math.MinInt64, st: [3]uint64{math.MaxUint64, 1, 2}, def: math.MinInt32,
 			ap: netip.MustParseAddrPort("192.0.2.1:0"), seq: [3]capture.Seq{5, 5, 4}, sqf: [3]capture.Seq{7, 1<<31 + 200, 1 << 31}},
-		{t: time.Date(2020, 1, 2, 3, 4, 5, 6000, time.UTC), sec: 1577934245, nsec: 7000, dur: 5 * time.Second, n: 1, by: []byte{},
+		{t: time.Date(2020, 1, 2, 3, 4, 5, 6000, time.UTC), sec: 1577934245, nsec: 7000, dur: 5 * time.Second, by: []byte{},
 			st: [3]uint64{1<<63 + 1e9, 1<<63 + 1e9, 0}},
-		{t: time.Date(2052, 1, 2, 3, 4, 5, 0, time.UTC), nsec: 1, dur: 1500 * time.Microsecond, n: -1,
+		{t: time.Date(2052, 1, 2, 3, 4, 5, 0, time.UTC), nsec: 1, dur: 1500 * time.Microsecond,
 			st: [3]uint64{0, 1<<63 + 1577934245000001000, 1<<63 + 1577934245000000000}},
 	}
 	var in Interner
