@@ -12,8 +12,9 @@ import (
 // in the allocator, most of it preparing fresh spans for small objects. The arena instead
 // copies blobs one after the other into chunks of chunkSize bytes, and a blob is a string
 // over its bytes (a chunk is never written again where a blob lives, so the string stays
-// what it was). Each blob has pack.WordRoom spare bytes after it, so that it is decoded where
-// it is (readable), not from a copy.
+// what it was). A blob is decoded where it is (readable), not from a copy: the decoder reads
+// a word where a varint starts, which may run up to pack.WordRoom bytes past the blob's end
+// (into the next blob, or the room a chunk keeps at its end), and uses none of them.
 //
 // A chunk is freed when its last blob is: each counts the bytes of its blobs still in use.
 // A chunk that a few long-dormant blobs keep alive would hold the memory of all the others,
@@ -48,23 +49,22 @@ func (a *arena) store(b []byte) (string, uint16) {
 	if len(b) > chunkMaxBlob {
 		return string(b), 0
 	}
-	c := a.current(len(b) + pack.WordRoom)
+	c := a.current(len(b))
 	if c == 0 {
 		return string(b), 0
 	}
 	ch := &a.chunks[c]
 	off := len(ch.buf)
 	ch.buf = append(ch.buf, b...)
-	ch.buf = ch.buf[:len(ch.buf)+pack.WordRoom]
 	ch.live += len(b)
 	return unsafe.String(&ch.buf[off], len(b)), c
 }
 
-// current returns a chunk with room for n more bytes, starting a new one if needed (0: the
-// arena is full, 65,535 chunks: 4 GiB).
+// current returns a chunk with room for n more bytes, and pack.WordRoom after them (readable),
+// starting a new one if needed (0: the arena is full, 65,535 chunks: 4 GiB).
 func (a *arena) current(n int) uint16 {
 	if a.cur != 0 {
-		if ch := &a.chunks[a.cur]; cap(ch.buf)-len(ch.buf) >= n {
+		if ch := &a.chunks[a.cur]; cap(ch.buf)-len(ch.buf) >= n+pack.WordRoom {
 			return a.cur
 		}
 		a.retire(a.cur)
@@ -112,7 +112,8 @@ func (a *arena) release(s string, c uint16) {
 }
 
 // readable is the blob s of chunk c as bytes to decode in place: with the room after them
-// that pack.Codec.Reset needs (none for a blob outside the arena: Reset copies it).
+// that pack.Codec.Reset needs, in the chunk (none for a blob outside the arena: Reset copies
+// it).
 func readable(s string, c uint16) []byte {
 	n := len(s)
 	if c != 0 {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+
+	"github.com/tcpstate/tcpstate/internal/pack"
 )
 
 // TestArena: blobs read back as stored, chunks are freed with their last blob, and relocating
@@ -23,6 +25,11 @@ func TestArena(t *testing.T) {
 			t.Fatalf("blob %d of %d bytes not in the arena", i, len(b))
 		}
 		hs = append(hs, held{s, c, b})
+	}
+	for c, ch := range a.chunks {
+		if ch.buf != nil && cap(ch.buf)-len(ch.buf) < pack.WordRoom {
+			t.Fatalf("chunk %d: %d bytes used of %d, no room left to read its last blob in place", c, len(ch.buf), cap(ch.buf))
+		}
 	}
 	big := bytes.Repeat([]byte("x"), chunkMaxBlob+1)
 	if s, c := a.store(big); c != 0 || s != string(big) {

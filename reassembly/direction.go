@@ -98,8 +98,7 @@ type Direction struct {
 const dupDepth = 4
 
 type fingerprint struct {
-	sec      int64 // the segment's time, Unix seconds and nanoseconds (exact for any time)
-	nsec     int32
+	t        capture.Time // the segment's time
 	seq, ack capture.Seq
 	length   uint32
 	tsval    uint32
@@ -120,18 +119,14 @@ func (l *fingerprint) copyOf(fp *fingerprint) bool {
 
 // within reports whether fp is at most duplicateWindow later than l.
 func (l *fingerprint) within(fp *fingerprint) bool {
-	ds := fp.sec - l.sec
-	if ds < 0 || ds > 1 {
-		return false
-	}
-	d := ds*1e9 + int64(fp.nsec-l.nsec)
-	return d >= 0 && d < int64(duplicateWindow)
+	d := fp.t.Sub(l.t)
+	return d >= 0 && d < duplicateWindow
 }
 
 // Observe classifies seg, sent by the sender of d, and applies its acknowledgment to peer (the
 // opposite direction). It returns the segment's kind.
 func (d *Direction) Observe(seg *capture.Segment, peer *Direction) Kind {
-	fp := fingerprint{sec: seg.Time.Unix(), nsec: int32(seg.Time.Nanosecond()), seq: seg.Seq, ack: seg.Ack,
+	fp := fingerprint{t: capture.TimeOf(seg.Time), seq: seg.Seq, ack: seg.Ack,
 		length: seg.PayloadLen, tsval: seg.Opts.TSVal, window: seg.Window, flags: seg.Flags, set: true}
 	// The remembered segments are a prefix of last: the entries after the first unset one are
 	// unset too, and zero (they are only ever shifted down or cleared to the end), so the search
@@ -143,7 +138,7 @@ func (d *Direction) Observe(seg *capture.Segment, peer *Direction) Kind {
 		}
 		if l.copyOf(&fp) {
 			d.Duplicates++
-			l.sec, l.nsec = fp.sec, fp.nsec
+			l.t = fp.t
 			return Duplicate
 		}
 	}

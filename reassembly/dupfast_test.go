@@ -13,7 +13,7 @@ import (
 func refRemember(last *[dupDepth]fingerprint, fp fingerprint) bool {
 	for i := range last {
 		if l := &last[i]; l.copyOf(&fp) {
-			l.sec, l.nsec = fp.sec, fp.nsec
+			l.t = fp.t
 			return true
 		}
 	}
@@ -59,7 +59,7 @@ func TestDuplicateMemoryAsFullShift(t *testing.T) {
 			} else {
 				full++
 			}
-			fp := fingerprint{sec: s.Time.Unix(), nsec: int32(s.Time.Nanosecond()), seq: s.Seq, ack: s.Ack,
+			fp := fingerprint{t: capture.TimeOf(s.Time), seq: s.Seq, ack: s.Ack,
 				length: s.PayloadLen, tsval: s.Opts.TSVal, window: s.Window, flags: s.Flags, set: true}
 			dup := refRemember(&ref, fp)
 			if dup {

@@ -40,7 +40,7 @@ func (d *Direction) Pack(k *pack.Codec, own, peer *capture.Seq) {
 			continue
 		}
 		// The time is written as its distance from the previous one, short.
-		k.Unix(&l.sec, &l.nsec)
+		pack.Stamp(k, &l.t)
 		k.SeqFrom(&l.seq, own)
 		k.SeqFrom(&l.ack, peer)
 		pack.Uint(k, &l.length)

@@ -25,6 +25,9 @@
 #   BENCH_RUNS       runs per measurement, the fastest is kept (default 3)
 #   BENCH_CACHE      where generated workloads are kept (default /tmp/tcpstate-bench); they are
 #                    regenerated only when missing or when the generator's source changed
+#   BENCH_BASE       a git revision (or a tcpstate binary) to time in the same run, as rows
+#                    "base GOMAXPROCS=1/2": before/after ratios that no other load can skew,
+#                    e.g. BENCH_BASE=8d6f323 (the revision is built once into BENCH_CACHE)
 #
 # Live capture (root, tcpreplay): workload A is replayed onto a veth between two network
 # namespaces of its own with `tcpreplay`, at full speed (--topspeed) and then at falling fixed
@@ -54,6 +57,7 @@ WORKLOADS=${BENCH_WORKLOADS:-A B C}
 WORKLOADS=${WORKLOADS//,/ }
 TOOLS=${BENCH_TOOLS:-tcpstate-p1 tcpstate-p2 readonly tcptrace tshark tcpdump}
 TOOLS=${TOOLS//,/ }
+BASE=${BENCH_BASE:-}
 SCALE=${BENCH_SCALE:-1}
 SEED=${BENCH_SEED:-1}
 TIMEOUT=${BENCH_TIMEOUT:-300}
@@ -69,7 +73,7 @@ for w in $WORKLOADS; do
 	case $w in A | B | C) ;; *) die "unknown workload '$w' in BENCH_WORKLOADS: use A, B, C" ;; esac
 done
 for t in $TOOLS; do
-	case $t in tcpstate-p1 | tcpstate-p2 | readonly | tcptrace | tshark | tcpdump) ;;
+	case $t in tcpstate-p1 | tcpstate-p2 | base-p1 | base-p2 | readonly | tcptrace | tshark | tcpdump) ;;
 	*) die "unknown tool '$t' in BENCH_TOOLS: use tcpstate-p1 tcpstate-p2 readonly tcptrace tshark tcpdump" ;;
 	esac
 done
@@ -79,6 +83,37 @@ echo "bench: building bin/tcpstate, bin/benchgen, bin/readonly" >&2
 $GO build -o bin/tcpstate ./cmd/tcpstate
 $GO build -o bin/benchgen ./internal/benchgen/cmd/benchgen
 $GO build -o bin/readonly ./internal/benchgen/cmd/readonly
+
+# The baseline: a binary, or a revision built once (in a worktree of its own) into the cache.
+BASE_BIN=""
+if [ -n "$BASE" ]; then
+	if [ -x "$BASE" ] && [ -f "$BASE" ]; then
+		BASE_BIN=$BASE
+	else
+		rev=$(git rev-parse --verify "$BASE^{commit}" 2>/dev/null) || die "BENCH_BASE=$BASE is neither a binary nor a git revision"
+		BASE_BIN=$CACHE/base-${rev:0:12}/tcpstate
+		if [ ! -x "$BASE_BIN" ]; then
+			echo "bench: building the baseline $BASE (${rev:0:12}) into $BASE_BIN" >&2
+			wt=$(mktemp -d)
+			git worktree add --detach "$wt" "$rev" >/dev/null 2>&1 || die "cannot check out $BASE"
+			mkdir -p "$(dirname "$BASE_BIN")"
+			(cd "$wt" && $GO build -o "$BASE_BIN" ./cmd/tcpstate) || { git worktree remove --force "$wt"; die "cannot build $BASE"; }
+			git worktree remove --force "$wt"
+		fi
+	fi
+	# Each tcpstate row gets its base row right after it (unless base rows were asked for).
+	case " $TOOLS " in
+	*" base-p"*) ;;
+	*)
+		with=""
+		for t in $TOOLS; do
+			with+=" $t"
+			case $t in tcpstate-p1) with+=" base-p1" ;; tcpstate-p2) with+=" base-p2" ;; esac
+		done
+		TOOLS=${with# }
+		;;
+	esac
+fi
 
 # Generated files live under a directory named after the generator's source, so a changed
 # generator never serves stale files; directories of older generators are removed.
@@ -110,12 +145,14 @@ measure() {
 	case $tool in
 	tcpstate-p1) cmd=(bin/tcpstate -r "$f" -o json) env=(GOMAXPROCS=1) ;;
 	tcpstate-p2) cmd=(bin/tcpstate -r "$f" -o json) env=(GOMAXPROCS=2) ;;
+	base-p1) cmd=("$BASE_BIN" -r "$f" -o json) env=(GOMAXPROCS=1) ;;
+	base-p2) cmd=("$BASE_BIN" -r "$f" -o json) env=(GOMAXPROCS=2) ;;
 	readonly) cmd=(bin/readonly "$f") ;;
 	tcptrace) cmd=(tcptrace -n "$f") ;;
 	tshark) cmd=(tshark -q -z conv,tcp -r "$f") ;;
 	tcpdump) cmd=(tcpdump -nr "$f") ;;
 	esac
-	if ! command -v "${cmd[0]}" >/dev/null; then
+	if [ -z "${cmd[0]}" ] || ! command -v "${cmd[0]}" >/dev/null; then
 		echo missing
 		return
 	fi
@@ -258,6 +295,7 @@ version() { "$@" 2>&1 | grep -v -m1 '^Running as' || true; }
 	}
 	END {
 		names["tcpstate-p1"] = "tcpstate GOMAXPROCS=1"; names["tcpstate-p2"] = "tcpstate GOMAXPROCS=2"
+		names["base-p1"] = "base GOMAXPROCS=1"; names["base-p2"] = "base GOMAXPROCS=2"
 		names["readonly"] = "read-only pass"; names["tcptrace"] = "tcptrace -n"
 		names["tshark"] = "tshark -z conv,tcp"; names["tcpdump"] = "tcpdump -nr"
 		fmt = "%-22s %-3s %9s %9s %8s %11s %8s %9s %9s\n"
@@ -279,7 +317,8 @@ version() { "$@" 2>&1 | grep -v -m1 '^Running as' || true; }
 
 	seconds: wall clock; cpu s: user+system. P1/P2 ratio: tcpstate's packets/s (GOMAXPROCS=1 / =2)
 	divided by the row's, on wall time; >1 means tcpstate is faster. On the read-only row it is the
-	share of the decode-only ceiling that tcpstate reaches.
+	share of the decode-only ceiling that tcpstate reaches; on the base rows (BENCH_BASE: $BASE),
+	the speed-up over that revision.
 	EOF
 	if [ -s "$live_raw" ]; then
 		echo

@@ -492,25 +492,6 @@ func (k *Codec) Time(p *time.Time) {
 	*p = time.Unix(sec, nsec).UTC()
 }
 
-// Unix is a time held as Unix seconds and nanoseconds (0 to 999999999; both 0: unset),
-// written as a Time field is, and relative to the Time or Unix field before it: it is a Time
-// without the conversions to and from time.Time.
-func (k *Codec) Unix(sec *int64, nsec *int32) {
-	if k.Enc {
-		set := *sec != 0 || *nsec != 0
-		k.put(set)
-		if set {
-			k.putTime(*sec, int64(*nsec))
-		}
-		return
-	}
-	*sec, *nsec = 0, 0
-	if k.get() {
-		s, ns := k.getTime()
-		*sec, *nsec = s, int32(ns)
-	}
-}
-
 // putTime writes (encoding) a set time, sec and nsec (0 <= nsec < 1e9), relative to the one
 // before: see Time.
 func (k *Codec) putTime(sec, nsec int64) {
