@@ -3,7 +3,9 @@ package flowtable
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/tcpstate/tcpstate/internal/pack"
 )
@@ -11,22 +13,23 @@ import (
 // TestArena: blobs read back as stored, chunks are freed with their last blob, and relocating
 // the blobs of sparse chunks bounds what the arena holds to about four times what is in use.
 func TestArena(t *testing.T) {
-	var a arena
+	var owner struct{}
+	a := newArena(&owner)
 	type held struct {
 		s    string
 		c    uint16
 		want []byte
 	}
 	var hs []held
-	for i := range 20000 {
-		b := bytes.Repeat([]byte(fmt.Sprint(i%10)), 50+i%200)
+	for i := range 30000 {
+		b := bytes.Repeat([]byte(fmt.Sprint(i%10)), 500+i%2000)
 		s, c := a.store(b)
 		if c == 0 {
 			t.Fatalf("blob %d of %d bytes not in the arena", i, len(b))
 		}
 		hs = append(hs, held{s, c, b})
 	}
-	for c, ch := range a.chunks {
+	for c, ch := range a.list {
 		if ch.buf != nil && cap(ch.buf)-len(ch.buf) < pack.WordRoom {
 			t.Fatalf("chunk %d: %d bytes used of %d, no room left to read its last blob in place", c, len(ch.buf), cap(ch.buf))
 		}
@@ -36,7 +39,7 @@ func TestArena(t *testing.T) {
 		t.Fatalf("a blob over chunkMaxBlob went into chunk %d", c)
 	}
 	inUse := func() (chunks, bytes int) {
-		for _, ch := range a.chunks {
+		for _, ch := range a.list {
 			if ch.buf != nil {
 				chunks++
 				bytes += ch.live
@@ -80,4 +83,27 @@ func TestArena(t *testing.T) {
 	if n, b := inUse(); b != 0 || n > 1 {
 		t.Fatalf("%d chunks, %d bytes in use after every blob was released (want the current one at most)", n, b)
 	}
+}
+
+// TestArenaFreedWithOwner: the chunks of a table dropped before its end (never finished) are
+// freed once the table is collected.
+func TestArenaFreedWithOwner(t *testing.T) {
+	owner := new([64]byte)
+	a := newArena(owner)
+	cs := a.chunks
+	for range 1000 {
+		a.store(bytes.Repeat([]byte("z"), 3000))
+	}
+	if len(cs.list) < 2 || cs.list[1].mem == nil && runtime.GOOS == "linux" {
+		t.Fatalf("%d chunks after storing 3 MB", len(cs.list))
+	}
+	owner, a = nil, arena{}
+	for i := 0; i < 200; i++ {
+		runtime.GC()
+		if cs.list[1].buf == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the chunks of an arena whose owner was collected were not freed")
 }

@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"net/netip"
 	"time"
+	"unsafe"
 )
 
 // The flow table: which connection instance a 4-tuple currently belongs to. It is the first
@@ -110,18 +111,36 @@ func secs(t time.Time) uint32 {
 // backward shift (no tombstones). The slot holds the bits of its own position, so growing the
 // index and shifting slots back never read the entries (a cache miss each), and the bits above
 // the mask still tell most neighbours apart before an entry is read.
+//
+// An index of a quarter of a million slots or more (2 MiB) is memory of its own, outside the
+// Go heap (mapOwned, as the blob arena): it holds no pointer, and a flood's index (a million
+// entries, 16 MiB) would otherwise double in the heap's goal, old copies included.
 type flowIndex struct {
 	slots []uint64
 	n     int
+	mem   *mapped // the slots' own memory (nil: on the heap)
 }
+
+// offHeapSlots: an index this large or larger is mapped (flowIndex).
+const offHeapSlots = hugePage / 8
+
+// release frees the slots' own memory: the index is being dropped.
+func (x *flowIndex) release() { x.mem.release() }
 
 func (x *flowIndex) mask() uint64 { return uint64(len(x.slots) - 1) }
 
-// grow doubles the index (or makes the first one) and reinserts every entry.
-func (x *flowIndex) grow() {
+// grow doubles the index (or makes the first one) and reinserts every entry; owner is the
+// table it belongs to.
+func (x *flowIndex) grow(owner *Table) {
 	size := max(len(x.slots)*2, 1024)
-	old := x.slots
-	x.slots = make([]uint64, size)
+	old, oldMem := x.slots, x.mem
+	if size >= offHeapSlots {
+		m, buf := mapOwned(owner, size*8)
+		x.slots, x.mem = unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(buf))), size), m
+	} else {
+		x.slots, x.mem = make([]uint64, size), nil
+	}
+	defer oldMem.release()
 	m := x.mask()
 	for _, s := range old {
 		if s == 0 {
@@ -139,10 +158,10 @@ func (x *flowIndex) grow() {
 // slot is what the index holds for entry ei of hash low half lo.
 func slot(lo uint32, ei int32) uint64 { return uint64(lo)<<32 | uint64(ei+1) }
 
-// insert adds entry ei (of hash low half lo).
-func (x *flowIndex) insert(lo uint32, ei int32) {
+// insert adds entry ei (of hash low half lo) to the index of table owner.
+func (x *flowIndex) insert(lo uint32, ei int32, owner *Table) {
 	if (x.n+1)*4 > len(x.slots)*3 {
-		x.grow()
+		x.grow(owner)
 	}
 	m := x.mask()
 	s := slot(lo, ei)

@@ -414,7 +414,10 @@ func (st *stream) finishAll(t *Table, now time.Time) {
 	t.draining = true
 	defer func() {
 		t.draining = false
+		t.index.release()
+		t.quiet.release()
 		t.index, t.quiet = flowIndex{}, flowIndex{} // every entry they held is forgotten
+		st.blobs.reset()                            // and every blob released
 	}()
 	for _, o := range order {
 		ei := o.ei

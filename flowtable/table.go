@@ -104,6 +104,7 @@ func New(cfg Config) *Table {
 	t.cfg.Profile = *t.tr.Profile()
 	if cfg.Stream != nil {
 		t.st = newStream(*cfg.Stream)
+		t.st.blobs = newArena(t)
 	}
 	return t
 }
@@ -225,7 +226,7 @@ func (t *Table) quieten(ei int32) {
 		return
 	}
 	t.index.remove(e.hashLo, ei)
-	t.quiet.insert(e.hashLo, ei)
+	t.quiet.insert(e.hashLo, ei, t)
 	e.state = entQuiet
 }
 
@@ -255,10 +256,10 @@ func (t *Table) attach(l *live, h uint64, old int32) int32 {
 	}
 	switch {
 	case old < 0:
-		t.index.insert(uint32(h), ei)
+		t.index.insert(uint32(h), ei, t)
 	case t.ents.at(old).state == entQuiet:
 		t.quiet.remove(uint32(h), old)
-		t.index.insert(uint32(h), ei)
+		t.index.insert(uint32(h), ei, t)
 	default:
 		t.index.replace(uint32(h), old, ei)
 	}
