@@ -41,10 +41,11 @@ type Config struct {
 	// handed out.
 	AtEnd func(now time.Time)
 	// Every, with OnEvery: each time the capture's clock passes a multiple of Every (packet
-	// time), OnEvery is called with that instant and the tracker, before the segment that
-	// passed it is tracked (--snapshot-every). Run then uses one tracker (no Workers).
+	// time), OnEvery is called with what the flow table holds as of that instant (Open.At),
+	// before the segment that passed it is tracked (--snapshot-every; a Sink's Tick). Run then
+	// uses one flow table (no Workers).
 	Every   time.Duration
-	OnEvery func(at time.Time, t *flowtable.Table)
+	OnEvery func(open *Open)
 	// Progress, if set, is called every 64 Ki segments with the source's statistics (from the
 	// goroutine that reads).
 	Progress func(capture.Stats)
@@ -95,7 +96,7 @@ func Run(src capture.Source, rc Config, out func(*tracker.Conn)) Stats {
 			goto end
 		}
 		if rc.OnEvery != nil {
-			every.pass(&rc, f.clock, tr)
+			every.pass(&rc, f.clock, tr, src)
 		}
 		if admit == admitSkip {
 			continue
@@ -200,13 +201,14 @@ func (f *frontEnd) end() time.Time {
 // everyClock calls Config.OnEvery at each multiple of Every the capture's clock passes.
 type everyClock struct{ next time.Time }
 
-func (e *everyClock) pass(rc *Config, clock time.Time, t *flowtable.Table) {
+func (e *everyClock) pass(rc *Config, clock time.Time, t *flowtable.Table, src capture.Source) {
 	if e.next.IsZero() {
 		e.next = clock.Truncate(rc.Every).Add(rc.Every)
 		return
 	}
 	for !clock.Before(e.next) {
-		rc.OnEvery(e.next, t)
+		rc.OnEvery(&Open{At: e.next, Wall: e.next, tables: []*flowtable.Table{t},
+			capture: func() (capture.Stats, []capture.Stats) { return src.Stats(), nil }})
 		e.next = e.next.Add(rc.Every)
 	}
 }

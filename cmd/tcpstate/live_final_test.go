@@ -33,7 +33,7 @@ func TestLiveFinalTableListsFinished(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.run() }()
 	waitUntil(t, 15*time.Second, "connections finished during the capture", func() bool {
-		return s.finishedSeen.Load() > 0 // the first tick comes after the whole replay
+		return s.prepare().Finished() > 0 // the first tick comes after the whole replay
 	})
 	src.Stop()
 	if err := <-done; err != nil {
@@ -67,7 +67,7 @@ func TestLiveProblemsFilter(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.run() }()
-	waitUntil(t, 15*time.Second, "connections finished during the capture", func() bool { return s.finishedSeen.Load() > 0 })
+	waitUntil(t, 15*time.Second, "connections finished during the capture", func() bool { return s.prepare().Finished() > 0 })
 	src.Stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
