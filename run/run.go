@@ -1,8 +1,17 @@
-// Package run drives a capture through flow tables: the front end that every driver shares
-// (--at, --shard, the capture's clock, progress), the serial driver (Run), the parallel one
-// (several flow-table shards fed by one reader, merged back in order of first packet), and the
-// live one (a wall clock for timers, finished connections released as they end). Every driver
-// hands connections to a sink; reports (package report) are sinks like any other.
+// Package run drives captures through flow tables; it is about driving the engine, and holds
+// no flags, no terminal and no wording. It owns:
+//
+//   - the front end every file driver shares: --at, --shard, the capture's clock, progress;
+//   - the serial file driver (Run) and the parallel one (several flow-table shards fed by one
+//     reader, merged back in order of first packet: parallel.go);
+//   - the live driver (Live, live.go): the capture loop, ticks of wall-clock time that run the
+//     timers (flowtable.Table.Tick) and release finished connections (Release), the rule for
+//     when a connection is finished, stop and drain at the end; with NewFanout (workers.go),
+//     one flow table per AF_PACKET socket;
+//   - sinks (sink.go): what every driver hands its results to. A Sink gets the connections as
+//     they finish, the ticks with what is still open, and the end. The output stream, the
+//     live view, the metrics and the --fail-on check are sinks, built by cmd/tcpstate on the
+//     writers of package report.
 package run
 
 import (

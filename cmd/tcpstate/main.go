@@ -1,5 +1,10 @@
 // Command tcpstate reconstructs, from packets alone, the TCP socket state of each endpoint of
 // every connection in a capture: the ss/netstat view of both hosts, seen from the wire.
+//
+// This package is the command line: flags and their checks, opening the source (files,
+// libpcap, or AF_PACKET sockets with --workers), dropping privileges, building the sinks
+// (sinks.go, fleet.go) the drivers of package run write to, calling run.Run or run.Live, and
+// the exit codes.
 package main
 
 import (
