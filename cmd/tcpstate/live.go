@@ -57,8 +57,12 @@ func runLive(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	if o.workers < 0 {
 		return usageErr("--workers %d: give a number of capture sockets (1 or more; 0: one per core)", o.workers)
 	}
+	cf, err := parseConnFilter(o.states, o.problems)
+	if err != nil {
+		return err
+	}
 	if why := livePathWhy(o, lcfg); why == "" {
-		return runFanout(o, lcfg, names, prof, failOn, stdout, stderr)
+		return runFanout(o, lcfg, names, prof, failOn, cf, stdout, stderr)
 	} else if o.workers > 1 && !o.quiet {
 		fmt.Fprintf(stderr, "tcpstate: --workers %d ignored: capturing through libpcap with one reader (%s)\n", o.workers, why)
 	}
@@ -84,10 +88,6 @@ func runLive(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		}
 	}
 
-	cf, err := parseConnFilter(o.states, o.problems)
-	if err != nil {
-		return err
-	}
 	s := newLiveSession(o, names, prof, failOn, src, stdout, stderr)
 	s.cf = cf
 	if s.fleet, err = startFleet(o, s.ropts, stderr); err != nil {

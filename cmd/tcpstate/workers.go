@@ -28,7 +28,7 @@ func livePathWhy(o *options, cfg capture.LiveConfig) string {
 }
 
 // runFanout is `tcpstate -i IFACE` on AF_PACKET sockets.
-func runFanout(o *options, cfg capture.LiveConfig, names tracker.Naming, prof tracker.Profile, failOn map[string]bool, stdout, stderr io.Writer) error {
+func runFanout(o *options, cfg capture.LiveConfig, names tracker.Naming, prof tracker.Profile, failOn map[string]bool, cf *connFilter, stdout, stderr io.Writer) error {
 	n := o.workers
 	if n == 0 {
 		n = runtime.GOMAXPROCS(0)
@@ -50,6 +50,7 @@ func runFanout(o *options, cfg capture.LiveConfig, names tracker.Naming, prof tr
 		}
 	}
 	s := newLiveSession(o, names, prof, failOn, nil, stdout, stderr)
+	s.cf = cf
 	s.driver = func(cfg runner.LiveConfig, sink runner.Sink) *runner.Live { return runner.NewFanout(cfg, socks, sink) }
 	if s.fleet, err = startFleet(o, s.ropts, stderr); err != nil {
 		return err
