@@ -445,8 +445,8 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 			}
 			tw.Empty = empty
 		}
-		counts.End(ropts.Now, nil)
-		err = counts.Err()
+		sinks.End(ropts.Now, nil) // the file driver handed every connection to Finished
+		err = sinks.Err()
 	} else {
 		shownConns := cf.keepAll(finished)
 		switch o.output {
