@@ -91,10 +91,12 @@ func newLive(cfg LiveConfig, sink Sink) *Live {
 	return &Live{cfg: cfg, sink: sink}
 }
 
-// Tables is the run's flow tables (one per worker).
+// Tables is the run's flow tables: one, or one per AF_PACKET socket. They are the driver's:
+// touch them only before Run, or from a test that drives the clock itself with Refresh.
 func (l *Live) Tables() []*flowtable.Table { return l.tables }
 
-// Poke makes the next tick come at once (a resized terminal redraws now); any goroutine.
+// Poke makes a tick come at the next turn of the capture loop rather than at the next
+// Refresh (a resized terminal redraws now); any goroutine.
 func (l *Live) Poke() { l.due.Store(true) }
 
 // Stop ends the capture; any goroutine. Run then finishes and returns.
