@@ -3,10 +3,10 @@
 // the connections tracked, so that a monitoring system can gather them from every sensor and
 // alert (CLOSE_WAIT piling up on a port, SYNs going unanswered).
 //
-// The collector is fed by the run (live or files) from its own goroutine: Update with the
-// connections in the table and the counters at each refresh, Finished with each connection
-// written out and forgotten. A scrape reads the figures of the latest refresh under a lock, so
-// it never sees half of one, and never touches the tracker.
+// The collector is fed by a sink of the run (live or files; cmd/tcpstate's fleet), from the
+// run's goroutine: Refresh with the connections in the flow tables and the counters at each
+// tick, Finished with each connection written out and forgotten. A scrape reads the figures of
+// the latest refresh under a lock, so it never sees half of one, and never touches the tables.
 //
 // Label cardinality is bounded whatever the traffic: states (11) × sides (2), diagnosis
 // identifiers × sides, capture workers, and only the server ports the user named
@@ -151,18 +151,9 @@ func ParsePorts(s string) ([]uint16, error) {
 // maxPorts bounds --metrics-ports (each port adds some 70 series).
 const maxPorts = 64
 
-// Update sets the figures of a refresh: the connections in the table now (evaluated as of now),
-// the capture's statistics per worker and how many connections were seen in all.
-func (c *Collector) Update(open []*tracker.Conn, workers []capture.Stats, started uint64) {
-	c.Refresh(func(count func(*tracker.Conn)) {
-		for _, conn := range open {
-			count(conn)
-		}
-	}, workers, started)
-}
-
-// Refresh is Update with the connections handed one at a time by each (which may reuse one
-// Conn for all of them).
+// Refresh sets the figures of a refresh: the connections the run holds now (evaluated as of
+// now), handed one at a time by each (which may reuse one Conn for all of them), the capture's
+// statistics per worker and how many connections were seen in all.
 func (c *Collector) Refresh(each func(count func(*tracker.Conn)), workers []capture.Stats, started uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

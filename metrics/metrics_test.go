@@ -16,6 +16,15 @@ import (
 	"github.com/tcpstate/tcpstate/tracker"
 )
 
+// update refreshes c with open, as a run's tick does.
+func update(c *Collector, open []*tracker.Conn, workers []capture.Stats, started uint64) {
+	c.Refresh(func(count func(*tracker.Conn)) {
+		for _, conn := range open {
+			count(conn)
+		}
+	}, workers, started)
+}
+
 // track reads a kernel recording into a tracker evaluated at its end.
 func track(t *testing.T, path string) []*tracker.Conn {
 	t.Helper()
@@ -44,9 +53,9 @@ func TestCollector(t *testing.T) {
 	var port uint16 = conns[0].Server.Addr.Port()
 	c := New([]uint16{port})
 	for range 3 {
-		c.Update(conns, []capture.Stats{{Packets: 100, TCP: 90, KernelDropped: 2}}, uint64(len(conns)))
+		update(c, conns, []capture.Stats{{Packets: 100, TCP: 90, KernelDropped: 2}}, uint64(len(conns)))
 	}
-	c.Update(open, []capture.Stats{{Packets: 200, TCP: 180, KernelDropped: 3, IfaceDropped: 1}}, uint64(len(conns)))
+	update(c, open, []capture.Stats{{Packets: 200, TCP: 180, KernelDropped: 3, IfaceDropped: 1}}, uint64(len(conns)))
 	for _, x := range done {
 		c.Finished(x)
 	}
@@ -158,7 +167,7 @@ func TestCollector(t *testing.T) {
 // TestServe: /metrics answers over HTTP with the collector's figures and the Go runtime's.
 func TestServe(t *testing.T) {
 	c := New(nil)
-	c.Update(nil, []capture.Stats{{Packets: 7}}, 0)
+	update(c, nil, []capture.Stats{{Packets: 7}}, 0)
 	s, err := Serve("127.0.0.1:0", c)
 	if err != nil {
 		t.Fatal(err)

@@ -79,3 +79,12 @@ func (s *Stream) Close() error {
 	}
 	return s.err
 }
+
+// Flush writes out what is buffered, so that a live capture's lines leave as its connections
+// finish; it returns the first error met writing.
+func (s *Stream) Flush() error {
+	if s.err == nil {
+		s.err = s.w.Flush()
+	}
+	return s.err
+}

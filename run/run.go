@@ -1,8 +1,17 @@
-// Package run drives a capture through flow tables: the front end that every driver shares
-// (--at, --shard, the capture's clock, progress), the serial driver (Run), the parallel one
-// (several flow-table shards fed by one reader, merged back in order of first packet), and the
-// live one (a wall clock for timers, finished connections released as they end). Every driver
-// hands connections to a sink; reports (package report) are sinks like any other.
+// Package run drives captures through flow tables; it is about driving the engine, and holds
+// no flags, no terminal and no wording. It owns:
+//
+//   - the front end every file driver shares: --at, --shard, the capture's clock, progress;
+//   - the serial file driver (Run) and the parallel one (several flow-table shards fed by one
+//     reader, merged back in order of first packet: parallel.go);
+//   - the live driver (Live, live.go): the capture loop, ticks of wall-clock time that run the
+//     timers (flowtable.Table.Tick) and release finished connections (Release), the rule for
+//     when a connection is finished, stop and drain at the end; with NewFanout (workers.go),
+//     one flow table per AF_PACKET socket;
+//   - sinks (sink.go): what every driver hands its results to. A Sink gets the connections as
+//     they finish, the ticks with what is still open, and the end. The output stream, the
+//     live view, the metrics and the --fail-on check are sinks, built by cmd/tcpstate on the
+//     writers of package report.
 package run
 
 import (
@@ -41,10 +50,11 @@ type Config struct {
 	// handed out.
 	AtEnd func(now time.Time)
 	// Every, with OnEvery: each time the capture's clock passes a multiple of Every (packet
-	// time), OnEvery is called with that instant and the tracker, before the segment that
-	// passed it is tracked (--snapshot-every). Run then uses one tracker (no Workers).
+	// time), OnEvery is called with what the flow table holds as of that instant (Open.At),
+	// before the segment that passed it is tracked (--snapshot-every; a Sink's Tick). Run then
+	// uses one flow table (no Workers).
 	Every   time.Duration
-	OnEvery func(at time.Time, t *flowtable.Table)
+	OnEvery func(open *Open)
 	// Progress, if set, is called every 64 Ki segments with the source's statistics (from the
 	// goroutine that reads).
 	Progress func(capture.Stats)
@@ -95,7 +105,7 @@ func Run(src capture.Source, rc Config, out func(*tracker.Conn)) Stats {
 			goto end
 		}
 		if rc.OnEvery != nil {
-			every.pass(&rc, f.clock, tr)
+			every.pass(&rc, f.clock, tr, src)
 		}
 		if admit == admitSkip {
 			continue
@@ -200,13 +210,14 @@ func (f *frontEnd) end() time.Time {
 // everyClock calls Config.OnEvery at each multiple of Every the capture's clock passes.
 type everyClock struct{ next time.Time }
 
-func (e *everyClock) pass(rc *Config, clock time.Time, t *flowtable.Table) {
+func (e *everyClock) pass(rc *Config, clock time.Time, t *flowtable.Table, src capture.Source) {
 	if e.next.IsZero() {
 		e.next = clock.Truncate(rc.Every).Add(rc.Every)
 		return
 	}
 	for !clock.Before(e.next) {
-		rc.OnEvery(e.next, t)
+		rc.OnEvery(&Open{At: e.next, Wall: e.next, tables: []*flowtable.Table{t},
+			capture: func() (capture.Stats, []capture.Stats) { return src.Stats(), nil }})
 		e.next = e.next.Add(rc.Every)
 	}
 }

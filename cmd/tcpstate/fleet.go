@@ -5,7 +5,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/tcpstate/tcpstate/flowtable"
 	runner "github.com/tcpstate/tcpstate/run"
 
 	"github.com/spf13/pflag"
@@ -24,16 +23,20 @@ func addFleetFlags(fs *pflag.FlagSet, o *options) {
 	fs.DurationVar(&o.snapshotEvery, "snapshot-every", 0, "with -o json, also write each connection still open every `DURATION` (e.g. 1m; packet time with -r), marked \"snapshot\": true")
 }
 
-// fleet is what --metrics and --snapshot-every add to a run.
+// fleet is what --metrics and --snapshot-every add to a run: a sink (run.Sink) that counts
+// finished connections, and at each tick refreshes the gauges and writes the snapshots due.
 type fleet struct {
-	o     *options
-	coll  *metrics.Collector // nil without --metrics
-	srv   *metrics.Server
-	snap  *report.SnapshotJSON // nil without --snapshot-every
-	buf   []byte
-	wall  time.Time     // when the metrics of a -r run were last refreshed
-	gap   time.Duration // and how long until the next refresh
-	nextS time.Time     // live: the next snapshot instant
+	nopSink
+	o      *options
+	coll   *metrics.Collector // nil without --metrics
+	srv    *metrics.Server
+	snap   *report.SnapshotJSON // nil without --snapshot-every
+	stream *report.Stream       // where snapshots go
+	live   bool                 // ticks of wall time (live capture), not of packet time
+	buf    []byte
+	wall   time.Time     // when the metrics of a -r run were last refreshed
+	gap    time.Duration // and how long until the next refresh
+	nextS  time.Time     // live: the next snapshot instant
 }
 
 // startFleet checks the fleet flags and starts the metrics server. It returns nil when neither
@@ -47,7 +50,7 @@ func startFleet(o *options, ropts *report.Options, stderr io.Writer) (*fleet, er
 		return nil, usageErr("--snapshot-every %v: give a positive duration (e.g. 1m)", o.snapshotEvery)
 	case o.snapshotEvery > 0 && o.output != "json":
 		return nil, usageErr("--snapshot-every writes JSON lines: add -o json")
-	case o.snapshotEvery > 0 && o.iface != "" && o.snapshotEvery < refreshEvery:
+	case o.snapshotEvery > 0 && o.iface != "" && o.snapshotEvery < runner.DefaultRefresh:
 		return nil, usageErr("--snapshot-every %v: live capture refreshes once a second; give 1s or more", o.snapshotEvery)
 	case o.snapshotEvery > 0 && o.html != "":
 		return nil, usageErr("--snapshot-every streams; --html draws every connection at the end: use one or the other")
@@ -83,26 +86,52 @@ func (f *fleet) close() {
 	}
 }
 
-// snapshot is the snapshot records of conns (those still open) at instant at.
-func (f *fleet) snapshot(conns []*tracker.Conn, at time.Time) []byte {
-	f.buf = f.buf[:0]
-	for _, c := range conns {
-		if c.Open() {
-			f.buf = f.snap.Append(f.buf, c, at)
-		}
+// Finished counts a connection written out and forgotten.
+func (f *fleet) Finished(c *tracker.Conn) {
+	if f.coll != nil {
+		f.coll.Finished(c)
 	}
-	return f.buf
 }
 
-// liveTick is the live session's refresh: metrics, and a snapshot when one is due (at is the
-// instant the connections were just evaluated at).
-func (f *fleet) liveTick(s *liveSession, at time.Time) {
-	if f.coll != nil {
-		f.coll.Update(s.conns(), s.captureStats(), s.connections())
+// Tick refreshes the metrics and writes the snapshots due.
+func (f *fleet) Tick(open *runner.Open) {
+	if f.live {
+		f.liveTick(open)
+	} else {
+		f.fileTick(open)
 	}
-	if f.snap == nil || s.view != nil {
+}
+
+// snapshot writes the snapshot records of the connections still open at open.At.
+func (f *fleet) snapshot(open *runner.Open) {
+	f.buf = f.buf[:0]
+	open.Snapshot(func(c *tracker.Conn) {
+		if c.Open() {
+			f.buf = f.snap.Append(f.buf, c, open.At)
+		}
+	})
+	f.stream.Raw(f.buf)
+}
+
+// refresh sets the gauges to the connections open holds.
+func (f *fleet) refresh(open *runner.Open) {
+	total, per := open.Capture()
+	if per == nil {
+		per = []capture.Stats{total}
+	}
+	f.coll.Refresh(open.Visit, per, open.Connections())
+}
+
+// liveTick is the live capture's refresh, once a second: metrics, and a snapshot when one is
+// due.
+func (f *fleet) liveTick(open *runner.Open) {
+	if f.coll != nil {
+		f.refresh(open)
+	}
+	if f.snap == nil {
 		return
 	}
+	at := open.At
 	if f.nextS.IsZero() {
 		f.nextS = at.Truncate(f.o.snapshotEvery).Add(f.o.snapshotEvery)
 		return
@@ -113,14 +142,12 @@ func (f *fleet) liveTick(s *liveSession, at time.Time) {
 	for !at.Before(f.nextS) {
 		f.nextS = f.nextS.Add(f.o.snapshotEvery)
 	}
-	if _, err := s.out.Write(f.snapshot(s.conns(), at)); err != nil && s.writeErr == nil {
-		s.writeErr = err
-	}
+	f.snapshot(open)
 }
 
 // fileRun sets a -r run up: snapshots at each interval of packet time, and the metrics'
 // gauges refreshed (about once a second of wall time) at those instants too.
-func (f *fleet) fileRun(rc *runner.Config, stream *report.Stream, stats func() capture.Stats) {
+func (f *fleet) fileRun(rc *runner.Config) {
 	// The metrics look at the clock each second of packet time; snapshots come at the
 	// multiples of --snapshot-every among those seconds (or at their own pace when it is not a
 	// whole number of seconds).
@@ -129,19 +156,21 @@ func (f *fleet) fileRun(rc *runner.Config, stream *report.Stream, stats func() c
 		every = time.Second
 	}
 	rc.Every = every
-	rc.OnEvery = func(at time.Time, t *flowtable.Table) {
-		if f.snap != nil && at.Truncate(f.o.snapshotEvery).Equal(at) {
-			var open []*tracker.Conn
-			t.Snapshot(at, func(c *tracker.Conn) { open = append(open, c) })
-			stream.Raw(f.snapshot(open, at))
-		}
-		// The gauges: every connection in the table is copied and evaluated, which takes a
-		// while on a big table (some 2 µs each): no more than a tenth of the run goes to them.
-		if f.coll != nil && time.Since(f.wall) >= f.gap {
-			t0 := time.Now()
-			f.coll.Refresh(func(count func(*tracker.Conn)) { t.Visit(at, count) }, []capture.Stats{stats()}, t.Stats().Connections)
-			f.wall = time.Now()
-			f.gap = max(refreshEvery, 10*f.wall.Sub(t0))
-		}
+	rc.OnEvery = f.Tick
+}
+
+// fileTick is a -r run's tick, at a multiple of fileRun's interval of packet time.
+func (f *fleet) fileTick(open *runner.Open) {
+	at := open.At
+	if f.snap != nil && at.Truncate(f.o.snapshotEvery).Equal(at) {
+		f.snapshot(open)
+	}
+	// The gauges: every connection in the table is copied and evaluated, which takes a
+	// while on a big table (some 2 µs each): no more than a tenth of the run goes to them.
+	if f.coll != nil && time.Since(f.wall) >= f.gap {
+		t0 := time.Now()
+		f.refresh(open)
+		f.wall = time.Now()
+		f.gap = max(runner.DefaultRefresh, 10*f.wall.Sub(t0))
 	}
 }

@@ -30,10 +30,11 @@ func TestLiveFinalTableListsFinished(t *testing.T) {
 	o := &options{iface: "lab0", output: "table"}
 	var out, stderr syncBuffer
 	s := newLiveSession(o, tracker.NamesRFC, linuxProfile(t), nil, src, &out, &stderr)
+	l := s.prepare()
 	done := make(chan error, 1)
 	go func() { done <- s.run() }()
 	waitUntil(t, 15*time.Second, "connections finished during the capture", func() bool {
-		return s.finishedSeen.Load() > 0 // the first tick comes after the whole replay
+		return l.Finished() > 0 // the first tick comes after the whole replay
 	})
 	src.Stop()
 	if err := <-done; err != nil {
@@ -65,9 +66,10 @@ func TestLiveProblemsFilter(t *testing.T) {
 	if s.cf, _ = parseConnFilter("", true); s.cf == nil {
 		t.Fatal("no filter")
 	}
+	l := s.prepare()
 	done := make(chan error, 1)
 	go func() { done <- s.run() }()
-	waitUntil(t, 15*time.Second, "connections finished during the capture", func() bool { return s.finishedSeen.Load() > 0 })
+	waitUntil(t, 15*time.Second, "connections finished during the capture", func() bool { return l.Finished() > 0 })
 	src.Stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -1,5 +1,10 @@
 // Command tcpstate reconstructs, from packets alone, the TCP socket state of each endpoint of
 // every connection in a capture: the ss/netstat view of both hosts, seen from the wire.
+//
+// This package is the command line: flags and their checks, opening the source (files,
+// libpcap, or AF_PACKET sockets with --workers), dropping privileges, building the sinks
+// (sinks.go, fleet.go) the drivers of package run write to, calling run.Run or run.Live, and
+// the exit codes.
 package main
 
 import (
@@ -342,26 +347,23 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	defer out.Flush()
 	cfg := flowtable.Config{Profile: prof, OS: o.osPolicy}
-	// With --state or --problems, a connection's events wait until it is known to be shown.
-	var evBuf map[uint64][]tracker.Event
+	// What the driver hands every connection to, in this order.
+	counts := &streamSink{cf: cf} // and writes them, unless --html
+	var sinks runner.Sinks
 	if o.output == "events" {
 		if cf == nil {
 			cfg.OnEvent = func(e tracker.Event) { report.WriteEvent(out, &e, ropts) }
 		} else {
-			evBuf = map[uint64][]tracker.Event{}
-			cfg.OnEvent = func(e tracker.Event) { evBuf[e.ConnID] = append(evBuf[e.ConnID], e) }
+			// With --state or --problems, a connection's events wait until it is known to be shown.
+			held := &heldEvents{w: out, ropts: ropts, cf: cf, byID: map[uint64][]tracker.Event{}}
+			cfg.OnEvent = held.event
+			sinks = append(sinks, held)
 		}
 	}
-	emitEvents := func(c *tracker.Conn) {
-		if evBuf == nil {
-			return
-		}
-		if cf.keep(c) {
-			for i := range evBuf[c.ID] {
-				report.WriteEvent(out, &evBuf[c.ID][i], ropts)
-			}
-		}
-		delete(evBuf, c.ID)
+	var fail *failOnSink
+	if failOn != nil {
+		fail = &failOnSink{set: failOn}
+		sinks = append(sinks, fail)
 	}
 	var ann *annotations
 	if o.annotate {
@@ -376,70 +378,45 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		defer bar.Done()
 	}
 	var html *report.HTMLCollector
-	var stream *report.Stream
-	var finished []*tracker.Conn // what --expect, --expect-init and --html look at
-	var offenders []string
+	var kept *keepSink // what --expect, --expect-init and --html look at
 	var ts flowtable.Stats
-	var total, shown uint64 // connections, and those --state/--problems let through
-	var oneSided uint64     // connections the capture shows one direction of
 	if o.html != "" {
 		// The HTML report draws every connection with its packets: nothing is forgotten.
 		html = report.NewHTMLCollector()
 		html.Attach(&cfg)
+		kept = &keepSink{}
+		sinks = append(runner.Sinks{kept, counts}, sinks...)
 		rc := runner.Config{Config: cfg, At: at, ShardI: shardI, ShardN: shardN, Keep: true, Progress: progress,
 			AtEnd: func(now time.Time) { ropts.Now = now }}
-		rs := runner.Run(src, rc, func(c *tracker.Conn) {
-			finished = append(finished, c)
-			total++
-			if _, ok := c.OneSided(); ok {
-				oneSided++
-			}
-			if cf.keep(c) {
-				shown++
-			}
-			emitEvents(c)
-			if failOn != nil {
-				offenders = appendOffenders(offenders, c, failOn)
-			}
-		})
-		ts = rs.Stats
+		ts = runner.Run(src, rc, sinks.Finished).Stats
 	} else {
 		if os.Getenv("GOGC") == "" {
 			// A streaming run keeps a large, mostly pointer-free live heap (packed connections)
 			// that is cheap to mark: collect more often rather than let garbage double it.
 			debug.SetGCPercent(40)
 		}
-		stream = report.NewStream(out, o.output, ropts)
-		keep := expectations != nil || o.expInit != ""
+		counts.stream = report.NewStream(out, o.output, ropts)
+		sinks = append(runner.Sinks{counts}, sinks...)
+		if expectations != nil || o.expInit != "" {
+			kept = &keepSink{summary: true}
+			sinks = append(sinks, kept)
+		}
 		rc := runner.Config{Config: cfg, At: at, ShardI: shardI, ShardN: shardN,
 			Stream:  flowtable.StreamConfig{MaxFlows: o.maxFlows, IdleTimeout: fileIdleTimeout},
 			Workers: runtime.GOMAXPROCS(0), Progress: progress,
 			AtEnd: func(now time.Time) { ropts.Now = now }}
 		if fl != nil {
-			fl.fileRun(&rc, stream, src.Stats)
+			fl.stream = counts.stream
+			fl.fileRun(&rc)
+			sinks = append(sinks, fl)
 		}
-		rs := runner.Run(src, rc, func(c *tracker.Conn) {
-			total++
-			if _, ok := c.OneSided(); ok {
-				oneSided++
-			}
-			if cf.keep(c) {
-				shown++
-				stream.Conn(c)
-			}
-			if fl != nil && fl.coll != nil {
-				fl.coll.Finished(c)
-			}
-			emitEvents(c)
-			if failOn != nil {
-				offenders = appendOffenders(offenders, c, failOn)
-			}
-			if keep {
-				finished = append(finished, c.Summary())
-			}
-		})
-		ts = rs.Stats
+		ts = runner.Run(src, rc, sinks.Finished).Stats
 	}
+	var finished []*tracker.Conn
+	if kept != nil {
+		finished = kept.conns
+	}
+	total, shown, oneSided := counts.total, counts.shown, counts.oneSided
 	if span != nil {
 		if err := span.check(o.at, prof, stderr, o.quiet); err != nil {
 			if closeSave != nil {
@@ -457,7 +434,7 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 	if oneSided > 0 {
 		notes = append(notes, oneSidedNote(oneSided, total))
 	}
-	if stream != nil {
+	if stream := counts.stream; stream != nil {
 		if tw := stream.Table(); tw != nil {
 			tw.Footers = append(tw.Footers, notes...)
 			if o.maxFlows > 0 {
@@ -468,7 +445,8 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 			}
 			tw.Empty = empty
 		}
-		err = stream.Close()
+		sinks.End(ropts.Now, nil) // the file driver handed every connection to Finished
+		err = sinks.Err()
 	} else {
 		shownConns := cf.keepAll(finished)
 		switch o.output {
@@ -547,8 +525,8 @@ func runFile(o *options, names tracker.Naming, prof tracker.Profile, failOn map[
 		}
 	}
 	var failures []string
-	if len(offenders) > 0 {
-		failures = append(failures, fmt.Sprintf("--fail-on: %d finding(s):\n%s", len(offenders), strings.Join(offenders, "\n")))
+	if msg := fail.failure(); msg != "" {
+		failures = append(failures, msg)
 	} else if failOn != nil && len(readErrs) > 0 {
 		failures = append(failures, "--fail-on: no finding in the connections read before the damage")
 	}
@@ -633,15 +611,4 @@ func knownDiagnosis(id string) bool {
 		}
 	}
 	return false
-}
-
-// appendOffenders adds c's findings of the --fail-on set.
-func appendOffenders(offenders []string, c *tracker.Conn, set map[string]bool) []string {
-	for _, d := range c.Diagnoses {
-		if set[d.ID] || set["any"] && tracker.Problem(d.ID) { // any: every problem, not the notes about the capture
-			offenders = append(offenders, fmt.Sprintf("  #%d %s -> %s: %s (%s): %s", c.ID,
-				report.AddrPort(c.Client.Addr), report.AddrPort(c.Server.Addr), d.ID, d.Side, d.Detail))
-		}
-	}
-	return offenders
 }

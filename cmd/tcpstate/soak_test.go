@@ -13,6 +13,7 @@ import (
 	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/metrics"
 	"github.com/tcpstate/tcpstate/report"
+	runner "github.com/tcpstate/tcpstate/run"
 	"github.com/tcpstate/tcpstate/tracker"
 )
 
@@ -141,6 +142,8 @@ func TestSoakLiveHeap(t *testing.T) {
 	s := newLiveSession(o, tracker.NamesRFC, linuxProfile(t), nil, &replaySource{}, io.Discard, io.Discard)
 	coll := metrics.New([]uint16{443})
 	s.fleet = &fleet{o: o, coll: coll, snap: report.NewSnapshotJSON(s.ropts)}
+	l := s.prepare()
+	tr := l.Tables()[0]
 
 	g := &soakGen{longFor: longFor, holdFor: holdFor}
 	start := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
@@ -163,13 +166,13 @@ func TestSoakLiveHeap(t *testing.T) {
 		next := sec.Add(time.Second)
 		for len(g.segs) > 0 && g.segs[0].Time.Before(next) {
 			seg := heap.Pop(&g.segs).(capture.Segment)
-			s.tr.Add(&seg)
+			tr.Add(&seg)
 			segs++
 		}
-		// The live session's once-a-second refresh, at this second of packet time (tick
-		// evaluates at now - tickLag).
-		s.tick(next.Add(tickLag))
-		maxOpen = max(maxOpen, len(s.tr.Conns()))
+		// The live driver's once-a-second refresh, at this second of packet time (Refresh
+		// evaluates at now - the lag).
+		l.Refresh(next.Add(runner.DefaultLag))
+		maxOpen = max(maxOpen, len(tr.Conns()))
 		if next.Sub(start)%(10*time.Minute) == 0 {
 			h := sample()
 			if !next.Before(warm) {
@@ -179,11 +182,11 @@ func TestSoakLiveHeap(t *testing.T) {
 				samples = append(samples, h)
 			}
 			t.Logf("%5s of packet time: heap %5.1f MB, %d connections tracked, %d finished, %d pending segments",
-				next.Sub(start), float64(h)/1e6, len(s.tr.Conns()), s.finished, len(g.segs))
+				next.Sub(start), float64(h)/1e6, len(tr.Conns()), l.Finished(), len(g.segs))
 		}
 	}
-	if s.writeErr != nil {
-		t.Fatal(s.writeErr)
+	if err := s.sinks.Err(); err != nil {
+		t.Fatal(err)
 	}
 	if len(samples) < 4 {
 		t.Fatalf("only %d samples after the warm-up", len(samples))
@@ -197,9 +200,9 @@ func TestSoakLiveHeap(t *testing.T) {
 		t.Errorf("the heap grew by %d bytes after the warm-up (%.1f MB then, %.1f MB at most since), over %d connections: %.1f bytes each, more than 16: it grows with time",
 			grown, float64(atWarm)/1e6, float64(slices.Max(samples))/1e6, since, float64(grown)/float64(since))
 	}
-	if s.finished < uint64(span.Seconds())*uint64(rate)*8/10 {
-		t.Errorf("only %d connections finished of %d: the traffic is not what the soak means to run", s.finished, g.n)
+	if l.Finished() < uint64(span.Seconds())*uint64(rate)*8/10 {
+		t.Errorf("only %d connections finished of %d: the traffic is not what the soak means to run", l.Finished(), g.n)
 	}
 	t.Logf("%s of packet time, %d connections, %d segments, at most %d tracked at once, %d finished; heap after the warm-up %d–%d bytes (%+d over %d connections); %v wall time",
-		span, g.n, segs, maxOpen, s.finished, slices.Min(samples), slices.Max(samples), grown, since, time.Since(wall).Round(time.Millisecond))
+		span, g.n, segs, maxOpen, l.Finished(), slices.Min(samples), slices.Max(samples), grown, since, time.Since(wall).Round(time.Millisecond))
 }

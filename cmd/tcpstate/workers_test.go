@@ -18,7 +18,8 @@ import (
 // TestLiveWorkers: on the lab's tap, `--workers 2` (two AF_PACKET sockets in a fanout group,
 // a tracker each) and `--libpcap` (one reader) report the same connections, connection for
 // connection; the flows were spread over both sockets (per-socket metrics), and the closing
-// line gives the kernel's drops per socket. About 5 s.
+// line gives the kernel's drops per socket; --problems chooses the same connections on either
+// path. About 5 s.
 func TestLiveWorkers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping live capture in network namespaces")
@@ -31,7 +32,9 @@ func TestLiveWorkers(t *testing.T) {
 	tap := kernellab.RouterClientIface
 	pc := startLive(t, bin, lab.Router, "libpcap", nil, "-i", tap, "--libpcap", "-o", "json", "tcp")
 	af := startLive(t, bin, lab.Router, "workers", nil, "-i", tap, "--workers", "2", "-o", "json", "--metrics", "127.0.0.1:0", "tcp")
-	for _, p := range []*liveProc{pc, af} {
+	// --problems holds on the AF_PACKET path too.
+	pr := startLive(t, bin, lab.Router, "problems", nil, "-i", tap, "--workers", "2", "--problems", "-o", "json", "tcp")
+	for _, p := range []*liveProc{pc, af, pr} {
 		waitUntil(t, 10*time.Second, p.name+" listening", func() bool { return strings.Contains(p.stderr.String(), "listening on") })
 	}
 	if !strings.Contains(af.stderr.String(), "AF_PACKET, 2 socket(s)") || !strings.Contains(pc.stderr.String(), "(libpcap)") {
@@ -98,13 +101,23 @@ func TestLiveWorkers(t *testing.T) {
 
 	pc.stop(t, syscall.SIGINT)
 	af.stop(t, syscall.SIGINT)
-	keys := func(text string) []string {
+	pr.stop(t, syscall.SIGINT)
+	keysOf := func(text string, problemsOnly bool) []string {
 		var ks []string
 		for _, c := range parseJSONLines(t, text) {
-			ks = append(ks, c.key())
+			if !problemsOnly || len(c.Diagnoses) > 0 {
+				ks = append(ks, c.key())
+			}
 		}
 		slices.Sort(ks)
 		return ks
+	}
+	keys := func(text string) []string { return keysOf(text, false) }
+	// The refusals and the half-closed connections: some of the 10, not all.
+	wantProblems := keysOf(pc.stdout.String(), true)
+	if got := keys(pr.stdout.String()); len(wantProblems) == 0 || len(wantProblems) == 10 || !slices.Equal(got, wantProblems) {
+		t.Errorf("--workers 2 --problems wrote %d connections, want the %d with a problem:\n%s\nwant:\n%s",
+			len(got), len(wantProblems), strings.Join(got, "\n"), strings.Join(wantProblems, "\n"))
 	}
 	want, got := keys(pc.stdout.String()), keys(af.stdout.String())
 	if len(want) != 10 {
