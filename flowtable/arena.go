@@ -2,7 +2,6 @@ package flowtable
 
 import (
 	"runtime"
-	"unsafe"
 
 	"github.com/tcpstate/tcpstate/internal/pack"
 )
@@ -13,7 +12,8 @@ import (
 // in the allocator, most of it preparing fresh spans for small objects. The arena instead
 // copies blobs one after the other into chunks of chunkSize bytes, and a blob is a string
 // over its bytes (a chunk is never written again where a blob lives, so the string stays
-// what it was). A blob is decoded where it is (readable), not from a copy: the decoder reads
+// what it was). An entry knows its blob by chunk, offset and length (no pointer). A blob is
+// decoded where it is (readable), not from a copy: the decoder reads
 // a word where a varint starts, which may run up to pack.WordRoom bytes past the blob's end
 // (into the next blob, or the room a chunk keeps at its end), and uses none of them.
 //
@@ -83,24 +83,20 @@ func (a *arena) reset() {
 	a.free, a.cur = a.free[:0], 0
 }
 
-// store copies b into the arena and returns it as a string, with the chunk it is in (0: a
-// string of its own).
-func (a *arena) store(b []byte) (string, uint16) {
-	if len(b) == 0 {
-		return "", 0
+// store copies b into the arena and returns where it is: its chunk and offset. It reports
+// false for a blob the arena does not take (larger than chunkMaxBlob, or the arena is full).
+func (a *arena) store(b []byte) (c uint16, off uint32, ok bool) {
+	if len(b) == 0 || len(b) > chunkMaxBlob {
+		return 0, 0, false
 	}
-	if len(b) > chunkMaxBlob {
-		return string(b), 0
-	}
-	c := a.current(len(b))
-	if c == 0 {
-		return string(b), 0
+	if c = a.current(len(b)); c == 0 {
+		return 0, 0, false
 	}
 	ch := &a.list[c]
-	off := len(ch.buf)
+	off = uint32(len(ch.buf))
 	ch.buf = append(ch.buf, b...)
 	ch.live += len(b)
-	return unsafe.String(&ch.buf[off], len(b)), c
+	return c, off, true
 }
 
 // current returns a chunk with room for n more bytes, and pack.WordRoom after them (readable),
@@ -146,27 +142,21 @@ func (a *arena) retire(c uint16) {
 	}
 }
 
-// release: the blob s, stored in chunk c, is no longer used.
-func (a *arena) release(s string, c uint16) {
-	if c == 0 {
-		return
-	}
+// release: the blob of n bytes in chunk c is no longer used.
+func (a *arena) release(c uint16, n uint32) {
 	ch := &a.list[c]
-	ch.live -= len(s)
+	ch.live -= int(n)
 	if ch.live == 0 && c != a.cur {
 		a.retire(c)
 	}
 }
 
-// readable is the blob s of chunk c as bytes to decode in place: with the room after them
-// that pack.Codec.Reset needs, in the chunk (none for a blob outside the arena: Reset copies
-// it).
-func readable(s string, c uint16) []byte {
-	n := len(s)
-	if c != 0 {
-		n += pack.WordRoom
-	}
-	return unsafe.Slice(unsafe.StringData(s), n)[:len(s)]
+// readable is the blob of n bytes at offset off of chunk c, to decode in place: with the
+// room after it that pack.Codec.Reset needs (the next blob, or the room a chunk keeps at its
+// end).
+func (a *arena) readable(c uint16, off, n uint32) []byte {
+	buf := a.list[c].buf
+	return buf[off : off+n : off+n+pack.WordRoom]
 }
 
 // sparse reports whether chunk c is worth emptying: not the current one, and less than a
@@ -175,13 +165,15 @@ func (a *arena) sparse(c uint16) bool {
 	return c != 0 && c != a.cur && a.list[c].live < chunkSize/4
 }
 
-// relocate moves the blob s of chunk c into the current chunk, and returns it and its new
-// chunk.
-func (a *arena) relocate(s string, c uint16) (string, uint16) {
-	b := unsafe.Slice(unsafe.StringData(s), len(s))
-	ns, nc := a.store(b)
-	a.release(s, c)
-	return ns, nc
+// relocate moves the blob of n bytes at offset off of chunk c into the current chunk, and
+// returns where it is now.
+func (a *arena) relocate(c uint16, off, n uint32) (uint16, uint32) {
+	nc, noff, ok := a.store(a.list[c].buf[off : off+n])
+	if !ok {
+		return c, off // the arena is full: it stays
+	}
+	a.release(c, n)
+	return nc, noff
 }
 
 // mapped is memory outside the Go heap (mapMemory) that one owner uses, freed by release or,

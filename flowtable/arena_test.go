@@ -16,27 +16,26 @@ func TestArena(t *testing.T) {
 	var owner struct{}
 	a := newArena(&owner)
 	type held struct {
-		s    string
-		c    uint16
-		want []byte
+		c      uint16
+		off, n uint32
+		want   []byte
 	}
 	var hs []held
 	for i := range 30000 {
 		b := bytes.Repeat([]byte(fmt.Sprint(i%10)), 500+i%2000)
-		s, c := a.store(b)
-		if c == 0 {
+		c, off, ok := a.store(b)
+		if !ok || c == 0 {
 			t.Fatalf("blob %d of %d bytes not in the arena", i, len(b))
 		}
-		hs = append(hs, held{s, c, b})
+		hs = append(hs, held{c, off, uint32(len(b)), b})
 	}
 	for c, ch := range a.list {
 		if ch.buf != nil && cap(ch.buf)-len(ch.buf) < pack.WordRoom {
 			t.Fatalf("chunk %d: %d bytes used of %d, no room left to read its last blob in place", c, len(ch.buf), cap(ch.buf))
 		}
 	}
-	big := bytes.Repeat([]byte("x"), chunkMaxBlob+1)
-	if s, c := a.store(big); c != 0 || s != string(big) {
-		t.Fatalf("a blob over chunkMaxBlob went into chunk %d", c)
+	if _, _, ok := a.store(bytes.Repeat([]byte("x"), chunkMaxBlob+1)); ok {
+		t.Fatalf("a blob over chunkMaxBlob went into the arena")
 	}
 	inUse := func() (chunks, bytes int) {
 		for _, ch := range a.list {
@@ -47,14 +46,21 @@ func TestArena(t *testing.T) {
 		}
 		return
 	}
+	check := func(h held) {
+		t.Helper()
+		if got := a.readable(h.c, h.off, h.n); !bytes.Equal(got, h.want) || cap(got)-len(got) < pack.WordRoom {
+			t.Fatalf("a blob reads back as %q (room %d), want %q", got, cap(got)-len(got), h.want)
+		}
+	}
 	// Keep one blob in 50: every chunk is left sparse but alive.
 	var kept []held
 	for i, h := range hs {
+		check(h)
 		if i%50 == 0 {
 			kept = append(kept, h)
 			continue
 		}
-		a.release(h.s, h.c)
+		a.release(h.c, h.n)
 	}
 	before, live := inUse()
 	if before < 20 {
@@ -62,7 +68,7 @@ func TestArena(t *testing.T) {
 	}
 	for i := range kept {
 		if a.sparse(kept[i].c) {
-			kept[i].s, kept[i].c = a.relocate(kept[i].s, kept[i].c)
+			kept[i].c, kept[i].off = a.relocate(kept[i].c, kept[i].off, kept[i].n)
 		}
 	}
 	after, live2 := inUse()
@@ -73,12 +79,8 @@ func TestArena(t *testing.T) {
 		t.Fatalf("%d chunks hold %d bytes after relocating (want at most %d)", after, live, bound)
 	}
 	for _, h := range kept {
-		if h.s != string(h.want) {
-			t.Fatalf("a blob changed: %q, want %q", h.s, h.want)
-		}
-	}
-	for _, h := range kept {
-		a.release(h.s, h.c)
+		check(h)
+		a.release(h.c, h.n)
 	}
 	if n, b := inUse(); b != 0 || n > 1 {
 		t.Fatalf("%d chunks, %d bytes in use after every blob was released (want the current one at most)", n, b)
@@ -98,7 +100,7 @@ func TestArenaFreedWithOwner(t *testing.T) {
 		t.Fatalf("%d chunks after storing 3 MB", len(cs.list))
 	}
 	owner, a = nil, arena{}
-	for i := 0; i < 200; i++ {
+	for range 200 {
 		runtime.GC()
 		if cs.list[1].buf == nil {
 			return
@@ -106,4 +108,26 @@ func TestArenaFreedWithOwner(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("the chunks of an arena whose owner was collected were not freed")
+}
+
+// TestEntriesAt: entry numbers map to distinct entries across the growing chunks, the mapped
+// ones included.
+func TestEntriesAt(t *testing.T) {
+	tb := &Table{}
+	var x entries
+	const n = entFirst<<(entMapped+1) + 5
+	for i := range n {
+		if ei := x.add(tb); ei != int32(i) {
+			t.Fatalf("entry %d numbered %d", i, ei)
+		}
+		x.at(int32(i)).hashLo = uint32(i)
+	}
+	for i := range n {
+		if got := x.at(int32(i)).hashLo; got != uint32(i) {
+			t.Fatalf("entry %d reads back as %d", i, got)
+		}
+	}
+	if len(x.chunks) != entMapped+2 || len(x.mem) != 2 {
+		t.Fatalf("%d chunks, %d mapped, for %d entries", len(x.chunks), len(x.mem), n)
+	}
 }

@@ -59,8 +59,9 @@ func (cs *codecState) start(enc bool, blob string) {
 	}
 }
 
-// startAt starts decoding the blob of an arena chunk (0: none) in place (arena.readable).
-func (cs *codecState) startAt(blob string, chunk uint16) { cs.k.Reset(false, readable(blob, chunk)) }
+// startAt starts decoding blob, in place when it has room after it (arena.readable), else
+// from a copy.
+func (cs *codecState) startAt(blob []byte) { cs.k.Reset(false, blob) }
 
 // done returns what was encoded, in the codec's scratch buffer: valid until the next
 // encoding.
@@ -113,17 +114,17 @@ func (cs *codecState) unpackConn(blob string, c *tracker.Conn, zcfg *zeek.Config
 	c.Zeek.Bind(zcfg)
 }
 
-// key decodes only the addresses a blob (of arena chunk chunk) starts with.
-func (cs *codecState) key(blob string, chunk uint16) (a, b netip.AddrPort) {
-	cs.startAt(blob, chunk)
+// key decodes only the addresses a blob starts with.
+func (cs *codecState) key(blob []byte) (a, b netip.AddrPort) {
+	cs.startAt(blob)
 	var kind, id uint64
 	cs.head(&kind, &id, &a, &b)
 	return a, b
 }
 
 // id decodes only the connection ID of a blob (the first fields of head).
-func (cs *codecState) id(blob string, chunk uint16) uint64 {
-	cs.startAt(blob, chunk)
+func (cs *codecState) id(blob []byte) uint64 {
+	cs.startAt(blob)
 	var kind, id uint64
 	pack.Uint(&cs.k, &kind)
 	pack.Uint(&cs.k, &id)
@@ -134,10 +135,10 @@ func (cs *codecState) id(blob string, chunk uint16) uint64 {
 // had seen one segment was packed as that segment: it is rebuilt the way it was built, as
 // newConn and Add did, without telling anyone (no event, no OnSegment, no count): a
 // connection is a function of its segments, so it comes back exactly as it was.
-func (t *Table) unpack(blob string, chunk uint16, l *live) {
+func (t *Table) unpack(blob []byte, l *live) {
 	c := &l.c
 	cs := &t.st.cs
-	cs.startAt(blob, chunk)
+	cs.startAt(blob)
 	var kind, id uint64
 	var a, b netip.AddrPort
 	cs.head(&kind, &id, &a, &b)

@@ -58,7 +58,7 @@ func TestReplayedFirstSegment(t *testing.T) {
 			}
 			n++
 			var r live
-			tr.unpack(tr.st.cs.packSegment(c.ID, &liveOf(c).first), 0, &r)
+			tr.unpack([]byte(tr.st.cs.packSegment(c.ID, &liveOf(c).first)), &r)
 			want, got := tr.st.cs.packConn(c), tr.st.cs.packConn(&r.c)
 			if want != got {
 				var w, g tracker.Conn

@@ -57,11 +57,19 @@ const (
 	entQuiet          // the current instance, closed at both ends: in the quiet index
 )
 
-// entry is one connection in the table: live (unpacked) or dormant (packed into blob, see
-// dormant.go). It is kept small (40 bytes): a table may hold millions.
+// entry is one connection in the table: live (unpacked) or dormant (packed into a blob, see
+// dormant.go). It is kept small (28 bytes) and holds no pointer: a table may hold millions,
+// the collector need not scan them, and their chunks past the first ones are memory of their
+// own (entries.add), outside the Go heap's goal.
 type entry struct {
-	l    *live
-	blob string
+	// live is 1 + the number of its live in Table.lives (0: dormant, or free).
+	live int32
+	// Dormant: its blob, off bytes into arena chunk chunk (0: a blob of its own, in
+	// stream.big), size bytes long.
+	off, size uint32
+	chunk     uint16
+	state     uint8
+	half      bool // no packet from one of its sides yet (eviction order, --max-flows)
 	// hashLo is the low half of the flow hash: where the entry's slot is in the index, which
 	// holds it too.
 	hashLo uint32
@@ -70,27 +78,43 @@ type entry struct {
 	lastAny uint32
 	// hint: a dormant connection cannot be finished before this second (Unix), as worked
 	// out when it was packed; the periodic sweep skips it until then.
-	hint  uint32
-	state uint8
-	half  bool   // no packet from one of its sides yet (eviction order, --max-flows)
-	chunk uint16 // the arena chunk blob is in (0: none, arena.go)
+	hint uint32
 }
 
 // entries is where entries live: in chunks that never move, so that the table grows without
-// copying (or holding twice) what it has.
+// copying (or holding twice) what it has. Chunk k holds entFirst << k entries; from
+// entMapped on, a chunk is memory of its own (mapOwned, in huge pages where it fills one).
 type entries struct {
 	chunks [][]entry
 	n      int32 // entries handed out so far (free or not)
+	mem    []*mapped
 }
 
-const entChunk = 4096
+const (
+	entFirstBits = 10
+	entFirst     = 1 << entFirstBits // entries in chunk 0
+	entMapped    = 6                 // chunk 6 (65,536 entries, 1.8 MB) and later are mapped
+)
 
-func (x *entries) at(ei int32) *entry { return &x.chunks[ei/entChunk][ei%entChunk] }
+// at is entry ei: chunk k = bits.Len(ei+entFirst) - entFirstBits - 1.
+func (x *entries) at(ei int32) *entry {
+	q := uint32(ei) + entFirst
+	k := bits.Len32(q) - entFirstBits - 1
+	return &x.chunks[k][q-entFirst<<k]
+}
 
-// add makes a new entry.
-func (x *entries) add() int32 {
-	if int(x.n) == len(x.chunks)*entChunk {
-		x.chunks = append(x.chunks, make([]entry, entChunk))
+// add makes a new entry, in the table owner.
+func (x *entries) add(owner *Table) int32 {
+	k := len(x.chunks)
+	if int(x.n) == entFirst<<k-entFirst {
+		size := entFirst << k
+		if k >= entMapped {
+			m, buf := mapOwned(owner, size*int(unsafe.Sizeof(entry{})))
+			x.chunks = append(x.chunks, unsafe.Slice((*entry)(unsafe.Pointer(unsafe.SliceData(buf))), size))
+			x.mem = append(x.mem, m)
+		} else {
+			x.chunks = append(x.chunks, make([]entry, size))
+		}
 	}
 	x.n++
 	return x.n - 1

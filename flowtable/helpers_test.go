@@ -12,7 +12,7 @@ import (
 // new one), without waking it if it is dormant.
 func (t *Table) current(src, dst netip.AddrPort) *tracker.Conn {
 	if ei := t.lookup(FlowHash(src, dst), src, dst); ei >= 0 {
-		if l := t.ents.at(ei).l; l != nil {
+		if l := t.liveOf(t.ents.at(ei)); l != nil {
 			return &l.c
 		}
 	}

@@ -55,13 +55,13 @@ func (t *Table) copies(alloc func() *live, fn func(*tracker.Conn)) {
 		e := t.ents.at(ei)
 		switch {
 		case e.state == entFree:
-		case e.l != nil:
+		case e.live != 0:
 			cp := alloc()
-			own.unpackConn(own.packConn(&e.l.c), &cp.c, &t.cfg.Zeek)
+			own.unpackConn(own.packConn(&t.liveOf(e).c), &cp.c, &t.cfg.Zeek)
 			fn(&cp.c)
 		default:
 			cp := alloc()
-			t.unpack(e.blob, e.chunk, cp)
+			t.unpack(t.st.blob(ei, e), cp)
 			fn(&cp.c)
 		}
 	}

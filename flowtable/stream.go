@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/tcpstate/tcpstate/tracker"
 )
@@ -82,7 +83,8 @@ const (
 type stream struct {
 	cfg   StreamConfig
 	cs    codecState
-	blobs arena // where the blobs of dormant entries are (arena.go)
+	blobs arena            // where the blobs of dormant entries are (arena.go)
+	big   map[int32]string // blobs too large for the arena, by entry
 	pool  []*live
 	quiet int64 // cfg.Quiet in seconds
 	idle  int64 // cfg.IdleTimeout in seconds (0: none)
@@ -148,8 +150,40 @@ func (st *stream) recycle(l *live) {
 	st.pool = append(st.pool, l)
 }
 
-// key is the 4-tuple of a packed entry, for the flow lookup.
-func (st *stream) key(e *entry) (a, b netip.AddrPort) { return st.cs.key(e.blob, e.chunk) }
+// key is the 4-tuple of packed entry ei, for the flow lookup.
+func (st *stream) key(ei int32, e *entry) (a, b netip.AddrPort) { return st.cs.key(st.blob(ei, e)) }
+
+// blob is the blob of packed entry ei, to decode (in place when it is in the arena).
+func (st *stream) blob(ei int32, e *entry) []byte {
+	if e.chunk == 0 {
+		s := st.big[ei]
+		return unsafe.Slice(unsafe.StringData(s), len(s))
+	}
+	return st.blobs.readable(e.chunk, e.off, e.size)
+}
+
+// setBlob makes b the blob of entry ei.
+func (st *stream) setBlob(ei int32, e *entry, b []byte) {
+	if c, off, ok := st.blobs.store(b); ok {
+		e.chunk, e.off, e.size = c, off, uint32(len(b))
+		return
+	}
+	if st.big == nil {
+		st.big = map[int32]string{}
+	}
+	st.big[ei] = string(b)
+	e.chunk, e.off, e.size = 0, 0, uint32(len(b))
+}
+
+// dropBlob forgets the blob of entry ei.
+func (st *stream) dropBlob(ei int32, e *entry) {
+	if e.chunk == 0 {
+		delete(st.big, ei)
+	} else {
+		st.blobs.release(e.chunk, e.size)
+	}
+	e.chunk, e.off, e.size = 0, 0, 0
+}
 
 // clock is called when the table's clock moved: on a new second, sweep.
 func (st *stream) clock(t *Table) {
@@ -175,11 +209,11 @@ func (st *stream) sweep(t *Table) {
 	st.sinceSweep = 0
 	for ei := int32(0); ei < t.ents.n; ei++ {
 		e := t.ents.at(ei)
-		if e.state == entFree || e.l != nil {
+		if e.state == entFree || e.live != 0 {
 			continue
 		}
 		if st.blobs.sparse(e.chunk) {
-			e.blob, e.chunk = st.blobs.relocate(e.blob, e.chunk)
+			e.chunk, e.off = st.blobs.relocate(e.chunk, e.off, e.size)
 		}
 		if int64(e.hint) > st.boundary {
 			continue
@@ -245,7 +279,7 @@ func (st *stream) finish(t *Table, ei int32, l *live, at time.Time, why int) {
 func (st *stream) attached(t *Table, ei, old int32) {
 	st.tracked++
 	t.stats.Peak = max(t.stats.Peak, uint64(st.tracked))
-	st.linkLive(t.ents.at(ei).l)
+	st.linkLive(t.liveOf(t.ents.at(ei)))
 	st.nLive++
 	st.listPush(t, ei)
 	if old >= 0 {
@@ -346,14 +380,14 @@ func (st *stream) unlinkLive(l *live) {
 // pack makes the connection of entry ei dormant.
 func (st *stream) pack(t *Table, ei int32) {
 	e := t.ents.at(ei)
-	l := e.l
+	l := t.liveOf(e)
 	e.hint = st.hint(t, e, &l.c)
 	if l.c.OnlyFirst() {
-		e.blob, e.chunk = st.blobs.store(st.cs.encodeSegment(l.c.ID, &l.first))
+		st.setBlob(ei, e, st.cs.encodeSegment(l.c.ID, &l.first))
 	} else {
-		e.blob, e.chunk = st.blobs.store(st.cs.encodeConn(&l.c))
+		st.setBlob(ei, e, st.cs.encodeConn(&l.c))
 	}
-	e.l = nil
+	t.letGo(e)
 	st.unlinkLive(l)
 	st.nLive--
 	st.nPacked++
@@ -364,10 +398,10 @@ func (st *stream) pack(t *Table, ei int32) {
 func (st *stream) wake(t *Table, ei int32) *live {
 	e := t.ents.at(ei)
 	l := st.alloc()
-	t.unpack(e.blob, e.chunk, l)
+	t.unpack(st.blob(ei, e), l)
 	l.ent = ei
-	st.blobs.release(e.blob, e.chunk)
-	e.l, e.blob, e.chunk = l, "", 0
+	st.dropBlob(ei, e)
+	t.hold(e, l)
 	st.nPacked--
 	st.nLive++
 	st.linkLive(l)
@@ -404,10 +438,10 @@ func (st *stream) finishAll(t *Table, now time.Time) {
 		e := t.ents.at(ei)
 		switch {
 		case e.state == entFree:
-		case e.l != nil:
-			order = append(order, ided{e.l.c.ID, ei})
+		case e.live != 0:
+			order = append(order, ided{t.liveOf(e).c.ID, ei})
 		default:
-			order = append(order, ided{st.cs.id(e.blob, e.chunk), ei})
+			order = append(order, ided{st.cs.id(st.blob(ei, e)), ei})
 		}
 	}
 	slices.SortFunc(order, func(a, b ided) int { return cmp.Compare(a.id, b.id) })

@@ -64,7 +64,11 @@ type Table struct {
 	// not found in index is looked up here (a late packet, or a SYN reusing a 4-tuple).
 	quiet flowIndex
 	ents  entries
-	free  []int32         // entry numbers to reuse
+	free  []int32 // entry numbers to reuse
+	// lives are the connections held unpacked (entry.live numbers them); freeLives, the
+	// numbers to reuse.
+	lives     []*live
+	freeLives []int32
 	conns []*tracker.Conn // every instance in ID order (not kept when streaming)
 	at    []int32         // the entry of each of conns
 	// Now is the time of the latest segment: the table's clock.
@@ -82,6 +86,7 @@ type Table struct {
 type live struct {
 	c   tracker.Conn // first: a *tracker.Conn the table handed out is its live (liveOf)
 	ent int32
+	num int32 // 1 + its number in Table.lives while an entry holds it (0: none)
 	// prev, next link the live list; touched is when (in packets of the stream) it last had
 	// one; linked, when it was put at the head of the list: touched later means it moved up
 	// since (a lazy LRU).
@@ -207,10 +212,11 @@ func (t *Table) find(x *flowIndex, h uint64, src, dst netip.AddrPort) int32 {
 		ei := int32(uint32(s)) - 1
 		e := t.ents.at(ei)
 		var cl, sv netip.AddrPort
-		if e.l != nil {
-			cl, sv = e.l.c.Client.Addr, e.l.c.Server.Addr
+		if e.live != 0 {
+			c := &t.lives[e.live-1].c
+			cl, sv = c.Client.Addr, c.Server.Addr
 		} else {
-			cl, sv = t.st.key(e)
+			cl, sv = t.st.key(ei, e)
 		}
 		if cl == src && sv == dst || cl == dst && sv == src {
 			return ei
@@ -232,10 +238,42 @@ func (t *Table) quieten(ei int32) {
 
 // wake returns the connection of entry ei, unpacking it if it is dormant.
 func (t *Table) wake(ei int32) *live {
-	if l := t.ents.at(ei).l; l != nil {
+	if l := t.liveOf(t.ents.at(ei)); l != nil {
 		return l
 	}
 	return t.st.wake(t, ei)
+}
+
+// liveOf is the live connection of entry e (nil: dormant, or free).
+func (t *Table) liveOf(e *entry) *live {
+	if e.live == 0 {
+		return nil
+	}
+	return t.lives[e.live-1]
+}
+
+// hold makes l the live connection of entry e.
+func (t *Table) hold(e *entry, l *live) {
+	if n := len(t.freeLives); n > 0 {
+		l.num = t.freeLives[n-1] + 1
+		t.freeLives = t.freeLives[:n-1]
+		t.lives[l.num-1] = l
+	} else {
+		t.lives = append(t.lives, l)
+		l.num = int32(len(t.lives))
+	}
+	e.live = l.num
+}
+
+// letGo: entry e no longer holds its live connection (packed, or forgotten).
+func (t *Table) letGo(e *entry) {
+	if e.live == 0 {
+		return
+	}
+	l := t.lives[e.live-1]
+	t.lives[e.live-1] = nil
+	t.freeLives = append(t.freeLives, e.live-1)
+	l.num, e.live = 0, 0
 }
 
 // attach gives l an entry (hash h). If it replaces the instance of entry old on the same
@@ -247,9 +285,11 @@ func (t *Table) attach(l *live, h uint64, old int32) int32 {
 		ei = t.free[n-1]
 		t.free = t.free[:n-1]
 	} else {
-		ei = t.ents.add()
+		ei = t.ents.add(t)
 	}
-	*t.ents.at(ei) = entry{l: l, hashLo: uint32(h), state: entIndexed, lastAny: secs(l.c.FirstSeen), half: true}
+	e := t.ents.at(ei)
+	*e = entry{hashLo: uint32(h), state: entIndexed, lastAny: secs(l.c.FirstSeen), half: true}
+	t.hold(e, l)
 	l.ent = ei
 	if t.st == nil {
 		t.at = append(t.at, ei)
@@ -283,6 +323,7 @@ func (t *Table) forget(ei int32) {
 			t.quiet.remove(e.hashLo, ei)
 		}
 	}
+	t.letGo(e)
 	*e = entry{}
 	t.free = append(t.free, ei)
 }
