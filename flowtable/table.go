@@ -69,8 +69,8 @@ type Table struct {
 	// numbers to reuse.
 	lives     []*live
 	freeLives []int32
-	conns []*tracker.Conn // every instance in ID order (not kept when streaming)
-	at    []int32         // the entry of each of conns
+	conns     []*tracker.Conn // every instance in ID order (not kept when streaming)
+	at        []int32         // the entry of each of conns
 	// Now is the time of the latest segment: the table's clock.
 	Now   time.Time
 	stats Stats
