@@ -2,6 +2,7 @@ package flowtable
 
 import (
 	"runtime"
+	"sync/atomic"
 
 	"github.com/tcpstate/tcpstate/internal/pack"
 )
@@ -37,6 +38,14 @@ const (
 	// diagnoses or many Zeek rows).
 	chunkMaxBlob = 16 << 10
 )
+
+// mappedBytes counts the bytes of memory of its own (mapMemory) in use, all tables together.
+var mappedBytes atomic.Int64
+
+// MappedBytes is how much memory the flow tables hold outside the Go heap (blob arenas, large
+// indexes and entry chunks): what runtime.MemStats does not count. Tests that bound memory
+// add it to the heap's.
+func MappedBytes() int64 { return mappedBytes.Load() }
 
 // hugePage is the size of a transparent huge page (x86-64, arm64 with 4 KiB pages).
 const hugePage = 2 << 20

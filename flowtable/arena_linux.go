@@ -17,9 +17,13 @@ func mapMemory(size int) (buf, mem []byte) {
 	off := (hugePage - int(uintptr(unsafe.Pointer(unsafe.SliceData(m)))%hugePage)) % hugePage
 	buf = m[off : off+size : off+size]
 	_ = syscall.Madvise(buf, 14) // MADV_HUGEPAGE (not in package syscall); advice only
+	mappedBytes.Add(int64(size))
 	return buf, m
 }
 
 // freeMemory unmaps what mapMemory mapped (the part beyond the aligned memory was never
 // touched).
-func freeMemory(mem []byte) { _ = syscall.Munmap(mem) }
+func freeMemory(mem []byte) {
+	mappedBytes.Add(-int64(len(mem) - hugePage))
+	_ = syscall.Munmap(mem)
+}
