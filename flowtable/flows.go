@@ -103,6 +103,14 @@ func (x *entries) at(ei int32) *entry {
 	return &x.chunks[k][q-entFirst<<k]
 }
 
+// reset forgets every entry (the end of a streaming run), freeing the mapped chunks.
+func (x *entries) reset() {
+	for _, m := range x.mem {
+		m.release()
+	}
+	*x = entries{}
+}
+
 // add makes a new entry, in the table owner.
 func (x *entries) add(owner *Table) int32 {
 	k := len(x.chunks)

@@ -451,7 +451,9 @@ func (st *stream) finishAll(t *Table, now time.Time) {
 		t.index.release()
 		t.quiet.release()
 		t.index, t.quiet = flowIndex{}, flowIndex{} // every entry they held is forgotten
-		st.blobs.reset()                            // and every blob released
+		t.ents.reset()
+		t.free = t.free[:0]
+		st.blobs.reset() // and every blob released
 	}()
 	for _, o := range order {
 		ei := o.ei

@@ -325,7 +325,9 @@ func (t *Table) forget(ei int32) {
 	}
 	t.letGo(e)
 	*e = entry{}
-	t.free = append(t.free, ei)
+	if !t.draining { // else every entry goes (entries.reset)
+		t.free = append(t.free, ei)
+	}
 }
 
 // Finish evaluates every connection as of now (normally the last packet's time, or --at),
