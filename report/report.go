@@ -289,12 +289,13 @@ func writeDetails(b *strings.Builder, c *tracker.Conn, o *Options) {
 			fmt.Fprintf(b, ", timer %.1fs left (%s profile)", side.ep.Deadline.Sub(now).Seconds(), o.Profile.Name)
 		}
 		if side.ep.Inferred {
-			fmt.Fprintf(b, "; inferred: %s", side.ep.Evidence)
+			fmt.Fprintf(b, "; inferred: %s", EvidenceText(&side.ep.Evidence))
 		}
 		b.WriteByte('\n')
 	}
-	for _, d := range c.Diagnoses {
-		fmt.Fprintf(b, "    %s (%s): %s\n", d.ID, d.Side, d.Detail)
+	for i := range c.Diagnoses {
+		d := &c.Diagnoses[i]
+		fmt.Fprintf(b, "    %s (%s): %s\n", d.ID, d.Side, DetailText(c, d))
 	}
 	switch {
 	case c.Evicted:
@@ -347,6 +348,6 @@ func WriteEvent(w io.Writer, e *tracker.Event, o *Options) error {
 		pkt += fmt.Sprintf(" [%s] seq %d ack %d", e.Flags, e.Seq, e.Ack)
 	}
 	_, err := fmt.Fprintf(w, "%s #%d %s %s %s -> %s  %s: %s\n", ts(e.Time), e.ConnID, e.Side, AddrPort(e.Addr),
-		e.Old.Name(o.Names), e.New.Name(o.Names), pkt, e.Reason)
+		e.Old.Name(o.Names), e.New.Name(o.Names), pkt, ReasonText(e))
 	return err
 }

@@ -206,7 +206,7 @@ func (d *connDoubt) pack(k *pack.Codec, in *pack.Interner) {
 		f := &d.forged[i]
 		pack.Uint(k, &f.packet)
 		pack.Uint(k, &f.named)
-		k.Dict(&f.why, in)
+		f.why.pack(k)
 		k.Bools(&f.accepted, &f.heard)
 	}
 	k.Bool(&d.reconnect)

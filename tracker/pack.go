@@ -44,7 +44,7 @@ func (c *Conn) Pack(k *pack.Codec, in *pack.Interner) {
 	c.Dir[0].Pack(k, &seqs[0], &seqs[1])
 	c.Dir[1].Pack(k, &seqs[1], &seqs[0])
 	c.Zeek.Pack(k, in, &seqs)
-	k.Dict(&c.EndedBy, in)
+	pack.Uint(k, &c.EndedBy)
 	for i := range 2 {
 		k.Dur(&c.rtt[i])
 		pack.Stamp(k, &c.synTime[i])
@@ -84,7 +84,7 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 		d := &c.Diagnoses[i]
 		k.Dict(&d.ID, in)
 		pack.Uint(k, &d.Side)
-		k.Dict(&d.Detail, in)
+		d.Detail.pack(k)
 	}
 	pack.Uint(k, &c.Tunnel)
 	k.Dict(&c.TunnelSrc, in)
@@ -101,7 +101,7 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 		r := &c.rstNotes[i]
 		pack.Uint(k, &r.from)
 		k.Bools(&r.accepted, &r.wantChallenge)
-		k.Dict(&r.verdict, in)
+		pack.Uint(k, &r.verdict)
 		pack.Stamp(k, &r.t)
 		pack.Uint(k, &r.packet)
 		k.Seq(&r.rcvNxt)
@@ -113,7 +113,11 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 	pack.Uint(k, &ep.State)
 	k.Time(&ep.Since)
 	k.Bool(&ep.Inferred)
-	k.Dict(&ep.Evidence, in)
+	if k.Block(k.Enc && ep.Evidence != Evidence{}) {
+		ep.Evidence.pack(k)
+	} else if !k.Enc {
+		ep.Evidence = Evidence{}
+	}
 	k.Time(&ep.Deadline)
 	ep.OS.pack(k)
 	e := &ep.ev
@@ -162,4 +166,35 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 		e.synAckPending, e.finAckPending, e.midstream, e.replaced = 0, 0, false, false
 		e.prevFINGap, e.tReset, e.prevSYNGap = 0, 0, 0
 	}
+}
+
+// pack visits every fact of a diagnosis's detail (varints; a zero fact costs a bit).
+func (d *Detail) pack(k *pack.Codec) {
+	pack.Uint(k, &d.Kind)
+	pack.Uint(k, &d.State)
+	pack.Uint(k, &d.Verdict)
+	d.Misfit.pack(k)
+	for i := range d.N {
+		pack.Uint(k, &d.N[i])
+	}
+	pack.Int(k, &d.D)
+	pack.Int(k, &d.At)
+}
+
+// pack visits every fact of an endpoint's evidence.
+func (e *Evidence) pack(k *pack.Codec) {
+	pack.Uint(k, &e.Kind)
+	pack.Uint(k, &e.State)
+	e.Misfit.pack(k)
+	pack.Uint(k, &e.N[0])
+	pack.Uint(k, &e.N[1])
+	pack.Int(k, &e.D)
+}
+
+func (m *Misfit) pack(k *pack.Codec) {
+	pack.Uint(k, &m.TTL)
+	pack.Uint(k, &m.HostTTL)
+	pack.Uint(k, &m.Flags)
+	pack.Uint(k, &m.IPID)
+	pack.Uint(k, &m.HostIPID)
 }

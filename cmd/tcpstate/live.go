@@ -383,7 +383,7 @@ func (s *liveSession) checkFailOn(c *tracker.Conn) {
 			s.offenderN++
 			if len(s.offenders) < maxOffenders {
 				s.offenders = append(s.offenders, fmt.Sprintf("  #%d %s -> %s: %s (%s): %s", c.ID,
-					report.AddrPort(c.Client.Addr), report.AddrPort(c.Server.Addr), d.ID, d.Side, d.Detail))
+					report.AddrPort(c.Client.Addr), report.AddrPort(c.Server.Addr), d.ID, d.Side, report.DetailText(c, &d)))
 			}
 		}
 	}

@@ -640,7 +640,7 @@ func appendOffenders(offenders []string, c *tracker.Conn, set map[string]bool) [
 	for _, d := range c.Diagnoses {
 		if set[d.ID] || set["any"] && tracker.Problem(d.ID) { // any: every problem, not the notes about the capture
 			offenders = append(offenders, fmt.Sprintf("  #%d %s -> %s: %s (%s): %s", c.ID,
-				report.AddrPort(c.Client.Addr), report.AddrPort(c.Server.Addr), d.ID, d.Side, d.Detail))
+				report.AddrPort(c.Client.Addr), report.AddrPort(c.Server.Addr), d.ID, d.Side, report.DetailText(c, &d)))
 		}
 	}
 	return offenders
