@@ -1,5 +1,9 @@
-// Package report writes what the tracker produced: the ss-like table, JSON lines, events and
-// Zeek conn.log rows. The tracker never formats text; this package never decides a state.
+// Package report holds every word a user reads about what the tracker found: the ss-like
+// table, JSON lines, events, Zeek conn.log rows, the HTML report, the live view and --expect's
+// findings, and (words.go) every sentence of a diagnosis, of why a state is inferred, of why an
+// endpoint changed state, of how a connection ended and of what a RST's receiver made of it,
+// written from the kinds and facts the tracker hands over. The tracker writes no words; this
+// package decides no state.
 package report
 
 import (

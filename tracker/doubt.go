@@ -166,7 +166,7 @@ func (d *connDoubt) observe(seg *capture.Segment, from Side, kind reassembly.Kin
 }
 
 // pack visits every field (see pack.go); usually all zero, behind one bit.
-func (d *connDoubt) pack(k *pack.Codec, in *pack.Interner) {
+func (d *connDoubt) pack(k *pack.Codec) {
 	if !k.Block(k.Enc && !d.zero()) {
 		if !k.Enc {
 			*d = connDoubt{forged: pack.GrowTo(d.forged, 0)}

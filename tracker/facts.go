@@ -5,7 +5,7 @@ import "time"
 // What the tracker finds leaves it as data: a kind, which names the sentence a reader gets,
 // and the facts that sentence needs (packet numbers, counts, durations, a side, a TCP state).
 // The words are package report's (report/words.go): the tracker writes none, so a connection
-// with findings holds no strings, and a finding costs a sentence only if it is printed.
+// with findings holds no sentences, and a finding costs a sentence only if it is printed.
 
 // DetailKind says which sentence a diagnosis's detail is. Each belongs to one diagnosis
 // identifier (detailIDs).

@@ -53,7 +53,7 @@ func (c *Conn) Pack(k *pack.Codec, in *pack.Interner) {
 	k.Bool(&c.done)
 	k.Time(&c.AsOf)
 	c.packRare(k, in)
-	c.doubt.pack(k, in)
+	c.doubt.pack(k)
 }
 
 // packRare visits the fields of a connection that are usually zero, behind one bit.
