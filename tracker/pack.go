@@ -168,17 +168,24 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 	}
 }
 
-// pack visits every fact of a diagnosis's detail (varints; a zero fact costs a bit).
+// pack visits every fact of a diagnosis's detail (varints; a zero fact costs a bit). The kind
+// and its first number come first; the rest, which most kinds leave zero (a SYN flood's
+// detail is a count of SYNs), sit behind one bit.
 func (d *Detail) pack(k *pack.Codec) {
 	pack.Uint(k, &d.Kind)
-	pack.Uint(k, &d.State)
-	pack.Uint(k, &d.Verdict)
-	d.Misfit.pack(k)
-	for i := range d.N {
-		pack.Uint(k, &d.N[i])
+	pack.Uint(k, &d.N[0])
+	if k.Block(k.Enc && (d.State != 0 || d.Verdict != 0 || d.Misfit != Misfit{} || d.N[1] != 0 ||
+		d.N[2] != 0 || d.D != 0 || d.At != 0)) {
+		pack.Uint(k, &d.State)
+		pack.Uint(k, &d.Verdict)
+		d.Misfit.pack(k)
+		pack.Uint(k, &d.N[1])
+		pack.Uint(k, &d.N[2])
+		pack.Int(k, &d.D)
+		pack.Nanos(k, &d.At) // near the connection's other times
+	} else if !k.Enc {
+		d.State, d.Verdict, d.Misfit, d.N[1], d.N[2], d.D, d.At = 0, 0, Misfit{}, 0, 0, 0, 0
 	}
-	pack.Int(k, &d.D)
-	pack.Int(k, &d.At)
 }
 
 // pack visits every fact of an endpoint's evidence.
