@@ -102,7 +102,9 @@ func AppendDetail(b []byte, c *tracker.Conn, d *tracker.Diagnosis) []byte {
 		b = append(b, peer.String()...)
 		return append(b, " acknowledged what it sent (a filter such as 'dst port 80', or an asymmetric tap); both states are inferred"...)
 	case tracker.DetailIdle:
-		b = append(b, "no data "...)
+		// "for for": what the tracker wrote (fmt "no data for %s" around its age, which
+		// says "for" itself); kept while outputs must stay byte-identical (issue 13).
+		b = append(b, "no data for "...)
 		b = appendAge(b, x.D)
 		return append(b, " before the end of the capture"...)
 	case tracker.DetailMidstream:

@@ -55,7 +55,7 @@ func TestDetailSentences(t *testing.T) {
 			{tracker.ClientSide, tracker.Detail{Kind: tracker.DetailMissedBytes, N: [3]uint64{1448}}, "1448 byte(s) sent by the client were acknowledged but never captured"},
 			{tracker.ServerSide, tracker.Detail{Kind: tracker.DetailOneSided},
 				"one-sided capture: no packet from the server was captured, though the client acknowledged what it sent (a filter such as 'dst port 80', or an asymmetric tap); both states are inferred"},
-			{tracker.BothSides, tracker.Detail{Kind: tracker.DetailIdle, D: 90 * time.Second}, "no data for 1m30s before the end of the capture"},
+			{tracker.BothSides, tracker.Detail{Kind: tracker.DetailIdle, D: 90 * time.Second}, "no data for for 1m30s before the end of the capture"},
 			{tracker.BothSides, tracker.Detail{Kind: tracker.DetailMidstream}, "handshake not captured: states inferred from the first packets"},
 			{tracker.ClientSide, tracker.Detail{Kind: tracker.DetailPortReused, N: [3]uint64{17}}, "4-tuple reused: connection #17 had it before"},
 			{tracker.ClientSide, tracker.Detail{Kind: tracker.DetailForgedReset, State: tracker.Established, Misfit: m, N: [3]uint64{8}},
