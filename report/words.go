@@ -348,21 +348,21 @@ func AppendEvidence(b []byte, e *tracker.Evidence) []byte {
 		return append(b, ", half the round trip from the tap) before this instant: arrived, though its ACK cannot be back yet"...)
 	case tracker.EvidenceUnanswered:
 		b = append(b, "its last "...)
-		b = strconv.AppendUint(b, e.N[0], 10)
+		b = strconv.AppendUint(b, uint64(e.Count), 10)
 		b = append(b, " retransmissions or probes (the last is packet "...)
-		b = strconv.AppendUint(b, e.N[1], 10)
+		b = strconv.AppendUint(b, e.Packet, 10)
 		return append(b, ") went unanswered and it has been silent since: if its stack gave up when the next one was due, it is CLOSED already"...)
 	case tracker.EvidenceForgedAs:
 		b = append(b, "a middlebox forged a RST in its name (packet "...)
-		b = strconv.AppendUint(b, e.N[0], 10)
+		b = strconv.AppendUint(b, e.Packet, 10)
 		b = append(b, ": "...)
 		b = appendMisfits(b, &e.Misfit)
 		return append(b, "); it never sent it, and whether the middlebox also reset it is not on the wire"...)
 	case tracker.EvidenceLostRST:
 		b = append(b, "the peer's RST (packet "...)
-		b = strconv.AppendUint(b, e.N[0], 10)
+		b = strconv.AppendUint(b, e.Packet, 10)
 		b = append(b, ") followed "...)
-		b = strconv.AppendUint(b, e.N[1], 10)
+		b = strconv.AppendUint(b, uint64(e.Count), 10)
 		return append(b, " unanswered probe(s) or retransmission(s): the path towards it was not delivering, so the RST is taken as lost"...)
 	case tracker.EvidenceOrphan:
 		b = append(b, "FIN_WAIT_2 for over "...)

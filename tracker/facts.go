@@ -144,20 +144,22 @@ const (
 	EvidenceFINArrived                  // the peer's FIN arrived, its ACK not back yet (one-way time D)
 	EvidenceRtxGaveUp                   // its retransmissions went unanswered: its stack gave up
 	EvidenceKeepaliveGaveUp             // its keepalive probes went unanswered: its stack gave up
-	EvidenceUnanswered                  // its last N[0] retransmissions or probes (the last packet N[1]) unanswered
-	EvidenceForgedAs                    // a middlebox forged a RST in its name (packet N[0], Misfit)
-	EvidenceLostRST                     // the peer's RST (packet N[0]) after N[1] unanswered probes: lost
+	EvidenceUnanswered                  // its last Count retransmissions or probes (the last is Packet) unanswered
+	EvidenceForgedAs                    // a middlebox forged a RST in its name (Packet, Misfit)
+	EvidenceLostRST                     // the peer's RST (Packet) after Count unanswered probes: lost
 	EvidenceOrphan                      // FIN_WAIT_2 for over D: close() or shutdown()?
 	EvidenceOneSided                    // one-sided capture
 )
 
 // Evidence is why an endpoint's state is inferred, as data (report.AppendEvidence writes it).
+// Every endpoint carries one: 32 bytes.
 type Evidence struct {
 	Kind   EvidenceKind
 	State  State // EvidenceTimer: the state whose timer ran out
 	Misfit Misfit
-	N      [2]uint64
-	D      time.Duration
+	Count  uint32        // retransmissions or probes
+	Packet uint64        // the packet it names
+	D      time.Duration // a one-way time, a timeout
 }
 
 // Reason is why an event's endpoint changed state. The packet's flags and numbers are the

@@ -193,8 +193,8 @@ func (e *Evidence) pack(k *pack.Codec) {
 	pack.Uint(k, &e.Kind)
 	pack.Uint(k, &e.State)
 	e.Misfit.pack(k)
-	pack.Uint(k, &e.N[0])
-	pack.Uint(k, &e.N[1])
+	pack.Uint(k, &e.Count)
+	pack.Uint(k, &e.Packet)
 	pack.Int(k, &e.D)
 }
 

@@ -140,11 +140,11 @@ func (c *Conn) reconsider(side Side, at, flightAt stamp, p *Profile, lastPacket 
 	}
 	if why.Kind == EvidenceNone && s.Open() {
 		if n, last := c.unanswered(side, at); n > 0 {
-			why = Evidence{Kind: EvidenceUnanswered, N: [2]uint64{uint64(n), last}}
+			why = Evidence{Kind: EvidenceUnanswered, Count: uint32(n), Packet: last}
 		} else if f := c.doubt.forgedAs(side); f != nil && !ep.ev.sentRST {
-			why = Evidence{Kind: EvidenceForgedAs, N: [2]uint64{f.packet}, Misfit: f.why}
+			why = Evidence{Kind: EvidenceForgedAs, Packet: f.packet, Misfit: f.why}
 		} else if n := c.doubt.lostRST[1-side]; n != 0 && !ep.ev.gotRST {
-			why = Evidence{Kind: EvidenceLostRST, N: [2]uint64{n, uint64(c.doubt.lostRSTProbes[1-side])}}
+			why = Evidence{Kind: EvidenceLostRST, Packet: n, Count: uint32(c.doubt.lostRSTProbes[1-side])}
 		}
 	}
 	return s, since, viaTimer, deadline, why, unseen
