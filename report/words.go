@@ -464,3 +464,18 @@ func Ending(e tracker.Ending) string {
 	}
 	return ""
 }
+
+// ChangeComment is the packet comment --annotate writes on a packet that changed a state:
+// "client SYN_SENT → ESTABLISHED".
+func ChangeComment(e *tracker.Event, names tracker.Naming) string {
+	return e.Side.String() + " " + e.Old.Name(names) + " → " + e.New.Name(names)
+}
+
+// WindowComment is the packet comment --annotate writes where side's window closes (zero) or
+// reopens.
+func WindowComment(side tracker.Side, zero bool) string {
+	if zero {
+		return "zero-window: " + side.String()
+	}
+	return "window reopened: " + side.String()
+}

@@ -210,3 +210,15 @@ func TestEndingSentences(t *testing.T) {
 		t.Errorf("endings: %s", s)
 	}
 }
+
+func TestAnnotationComments(t *testing.T) {
+	e := tracker.Event{Side: tracker.ServerSide, Old: tracker.SynReceived, New: tracker.Established}
+	for names, want := range map[tracker.Naming]string{tracker.NamesRFC: "server SYN_RECEIVED → ESTABLISHED", tracker.NamesLinux: "server SYN-RECV → ESTAB"} {
+		if got := ChangeComment(&e, names); got != want {
+			t.Errorf("ChangeComment: %q, want %q", got, want)
+		}
+	}
+	if got := WindowComment(tracker.ClientSide, true) + "|" + WindowComment(tracker.ServerSide, false); got != "zero-window: client|window reopened: server" {
+		t.Errorf("WindowComment: %q", got)
+	}
+}
