@@ -11,8 +11,9 @@ import (
 // Every sentence about a finding is written here, from the data the tracker produces: a
 // diagnosis's detail (AppendDetail), why a state is inferred (AppendEvidence), why an event
 // happened (AppendReason), how a connection ended (Ending) and what the receiver of a RST made
-// of it (verdicts). The tracker writes no words; every output (table, JSON, HTML, --expect,
-// --fail-on) goes through these, so a sentence reads the same everywhere.
+// of it (verdicts), and the packet comments of --annotate. The tracker writes no words; every
+// output (table, JSON, events, HTML, --expect, --fail-on, --annotate) goes through these, so a
+// sentence reads the same everywhere.
 //
 // They append with strconv rather than fmt: a SYN flood writes a detail per connection.
 
