@@ -136,14 +136,14 @@ func TestEvidenceSentences(t *testing.T) {
 		tracker.EvidenceRSTDelivered:   {tracker.Evidence{}, "RST towards it assumed delivered (exact sequence number, nothing after it)"},
 		tracker.EvidenceInFlight: {tracker.Evidence{D: 12345678}, fmt.Sprintf("a packet towards it passed the tap less than its one-way time (%s, half the round trip from the tap) before this instant: not arrived yet",
 			time.Duration(12345678).Round(time.Millisecond))},
-		tracker.EvidenceFINArrived: {tracker.Evidence{D: 2 * time.Millisecond}, "the peer's FIN passed the tap more than its one-way time (2ms, half the round trip from the tap) before this instant: arrived, though its ACK cannot be back yet"},
-		tracker.EvidenceRtxGaveUp: {tracker.Evidence{}, fmt.Sprintf("its %s went unanswered and it was silent well past the next one due: its stack gave up (no packet shows it)", "retransmissions")},
+		tracker.EvidenceFINArrived:      {tracker.Evidence{D: 2 * time.Millisecond}, "the peer's FIN passed the tap more than its one-way time (2ms, half the round trip from the tap) before this instant: arrived, though its ACK cannot be back yet"},
+		tracker.EvidenceRtxGaveUp:       {tracker.Evidence{}, fmt.Sprintf("its %s went unanswered and it was silent well past the next one due: its stack gave up (no packet shows it)", "retransmissions")},
 		tracker.EvidenceKeepaliveGaveUp: {tracker.Evidence{}, fmt.Sprintf("its %s went unanswered and it was silent well past the next one due: its stack gave up (no packet shows it)", "keepalive probes")},
-		tracker.EvidenceUnanswered: {tracker.Evidence{Count: 4, Packet: 99}, fmt.Sprintf("its last %d retransmissions or probes (the last is packet %d) went unanswered and it has been silent since: if its stack gave up when the next one was due, it is CLOSED already", 4, 99)},
-		tracker.EvidenceForgedAs: {tracker.Evidence{Packet: 8, Misfit: m}, fmt.Sprintf("a middlebox forged a RST in its name (packet %d: %s); it never sent it, and whether the middlebox also reset it is not on the wire", 8, "TTL 64 at the tap, where that host's packets arrive with 63")},
-		tracker.EvidenceLostRST: {tracker.Evidence{Packet: 31, Count: 5}, fmt.Sprintf("the peer's RST (packet %d) followed %d unanswered probe(s) or retransmission(s): the path towards it was not delivering, so the RST is taken as lost", 31, 5)},
-		tracker.EvidenceOrphan: {tracker.Evidence{D: time.Minute}, fmt.Sprintf("FIN_WAIT_2 for over %s: gone by now if its application called close(), still there after shutdown() alone; the wire cannot tell which", time.Minute)},
-		tracker.EvidenceOneSided: {tracker.Evidence{}, "one-sided capture: the peer's packets were not captured (a filter such as 'dst port 80', or an asymmetric tap); the state is a guess from one direction"},
+		tracker.EvidenceUnanswered:      {tracker.Evidence{Count: 4, Packet: 99}, fmt.Sprintf("its last %d retransmissions or probes (the last is packet %d) went unanswered and it has been silent since: if its stack gave up when the next one was due, it is CLOSED already", 4, 99)},
+		tracker.EvidenceForgedAs:        {tracker.Evidence{Packet: 8, Misfit: m}, fmt.Sprintf("a middlebox forged a RST in its name (packet %d: %s); it never sent it, and whether the middlebox also reset it is not on the wire", 8, "TTL 64 at the tap, where that host's packets arrive with 63")},
+		tracker.EvidenceLostRST:         {tracker.Evidence{Packet: 31, Count: 5}, fmt.Sprintf("the peer's RST (packet %d) followed %d unanswered probe(s) or retransmission(s): the path towards it was not delivering, so the RST is taken as lost", 31, 5)},
+		tracker.EvidenceOrphan:          {tracker.Evidence{D: time.Minute}, fmt.Sprintf("FIN_WAIT_2 for over %s: gone by now if its application called close(), still there after shutdown() alone; the wire cannot tell which", time.Minute)},
+		tracker.EvidenceOneSided:        {tracker.Evidence{}, "one-sided capture: the peer's packets were not captured (a filter such as 'dst port 80', or an asymmetric tap); the state is a guess from one direction"},
 	}
 	for k := tracker.EvidenceTimer; k <= tracker.EvidenceOneSided; k++ {
 		tc, ok := cases[k]

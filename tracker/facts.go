@@ -131,24 +131,24 @@ const (
 type EvidenceKind uint8
 
 const (
-	EvidenceNone           EvidenceKind = iota
-	EvidenceTimer                       // the timer of State expired since the last packet
-	EvidenceMidstream                   // handshake not captured
-	EvidenceNoClientSYN                 // the client's SYN not captured
-	EvidenceAckLost                     // an earlier ACK towards it lost, the later assumed delivered
-	EvidenceAckPending                  // an ACK after a lost one, not confirmed
-	EvidenceFinNotCaptured              // its FIN inferred from the peer's ACK
-	EvidencePeerMissed                  // the peer's packets partly not captured
-	EvidenceRSTDelivered                // a RST towards it assumed delivered
-	EvidenceInFlight                    // a packet towards it not arrived yet (one-way time D)
-	EvidenceFINArrived                  // the peer's FIN arrived, its ACK not back yet (one-way time D)
-	EvidenceRtxGaveUp                   // its retransmissions went unanswered: its stack gave up
-	EvidenceKeepaliveGaveUp             // its keepalive probes went unanswered: its stack gave up
-	EvidenceUnanswered                  // its last Count retransmissions or probes (the last is Packet) unanswered
-	EvidenceForgedAs                    // a middlebox forged a RST in its name (Packet, Misfit)
-	EvidenceLostRST                     // the peer's RST (Packet) after Count unanswered probes: lost
-	EvidenceOrphan                      // FIN_WAIT_2 for over D: close() or shutdown()?
-	EvidenceOneSided                    // one-sided capture
+	EvidenceNone            EvidenceKind = iota
+	EvidenceTimer                        // the timer of State expired since the last packet
+	EvidenceMidstream                    // handshake not captured
+	EvidenceNoClientSYN                  // the client's SYN not captured
+	EvidenceAckLost                      // an earlier ACK towards it lost, the later assumed delivered
+	EvidenceAckPending                   // an ACK after a lost one, not confirmed
+	EvidenceFinNotCaptured               // its FIN inferred from the peer's ACK
+	EvidencePeerMissed                   // the peer's packets partly not captured
+	EvidenceRSTDelivered                 // a RST towards it assumed delivered
+	EvidenceInFlight                     // a packet towards it not arrived yet (one-way time D)
+	EvidenceFINArrived                   // the peer's FIN arrived, its ACK not back yet (one-way time D)
+	EvidenceRtxGaveUp                    // its retransmissions went unanswered: its stack gave up
+	EvidenceKeepaliveGaveUp              // its keepalive probes went unanswered: its stack gave up
+	EvidenceUnanswered                   // its last Count retransmissions or probes (the last is Packet) unanswered
+	EvidenceForgedAs                     // a middlebox forged a RST in its name (Packet, Misfit)
+	EvidenceLostRST                      // the peer's RST (Packet) after Count unanswered probes: lost
+	EvidenceOrphan                       // FIN_WAIT_2 for over D: close() or shutdown()?
+	EvidenceOneSided                     // one-sided capture
 )
 
 // Evidence is why an endpoint's state is inferred, as data (report.AppendEvidence writes it).
@@ -167,21 +167,21 @@ type Evidence struct {
 type Reason uint8
 
 const (
-	ReasonNone           Reason = iota
-	ReasonSentRST               // its own RST
-	ReasonSentSYNACK            // its own SYN-ACK
-	ReasonSentSYN               // its own SYN
-	ReasonAckedPeerFIN          // its ACK covers the peer's FIN
-	ReasonSentFIN               // its own FIN
-	ReasonAckedSynAck           // its ACK acknowledges the SYN-ACK
-	ReasonRetransmitted         // it retransmitted what the peer had acknowledged: that ACK was lost
-	ReasonSent                  // another packet it sent
-	ReasonAcceptedRST           // the peer's RST
-	ReasonSynAcked              // the peer's ACK of its SYN
-	ReasonFinAcked              // the peer's ACK of its FIN (Event.FinSeq)
-	ReasonReceived              // another packet it received
-	ReasonTimer                 // the timer of Event.Old expired
-	ReasonReplaced              // a new SYN took over the 4-tuple
+	ReasonNone          Reason = iota
+	ReasonSentRST              // its own RST
+	ReasonSentSYNACK           // its own SYN-ACK
+	ReasonSentSYN              // its own SYN
+	ReasonAckedPeerFIN         // its ACK covers the peer's FIN
+	ReasonSentFIN              // its own FIN
+	ReasonAckedSynAck          // its ACK acknowledges the SYN-ACK
+	ReasonRetransmitted        // it retransmitted what the peer had acknowledged: that ACK was lost
+	ReasonSent                 // another packet it sent
+	ReasonAcceptedRST          // the peer's RST
+	ReasonSynAcked             // the peer's ACK of its SYN
+	ReasonFinAcked             // the peer's ACK of its FIN (Event.FinSeq)
+	ReasonReceived             // another packet it received
+	ReasonTimer                // the timer of Event.Old expired
+	ReasonReplaced             // a new SYN took over the 4-tuple
 )
 
 // Ending is how a connection ended, as far as the wire shows.
