@@ -82,9 +82,11 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 	}
 	for i := range n {
 		d := &c.Diagnoses[i]
-		k.Dict(&d.ID, in)
 		pack.Uint(k, &d.Side)
 		d.Detail.pack(k)
+		if !k.Enc {
+			d.ID = d.Detail.Kind.ID() // a diagnosis is its detail's kind's (diag)
+		}
 	}
 	pack.Uint(k, &c.Tunnel)
 	k.Dict(&c.TunnelSrc, in)
