@@ -322,9 +322,10 @@ func (e *Expectation) problems(c *tracker.Conn) []string {
 		}
 	}
 	for _, d := range e.NotDiagnoses {
-		for _, x := range c.Diagnoses {
+		for i := range c.Diagnoses {
+			x := &c.Diagnoses[i]
 			if d == x.ID || d == "any" && tracker.Problem(x.ID) {
-				out = append(out, fmt.Sprintf("has %s (%s: %s)", x.ID, x.Side, x.Detail))
+				out = append(out, fmt.Sprintf("has %s (%s: %s)", x.ID, x.Side, DetailText(c, x)))
 			}
 		}
 	}

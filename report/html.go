@@ -164,13 +164,16 @@ func (h *HTMLCollector) OnEvent(e tracker.Event) {
 	if hc.changes == nil {
 		hc.changes = make([]htmlChange, 0, 10) // a whole open and close: no regrowth
 	}
-	reason := e.Reason[:min(len(e.Reason), 1000)]
-	if len(h.reasons)+len(reason) > math.MaxUint32 {
-		reason = ""
+	at := len(h.reasons)
+	h.reasons = AppendReason(h.reasons, &e)
+	if len(h.reasons) > at+1000 {
+		h.reasons = h.reasons[:at+1000]
 	}
-	hc.changes = append(hc.changes, htmlChange{t: e.Time.UnixNano(), pkt: e.Packet, roff: uint32(len(h.reasons)),
-		rlen: uint16(len(reason)), file: e.File, code: uint8(e.Side)<<4 | uint8(e.New)})
-	h.reasons = append(h.reasons, reason...)
+	if len(h.reasons) > math.MaxUint32 {
+		h.reasons = h.reasons[:at]
+	}
+	hc.changes = append(hc.changes, htmlChange{t: e.Time.UnixNano(), pkt: e.Packet, roff: uint32(at),
+		rlen: uint16(len(h.reasons) - at), file: e.File, code: uint8(e.Side)<<4 | uint8(e.New)})
 }
 
 // OnSegment records a packet (flowtable.Config.OnSegment).
@@ -505,7 +508,7 @@ func (e *htmlEncoder) conn(b []byte, c *tracker.Conn) []byte {
 		if !ep.Inferred {
 			return -1
 		}
-		return int64(e.strs.id(ep.Evidence))
+		return int64(e.strs.id(EvidenceText(&ep.Evidence)))
 	}
 	bits := boolBit(c.Client.Inferred, 1) | boolBit(c.Server.Inferred, 2) | boolBit(c.Midstream, 4) | boolBit(c.RoleInferred, 8)
 	b = append(b, '[')
@@ -516,13 +519,14 @@ func (e *htmlEncoder) conn(b []byte, c *tracker.Conn) []byte {
 		int64(c.Client.State), int64(c.Server.State), bits, evidence(&c.Client), evidence(&c.Server))
 
 	b = append(b, ",["...)
-	for i, d := range c.Diagnoses {
+	for i := range c.Diagnoses {
+		d := &c.Diagnoses[i]
 		if i > 0 {
 			b = append(b, ',')
 		}
 		detail := int64(-1)
 		if e.details > 0 {
-			detail = int64(e.strs.id(d.Detail))
+			detail = int64(e.strs.id(DetailText(c, d)))
 		}
 		b = appendInts(b, int64(e.diag(d.ID)), int64(d.Side), detail)
 	}
@@ -574,7 +578,7 @@ func (e *htmlEncoder) conn(b []byte, c *tracker.Conn) []byte {
 	}
 	b = append(b, "],"...)
 	b = appendInts(b, int64(e.strs.id(c.Zeek.ConnState())), int64(e.strs.id(c.Zeek.History)),
-		int64(e.strs.id(c.EndedBy)), int64(c.Reuses), int64(c.ReusedBy))
+		int64(e.strs.id(Ending(c.EndedBy))), int64(c.Reuses), int64(c.ReusedBy))
 	b = append(b, ",["...)
 	if withReasons {
 		for i := range hc.changes {

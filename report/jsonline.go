@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/binary"
 	"math"
+	"net/netip"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -20,9 +21,14 @@ type JSONLine struct {
 	o      *Options
 	sec    int64 // the second whose "2006-01-02T15:04:05" is in prefix
 	prefix []byte
-	// detail is the last diagnosis detail written, and detailJSON its JSON string.
-	detail     string
+	// detail is the last diagnosis written, with the addresses its sentence names (detailAddrs),
+	// and detailJSON its sentence as a JSON string: a flood's connections share it.
+	detail     detailKey
 	detailJSON []byte
+	// evidence: the JSON strings of the inferred states' evidence written so far (few kinds
+	// recur: a timer, a midstream start), up to 1024 of them.
+	evidence map[tracker.Evidence][]byte
+	scratch  []byte
 	// osJSON: the "os"... fields of the endpoints written so far, by what they were made from
 	// (a capture has few distinct stacks; see osFields).
 	osJSON    map[tracker.EndpointOS][]byte
@@ -60,7 +66,8 @@ func (j *JSONLine) Append(b []byte, c *tracker.Conn) []byte {
 	b = append(b, ']')
 	if len(c.Diagnoses) > 0 {
 		b = append(b, `,"diagnosis_details":[`...)
-		for i, d := range c.Diagnoses {
+		for i := range c.Diagnoses {
+			d := &c.Diagnoses[i]
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -69,10 +76,12 @@ func (j *JSONLine) Append(b []byte, c *tracker.Conn) []byte {
 			b = append(b, `,"endpoint":`...)
 			b = appendJSONString(b, d.Side.String())
 			b = append(b, `,"detail":`...)
-			if d.Detail != j.detail || j.detailJSON == nil {
-				// A flood's connections share their detail (tracker's detailCache): it is
-				// escaped once. (Comparing equal strings that share their bytes is cheap.)
-				j.detail, j.detailJSON = d.Detail, appendJSONString(j.detailJSON[:0], d.Detail)
+			key := detailKey{d: *d}
+			key.side, key.peer = detailAddrs(c, d)
+			if key != j.detail || j.detailJSON == nil {
+				// A flood's connections share their detail: it is written and escaped once.
+				j.scratch = AppendDetail(j.scratch[:0], c, d)
+				j.detail, j.detailJSON = key, appendJSONString(j.detailJSON[:0], bytesString(j.scratch))
 			}
 			b = append(b, j.detailJSON...)
 			b = append(b, '}')
@@ -138,9 +147,9 @@ func (j *JSONLine) endpoint(b []byte, ep *tracker.Endpoint, now time.Time) []byt
 	b = appendJSONString(b, ep.State.String())
 	b = append(b, `,"inferred":`...)
 	b = strconv.AppendBool(b, ep.Inferred)
-	if ep.Evidence != "" {
+	if ep.Evidence.Kind != tracker.EvidenceNone {
 		b = append(b, `,"evidence":`...)
-		b = appendJSONString(b, ep.Evidence)
+		b = j.appendEvidence(b, &ep.Evidence)
 	}
 	if !ep.Since.IsZero() {
 		b = append(b, `,"since":`...)
@@ -339,3 +348,29 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// detailKey is what a diagnosis's sentence is written from (JSONLine.detail).
+type detailKey struct {
+	d          tracker.Diagnosis
+	side, peer netip.AddrPort
+}
+
+// appendEvidence appends the JSON string of why a state is inferred.
+func (j *JSONLine) appendEvidence(b []byte, e *tracker.Evidence) []byte {
+	if js, ok := j.evidence[*e]; ok {
+		return append(b, js...)
+	}
+	j.scratch = AppendEvidence(j.scratch[:0], e)
+	at := len(b)
+	b = appendJSONString(b, bytesString(j.scratch))
+	if j.evidence == nil {
+		j.evidence = map[tracker.Evidence][]byte{}
+	}
+	if len(j.evidence) < 1024 {
+		j.evidence[*e] = append([]byte(nil), b[at:]...)
+	}
+	return b
+}
+
+// bytesString is b as a string, without a copy: for reading only while b is not written.
+func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -69,8 +69,12 @@ func TestJSONLineMatchesEncoder(t *testing.T) {
 	odd := "quote \" backslash \\ tag <b> & ctl \x01\x1f é \u2028 \xff end"
 	o := &Options{Profile: prof, Now: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}
 	for i, c := range sample {
-		c.Client.Evidence, c.Server.Evidence = odd, ""
-		c.Diagnoses = append(c.Diagnoses, tracker.Diagnosis{ID: "reset", Side: tracker.ServerSide, Detail: odd})
+		// Sentences with non-ASCII characters, and (i%4 == 1, below) naming a zoned address
+		// with quotes and tags in its zone.
+		c.Client.Evidence, c.Server.Evidence = tracker.Evidence{Kind: tracker.EvidenceTimer, State: tracker.TimeWait}, tracker.Evidence{}
+		c.Diagnoses = append(c.Diagnoses,
+			tracker.Diagnosis{ID: tracker.DiagHalfClosed, Side: tracker.ClientSide, Detail: tracker.Detail{Kind: tracker.DetailCloseWait, D: 500 * time.Microsecond}},
+			tracker.Diagnosis{ID: tracker.DiagMiddleboxReset, Side: tracker.ClientSide, Detail: tracker.Detail{Kind: tracker.DetailForgedReset, N: [3]uint64{7}, Misfit: tracker.Misfit{TTL: 64, HostTTL: 63}}})
 		c.Zeek.RowsDropped = uint64(i)
 		c.Zeek.History = odd
 		c.Evicted, c.TimedOut = i%2 == 0, i%3 == 0

@@ -3,6 +3,7 @@ package report
 import (
 	"strconv"
 
+	"github.com/tcpstate/tcpstate/osfp"
 	"github.com/tcpstate/tcpstate/tracker"
 )
 
@@ -11,9 +12,21 @@ import (
 func osJSON(ep *tracker.Endpoint) (os string, inferred bool, evidence string) {
 	o := &ep.OS
 	if o.Forced || o.Facts.Known() {
-		evidence = o.Evidence()
+		evidence = osEvidence(o)
 	}
 	return o.Family.String(), o.Inferred(), evidence
+}
+
+// osEvidence says why an endpoint has its OS family.
+func osEvidence(o *tracker.EndpointOS) string {
+	if o.Forced {
+		return "set by --os"
+	}
+	_, why := osfp.Classify(o.Facts)
+	if ev := o.Facts.Evidence(); ev != "" {
+		return why + ": " + ev
+	}
+	return "no packet from it"
 }
 
 // osFields returns `,"os":...,"os_inferred":...[,"os_evidence":...]` for an endpoint. The

@@ -1,5 +1,9 @@
-// Package report writes what the tracker produced: the ss-like table, JSON lines, events and
-// Zeek conn.log rows. The tracker never formats text; this package never decides a state.
+// Package report holds every word a user reads about what the tracker found: the ss-like
+// table, JSON lines, events, Zeek conn.log rows, the HTML report, the live view and --expect's
+// findings, and (words.go) every sentence of a diagnosis, of why a state is inferred, of why an
+// endpoint changed state, of how a connection ended and of what a RST's receiver made of it,
+// written from the kinds and facts the tracker hands over. The tracker writes no words; this
+// package decides no state.
 package report
 
 import (
@@ -289,12 +293,13 @@ func writeDetails(b *strings.Builder, c *tracker.Conn, o *Options) {
 			fmt.Fprintf(b, ", timer %.1fs left (%s profile)", side.ep.Deadline.Sub(now).Seconds(), o.Profile.Name)
 		}
 		if side.ep.Inferred {
-			fmt.Fprintf(b, "; inferred: %s", side.ep.Evidence)
+			fmt.Fprintf(b, "; inferred: %s", EvidenceText(&side.ep.Evidence))
 		}
 		b.WriteByte('\n')
 	}
-	for _, d := range c.Diagnoses {
-		fmt.Fprintf(b, "    %s (%s): %s\n", d.ID, d.Side, d.Detail)
+	for i := range c.Diagnoses {
+		d := &c.Diagnoses[i]
+		fmt.Fprintf(b, "    %s (%s): %s\n", d.ID, d.Side, DetailText(c, d))
 	}
 	switch {
 	case c.Evicted:
@@ -347,6 +352,6 @@ func WriteEvent(w io.Writer, e *tracker.Event, o *Options) error {
 		pkt += fmt.Sprintf(" [%s] seq %d ack %d", e.Flags, e.Seq, e.Ack)
 	}
 	_, err := fmt.Fprintf(w, "%s #%d %s %s %s -> %s  %s: %s\n", ts(e.Time), e.ConnID, e.Side, AddrPort(e.Addr),
-		e.Old.Name(o.Names), e.New.Name(o.Names), pkt, e.Reason)
+		e.Old.Name(o.Names), e.New.Name(o.Names), pkt, ReasonText(e))
 	return err
 }

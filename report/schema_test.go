@@ -75,7 +75,7 @@ type JSONTunnel struct {
 
 func endpointJSON(ep *tracker.Endpoint, now time.Time) JSONEndpoint {
 	j := JSONEndpoint{IP: ep.Addr.Addr().String(), Port: ep.Addr.Port(), State: ep.State.String(),
-		Inferred: ep.Inferred, Evidence: ep.Evidence, Since: ts(ep.Since)}
+		Inferred: ep.Inferred, Evidence: EvidenceText(&ep.Evidence), Since: ts(ep.Since)}
 	if !ep.Deadline.IsZero() && ep.Deadline.After(now) {
 		left := ep.Deadline.Sub(now).Seconds()
 		j.TimerLeft = &left
@@ -92,9 +92,10 @@ func ConnJSON(c *tracker.Conn, o *Options) JSONConn {
 		Diagnoses: []string{}, Zeek: JSONZeek{ConnState: c.Zeek.ConnState(), History: c.Zeek.History, RowsDropped: c.Zeek.RowsDropped},
 		Midstream: c.Midstream, Reuses: c.Reuses, ReusedBy: c.ReusedBy, Profile: o.Profile.Name,
 		Evicted: c.Evicted, TimedOut: c.TimedOut}
-	for _, d := range c.Diagnoses {
+	for i := range c.Diagnoses {
+		d := &c.Diagnoses[i]
 		j.Diagnoses = append(j.Diagnoses, d.ID)
-		j.Details = append(j.Details, JSONDiagnosis{ID: d.ID, Endpoint: d.Side.String(), Detail: d.Detail})
+		j.Details = append(j.Details, JSONDiagnosis{ID: d.ID, Endpoint: d.Side.String(), Detail: DetailText(c, d)})
 	}
 	if c.TunnelSrc != "" {
 		j.Tunnel = &JSONTunnel{Kind: TunnelName(c.Tunnel), Src: c.TunnelSrc, Dst: c.TunnelDst}

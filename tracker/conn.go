@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
@@ -56,7 +55,7 @@ type Conn struct {
 	Tunnel    capture.TunnelKind
 	TunnelSrc string
 	TunnelDst string
-	EndedBy   string // a short account of how it ended ("FIN both ways", "RST from server", ...)
+	EndedBy   Ending // how it ended: by a FIN or RST, from which side
 
 	rtt         [2]time.Duration // tap↔endpoint round trip, measured on the handshake
 	finInferred [2]bool          // a side's FIN was inferred from the peer's ACK, never captured
@@ -81,7 +80,7 @@ type Conn struct {
 type rstNote struct {
 	from     Side
 	accepted bool
-	verdict  string
+	verdict  Verdict
 	t        stamp
 	packet   uint64
 	// An in-window but inexact RST draws a challenge ACK from its receiver (RFC 5961 §3.2):
@@ -317,27 +316,27 @@ func (c *Conn) applyRST(seg *capture.Segment, ts stamp, from Side) {
 
 	// The receiver.
 	state := r.ev.derive(ts)
-	accepted, verdict := false, ""
+	accepted, verdict := false, VerdictNone
 	switch {
 	case state == Closed && !r.ev.midstream && !(r.ev.sentSYN || r.ev.sentSYNACK):
 		// Nothing there to reset (e.g. the receiver never spoke): the sender's side is all.
-		accepted, verdict = true, "no socket"
+		accepted, verdict = true, VerdictNoSocket
 	case state == SynSent:
 		accepted = seg.Flags.Has(capture.ACK) && seg.Ack == rd.ISN+1
-		verdict = "ACK does not match the SYN"
+		verdict = VerdictAckMismatch
 		if accepted {
-			verdict = "answers the SYN"
+			verdict = VerdictAnswersSYN
 		}
 	case state == Closed:
-		accepted, verdict = true, "already closed"
+		accepted, verdict = true, VerdictAlreadyClosed
 	case !sd.Started || sd.Segments <= 1 && !sd.SynSeen:
 		// The sender's sequence space is unknown (its RST is the first we see of it).
-		accepted, verdict = true, "sequence unknown, taken as accepted"
+		accepted, verdict = true, VerdictSeqUnknown
 	default:
 		accepted, verdict = c.rstInWindow(seq, from, state)
 	}
 	note := rstNote{from: from, accepted: accepted, verdict: verdict, t: ts, packet: seg.Packet}
-	if !accepted && verdict == verdictChallenge {
+	if !accepted && verdict == VerdictChallenge {
 		note.wantChallenge, note.rcvNxt = true, sd.Next
 		if sd.AckedSet && sd.Acked.LT(sd.Next) {
 			note.rcvNxt = sd.Acked
@@ -358,18 +357,18 @@ func (c *Conn) applyRST(seg *capture.Segment, ts stamp, from Side) {
 }
 
 // rstInWindow applies the receiver's sequence check to a RST from side from.
-func (c *Conn) rstInWindow(seq capture.Seq, from Side, state State) (bool, string) {
+func (c *Conn) rstInWindow(seq capture.Seq, from Side, state State) (bool, Verdict) {
 	sd := &c.Dir[from]   // what the RST sender sent: the receiver's rcv_nxt is its Next
 	rd := &c.Dir[1-from] // the receiver's own direction: its advertised window
 	rcvNxt := sd.Next
 	if seq == rcvNxt || (sd.AckedSet && seq == sd.Acked) {
-		return true, "exact sequence number"
+		return true, VerdictExact
 	}
 	if (state == CloseWait || state == LastAck || state == Closing) && seq == rcvNxt-1 {
-		return true, "sequence number one below (after FIN)"
+		return true, VerdictOneBelow
 	}
 	if state == TimeWait {
-		return false, "TIME_WAIT accepts only the exact sequence number"
+		return false, VerdictTimeWait
 	}
 	lo := rcvNxt
 	if sd.AckedSet && sd.Acked.LT(lo) {
@@ -378,17 +377,15 @@ func (c *Conn) rstInWindow(seq capture.Seq, from Side, state State) (bool, strin
 	win := rd.Window
 	if state == SynReceived {
 		if seq.InWindow(sd.ISN+1, max(win, 1)) {
-			return true, "in window of a half-open connection"
+			return true, VerdictHalfOpen
 		}
-		return false, "out of window"
+		return false, VerdictOutOfWindow
 	}
 	if win > 0 && seq.InWindow(lo, win) {
-		return false, verdictChallenge
+		return false, VerdictChallenge
 	}
-	return false, "out of window"
+	return false, VerdictOutOfWindow
 }
-
-const verdictChallenge = "in window but not exact: draws a challenge ACK (RFC 5961)"
 
 // noteChallengeACK recognises the challenge ACK a receiver sends after an in-window RST it
 // did not accept: a pure ACK from it, at its RCV.NXT, soon after the RST.
@@ -404,7 +401,7 @@ func (c *Conn) noteChallengeACK(seg *capture.Segment, t stamp, from Side) {
 		ack := seg.Ack
 		if ack.GEQ(n.rcvNxt) && ack.LEQ(c.Dir[1-from].Next) && t.sub(n.t) < time.Second {
 			n.challenge = seg.Packet
-			n.verdict = fmt.Sprintf("in window but not exact: answered by a challenge ACK (packet %d, RFC 5961)", seg.Packet)
+			n.verdict = VerdictChallenged // the challenge is packet n.challenge
 		}
 		return
 	}
@@ -415,7 +412,7 @@ func (c *Conn) noteRSTIgnored(side Side) {
 		n := &c.rstNotes[i]
 		if n.from != side && n.accepted {
 			n.accepted = false
-			n.verdict = "lost or ignored: the receiver kept sending"
+			n.verdict = VerdictLost
 			return
 		}
 	}

@@ -1,9 +1,6 @@
 package tracker
 
 import (
-	"fmt"
-	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/tcpstate/tcpstate/capture"
@@ -47,8 +44,11 @@ func Problem(id string) bool {
 type Diagnosis struct {
 	ID     string
 	Side   Side   // the endpoint it concerns
-	Detail string // one line for a human
+	Detail Detail // what a human reads about it, as data (report.AppendDetail writes it)
 }
+
+// diag is the diagnosis whose detail is d.
+func diag(side Side, d Detail) Diagnosis { return Diagnosis{ID: d.Kind.ID(), Side: side, Detail: d} }
 
 // idleAfter: an open connection silent (no data) this long before the end is idle.
 const idleAfter = 60 * time.Second
@@ -74,7 +74,7 @@ func (c *Conn) HasDiagnosis(id string) bool {
 
 // diagnose names what is wrong with the connection as of now. Diagnoses from the flow's start
 // (midstream, port-reused) are kept; the rest are recomputed.
-func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
+func (c *Conn) diagnose(now time.Time, p *Profile) {
 	keep := c.Diagnoses[:0]
 	for _, d := range c.Diagnoses {
 		if d.ID == DiagMidstream || d.ID == DiagPortReused {
@@ -89,8 +89,7 @@ func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 	for _, n := range c.rstNotes {
 		if n.from == ServerSide && n.accepted && ce.sentSYN && !ce.gotSYN && !se.sentSYNACK {
 			refused = true
-			c.addDiag(Diagnosis{ID: DiagRefused, Side: ServerSide,
-				Detail: dc.refused(sv.Addr)})
+			c.addDiag(diag(ServerSide, Detail{Kind: DetailRefused}))
 		}
 	}
 	switch {
@@ -99,17 +98,16 @@ func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 		if !ce.retransmitOverdue(ce.lastSYN, ce.prevSYNGap, now) && cl.State == SynSent {
 			break // in progress: its retransmission is not due yet, an answer may still come
 		}
-		c.addDiag(Diagnosis{ID: DiagSynUnanswered, Side: ServerSide,
-			Detail: dc.synUnanswered(max(ce.nSYN, 1), sv.Addr)})
+		c.addDiag(diag(ServerSide, Detail{Kind: DetailSynUnanswered, N: [3]uint64{uint64(max(ce.nSYN, 1))}}))
 	case se.sentSYNACK && !(se.synAcked && ce.gotSYN) && !se.sentRST && !ce.sentRST && !se.gotRST:
-		who, what := ServerSide, "the server sent SYN-ACK but never got the final ACK"
+		who, what := ServerSide, DetailHandshakeNoFinalACK
 		if se.synAcked {
-			who, what = ClientSide, "the client never acknowledged the SYN-ACK"
+			who, what = ClientSide, DetailHandshakeNoSynAckACK
 		}
 		inProgress := sv.State == SynReceived && !se.retransmitOverdue(se.lastSYN, se.prevSYNGap, now) ||
 			cl.State == SynSent && !ce.retransmitOverdue(ce.lastSYN, ce.prevSYNGap, now)
 		if (sv.State == SynReceived || cl.State == SynSent || c.Dir[0].Segments <= 1) && !inProgress {
-			c.addDiag(Diagnosis{ID: DiagHandshakeIncomplete, Side: who, Detail: what})
+			c.addDiag(diag(who, Detail{Kind: what}))
 		}
 	}
 
@@ -117,26 +115,22 @@ func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 		ep, peer := c.endpoint(s), c.endpoint(1-s)
 		switch ep.State {
 		case CloseWait:
-			c.addDiag(Diagnosis{ID: DiagHalfClosed, Side: s,
-				Detail: fmt.Sprintf("%s %s got the peer's FIN but its application never closed (CLOSE_WAIT %s)", s, ep.Addr, age(now, ep.Since))})
+			c.addDiag(diag(s, Detail{Kind: DetailCloseWait, D: ageOf(now, ep.Since)}))
 		case FinWait2:
 			if peer.State != CloseWait {
-				c.addDiag(Diagnosis{ID: DiagHalfClosed, Side: 1 - s,
-					Detail: fmt.Sprintf("%s %s closed its side; %s never sent its FIN (FIN_WAIT_2 %s)", s, ep.Addr, 1-s, age(now, ep.Since))})
+				c.addDiag(diag(1-s, Detail{Kind: DetailFinWait2, D: ageOf(now, ep.Since)}))
 			}
 		case FinWait1, Closing, LastAck:
 			if !ep.ev.retransmitOverdue(ep.ev.lastFIN, ep.ev.prevFINGap, now) {
 				break // in progress: the FIN's retransmission is not due yet, its ACK may still come
 			}
-			c.addDiag(Diagnosis{ID: DiagFinUnacknowledged, Side: s,
-				Detail: fmt.Sprintf("%s's FIN was never acknowledged (%s %s)", s, ep.State, age(now, ep.Since))})
+			c.addDiag(diag(s, Detail{Kind: DetailFinUnacknowledged, State: ep.State, D: ageOf(now, ep.Since)}))
 		}
 	}
 
 	for _, n := range c.rstNotes {
 		if n.accepted && !refused && !c.doubt.isForged(n.packet) {
-			c.addDiag(Diagnosis{ID: DiagReset, Side: n.from,
-				Detail: fmt.Sprintf("%s %s reset the connection (packet %d)", n.from, c.endpoint(n.from).Addr, n.packet)})
+			c.addDiag(diag(n.from, Detail{Kind: DetailReset, N: [3]uint64{n.packet}}))
 		}
 	}
 	if !refused && !c.HasDiagnosis(DiagReset) && (ce.sentRST || se.sentRST) {
@@ -144,36 +138,30 @@ func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 		if se.sentRST {
 			side = ServerSide
 		}
-		c.addDiag(Diagnosis{ID: DiagReset, Side: side,
-			Detail: fmt.Sprintf("%s %s sent a RST", side, c.endpoint(side).Addr)})
+		c.addDiag(diag(side, Detail{Kind: DetailSentRST}))
 	}
 	for _, n := range c.rstNotes {
 		if !n.accepted {
-			c.addDiag(Diagnosis{ID: DiagRstIgnored, Side: 1 - n.from,
-				Detail: fmt.Sprintf("RST from %s (packet %d) not accepted by %s: %s", n.from, n.packet, 1-n.from, n.verdict)})
+			c.addDiag(diag(1-n.from, Detail{Kind: DetailRstIgnored, Verdict: n.verdict, N: [3]uint64{n.packet, n.challenge}}))
 		}
 	}
 
 	for _, s := range []Side{ClientSide, ServerSide} {
 		d := &c.Dir[s]
 		if d.ZeroWindows > 0 {
-			state := "reopened later"
+			still := uint64(0)
 			if d.ZeroWindow {
-				state = "still zero at the end"
+				still = 1
 			}
-			c.addDiag(Diagnosis{ID: DiagZeroWindow, Side: s,
-				Detail: fmt.Sprintf("%s %s advertised a zero window %d time(s), %s: its application is not reading",
-					s, c.endpoint(s).Addr, d.ZeroWindows, state)})
+			c.addDiag(diag(s, Detail{Kind: DetailZeroWindow, N: [3]uint64{uint64(d.ZeroWindows), still}}))
 		}
 	}
 	for _, s := range []Side{ClientSide, ServerSide} {
 		if c.finInferred[s] {
-			c.addDiag(Diagnosis{ID: DiagCaptureGap, Side: s,
-				Detail: fmt.Sprintf("the %s's FIN was acknowledged but never captured", s)})
+			c.addDiag(diag(s, Detail{Kind: DetailFinNotCaptured}))
 		}
 		if m := c.Dir[s].MissedBytes; m > 0 {
-			c.addDiag(Diagnosis{ID: DiagCaptureGap, Side: s,
-				Detail: fmt.Sprintf("%d byte(s) sent by the %s were acknowledged but never captured", m, s)})
+			c.addDiag(diag(s, Detail{Kind: DetailMissedBytes, N: [3]uint64{uint64(m)}}))
 		}
 	}
 	if cl.State.Open() && sv.State.Open() && cl.State != SynSent {
@@ -182,8 +170,7 @@ func (c *Conn) diagnose(now time.Time, p *Profile, dc *detailCache) {
 			last = c.FirstSeen
 		}
 		if now.Sub(last) >= idleAfter {
-			c.addDiag(Diagnosis{ID: DiagIdle, Side: BothSides,
-				Detail: fmt.Sprintf("no data for %s before the end of the capture", age(now, last))})
+			c.addDiag(diag(BothSides, Detail{Kind: DetailIdle, D: ageOf(now, last)}))
 		}
 	}
 	c.diagnoseDoubts(stampOf(now))
@@ -219,85 +206,23 @@ func (e *evidence) retransmitOverdue(last stamp, gap time.Duration, now time.Tim
 	return !stampOf(now).before(last.add(next + next/rtoSlack))
 }
 
-func (c *Conn) ending() string {
+func (c *Conn) ending() Ending {
 	ce, se := &c.Client.ev, &c.Server.ev
 	switch {
 	case ce.sentRST && se.sentRST:
-		return "RST both ways"
+		return EndedRSTBoth
 	case ce.sentRST:
-		return "RST from client"
+		return EndedRSTClient
 	case se.sentRST:
-		return "RST from server"
+		return EndedRSTServer
 	case ce.sentFIN && se.sentFIN:
-		return "FIN both ways"
+		return EndedFINBoth
 	case ce.sentFIN:
-		return "FIN from client"
+		return EndedFINClient
 	case se.sentFIN:
-		return "FIN from server"
+		return EndedFINServer
 	}
-	return ""
-}
-
-// synUnansweredDetail and refusedDetail are the details a SYN flood writes for every
-// connection, built without fmt: "%d SYN(s) to %s never answered (filtered, or host down)"
-// and "%s answered the SYN with RST: nothing listens on port %d".
-func synUnansweredDetail(n int, to netip.AddrPort) string {
-	var buf [96]byte
-	b := strconv.AppendInt(buf[:0], int64(n), 10)
-	b = append(b, " SYN(s) to "...)
-	b = to.AppendTo(b)
-	b = append(b, " never answered (filtered, or host down)"...)
-	return string(b)
-}
-
-// detailCache keeps the last SYN-unanswered and refused details a tracker wrote: a flood
-// aims at one address, so most connections share them (one string rather than one each).
-type detailCache struct {
-	synN             int
-	synTo, refusedBy netip.AddrPort
-	syn, refusedText string
-}
-
-func (dc *detailCache) synUnanswered(n int, to netip.AddrPort) string {
-	if dc == nil {
-		return synUnansweredDetail(n, to)
-	}
-	if dc.syn == "" || n != dc.synN || to != dc.synTo {
-		dc.synN, dc.synTo, dc.syn = n, to, synUnansweredDetail(n, to)
-	}
-	return dc.syn
-}
-
-func (dc *detailCache) refused(by netip.AddrPort) string {
-	if dc == nil {
-		return refusedDetail(by)
-	}
-	if dc.refusedText == "" || by != dc.refusedBy {
-		dc.refusedBy, dc.refusedText = by, refusedDetail(by)
-	}
-	return dc.refusedText
-}
-
-func refusedDetail(sv netip.AddrPort) string {
-	var buf [112]byte
-	b := sv.Addr().AppendTo(buf[:0])
-	b = append(b, " answered the SYN with RST: nothing listens on port "...)
-	b = strconv.AppendUint(b, uint64(sv.Port()), 10)
-	return string(b)
-}
-
-func age(now, since time.Time) string {
-	if since.IsZero() || now.Before(since) {
-		return "for an unknown time"
-	}
-	d := now.Sub(since)
-	switch {
-	case d < time.Millisecond:
-		return fmt.Sprintf("for %dµs", d.Microseconds())
-	case d < time.Second:
-		return fmt.Sprintf("for %dms", d.Milliseconds())
-	}
-	return "for " + d.Round(time.Second/10).String()
+	return EndedOpen
 }
 
 // mayInfer is false when none of inference's cases can hold, so that inference would say
@@ -314,7 +239,7 @@ func (c *Conn) mayInfer(side Side, viaTimer bool) bool {
 
 // inference says whether an endpoint's state is inferred rather than shown by the wire, and on
 // what evidence.
-func (c *Conn) inference(side Side, s State, viaTimer bool) (bool, string) {
+func (c *Conn) inference(side Side, s State, viaTimer bool) (bool, Evidence) {
 	ep := c.endpoint(side)
 	switch {
 	case viaTimer && ep.State == s && ep.Inferred:
@@ -322,57 +247,58 @@ func (c *Conn) inference(side Side, s State, viaTimer bool) (bool, string) {
 		// then, when ep.State still named the state whose timer ran out.
 		return true, ep.Evidence
 	case viaTimer:
-		return true, "timer expired since the last packet (" + timerReason(ep.State) + ")"
+		return true, Evidence{Kind: EvidenceTimer, State: ep.State}
 	case ep.ev.midstream:
-		return true, "handshake not captured: assumed synchronized from mid-connection traffic"
+		return true, Evidence{Kind: EvidenceMidstream}
 	case c.RoleInferred && side == ClientSide && !ep.ev.gotSYN:
-		return true, "client SYN not captured"
+		return true, Evidence{Kind: EvidenceNoClientSYN}
 	case ep.ev.synAckLost > 0 && ep.ev.synAcked && s == Established || ep.ev.finAckLost > 0 && ep.ev.finAcked:
-		return true, "an earlier ACK towards it was lost; the later one is assumed delivered"
+		return true, Evidence{Kind: EvidenceAckLost}
 	case ep.ev.pending():
-		return true, "an ACK towards it came after an earlier one was lost; its arrival is not confirmed"
+		return true, Evidence{Kind: EvidenceAckPending}
 	case c.finInferred[side]:
-		return true, "its FIN was not captured: inferred from the peer's ACK one past its last byte"
+		return true, Evidence{Kind: EvidenceFinNotCaptured}
 	case c.Dir[1-side].MissedBytes > 0:
-		return true, "the peer's packets were partly not captured (acknowledged but never seen)"
+		return true, Evidence{Kind: EvidencePeerMissed}
 	case ep.ev.gotRST && !ep.ev.sentRST:
-		return true, "RST towards it assumed delivered (exact sequence number, nothing after it)"
+		return true, Evidence{Kind: EvidenceRSTDelivered}
 	}
-	return false, ""
+	return false, Evidence{}
 }
 
-// reason explains, for the events output, why seg moved side from old to new.
-func (c *Conn) reason(seg *capture.Segment, side Side, old, new State) string {
+// reason says, for the events output, why seg moved side from old to new (the event carries
+// seg's flags and numbers; finSeq is the FIN an ACK covers, for ReasonFinAcked).
+func (c *Conn) reason(seg *capture.Segment, side Side, old, new State) (r Reason, finSeq capture.Seq) {
 	from := c.sideOf(seg)
 	f := seg.Flags
 	if from == side {
 		peerFin := c.Dir[1-side].FinAckedBy(seg.Ack) && seg.Flags.Has(capture.ACK)
 		switch {
 		case f.Has(capture.RST):
-			return "sent RST"
+			return ReasonSentRST, 0
 		case f.Has(capture.SYN | capture.ACK):
-			return "sent SYN-ACK"
+			return ReasonSentSYNACK, 0
 		case f.Has(capture.SYN):
-			return "sent SYN"
+			return ReasonSentSYN, 0
 		case peerFin && (new == CloseWait || new == TimeWait || new == Closing || new == Closed):
-			return fmt.Sprintf("its ACK %d covers the peer's FIN", seg.Ack)
+			return ReasonAckedPeerFIN, 0
 		case f.Has(capture.FIN) && (new == FinWait1 || new == LastAck || new == Closing):
-			return "sent FIN"
+			return ReasonSentFIN, 0
 		case new == Established && old == SynSent:
-			return fmt.Sprintf("ACK %d acknowledges the SYN-ACK", seg.Ack)
+			return ReasonAckedSynAck, 0
 		case new == SynSent || new == SynReceived || new == FinWait1 || new == LastAck:
-			return "retransmitted what the peer had acknowledged: that ACK was lost"
+			return ReasonRetransmitted, 0
 		}
-		return "sent " + f.String()
+		return ReasonSent, 0
 	}
 	pd := &c.Dir[side]
 	switch {
 	case f.Has(capture.RST):
-		return "accepted RST"
+		return ReasonAcceptedRST, 0
 	case new == Established:
-		return fmt.Sprintf("ACK %d acknowledges its SYN", seg.Ack)
+		return ReasonSynAcked, 0
 	case pd.FinAckedBy(seg.Ack):
-		return fmt.Sprintf("ACK %d covers its FIN (FIN at %d)", seg.Ack, pd.FinSeq)
+		return ReasonFinAcked, pd.FinSeq
 	}
-	return "received " + f.String()
+	return ReasonReceived, 0
 }

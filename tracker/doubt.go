@@ -166,7 +166,7 @@ func (d *connDoubt) observe(seg *capture.Segment, from Side, kind reassembly.Kin
 }
 
 // pack visits every field (see pack.go); usually all zero, behind one bit.
-func (d *connDoubt) pack(k *pack.Codec, in *pack.Interner) {
+func (d *connDoubt) pack(k *pack.Codec) {
 	if !k.Block(k.Enc && !d.zero()) {
 		if !k.Enc {
 			*d = connDoubt{forged: pack.GrowTo(d.forged, 0)}
@@ -206,7 +206,7 @@ func (d *connDoubt) pack(k *pack.Codec, in *pack.Interner) {
 		f := &d.forged[i]
 		pack.Uint(k, &f.packet)
 		pack.Uint(k, &f.named)
-		k.Dict(&f.why, in)
+		f.why.pack(k)
 		k.Bools(&f.accepted, &f.heard)
 	}
 	k.Bool(&d.reconnect)

@@ -72,9 +72,10 @@ type Endpoint struct {
 	State State
 	// Since is when it entered State (the packet, or the timer, that moved it).
 	Since time.Time
-	// Inferred is set when the wire did not show the state directly; Evidence says why.
+	// Inferred is set when the wire did not show the state directly; Evidence says why (as
+	// data: report.AppendEvidence writes it).
 	Inferred bool
-	Evidence string
+	Evidence Evidence
 	// Deadline is when the current state's timer fires (zero: no timer runs).
 	Deadline time.Time
 	// OS: its operating system, when per-endpoint profiles are on (Config.OS).

@@ -1,11 +1,6 @@
 package tracker
 
-import (
-	"fmt"
-	"strings"
-
-	"github.com/tcpstate/tcpstate/capture"
-)
+import "github.com/tcpstate/tcpstate/capture"
 
 // hostPrint is an endpoint's fingerprint as the tap sees it, learned from the packets it
 // certainly sent (all but RSTs, which are what it judges): its distance (the TTL or hop limit
@@ -48,7 +43,7 @@ func (p *hostPrint) learn(seg *capture.Segment) {
 type forgedRST struct {
 	packet   uint64
 	named    Side   // the endpoint it claims to come from
-	why      string // the misfits, in words a support engineer can check in Wireshark
+	why      Misfit // what does not fit: what a support engineer can check in Wireshark
 	accepted bool   // its receiver took it (sequence number acceptable)
 	heard    bool   // the named endpoint sent packets after it: it was not reset
 }
@@ -64,32 +59,33 @@ const minPrint = 2
 // default TTL); a middlebox sits at another distance. Timestamps and the IPv4 ID are named as
 // further evidence, but do not decide alone: a host answering a segment for which it has no
 // socket sends a RST without timestamps and with its own IP ID.
-func (c *Conn) judgeRST(seg *capture.Segment, from Side) (forged bool, why string) {
+func (c *Conn) judgeRST(seg *capture.Segment, from Side) (forged bool, why Misfit) {
 	p := &c.doubt.print[from]
 	if p.n < minPrint || p.ttlMixed || seg.TTL == p.ttl {
-		return false, ""
+		return false, Misfit{}
 	}
-	hop := "TTL"
+	m := Misfit{TTL: seg.TTL, HostTTL: p.ttl}
 	if seg.Src.Addr().Is6() {
-		hop = "hop limit"
+		m.Flags |= MisfitHopLimit
 	}
-	misfits := []string{fmt.Sprintf("%s %d at the tap, where that host's packets arrive with %d", hop, seg.TTL, p.ttl)}
 	if p.ts == p.n && seg.Opts.Has&capture.HasTimestamps == 0 {
-		misfits = append(misfits, "no timestamps, where it always sends them")
+		m.Flags |= MisfitNoTimestamps
 	}
 	if p.v4 >= minPrint && seg.Src.Addr().Is4() {
 		switch {
 		case p.ipidZero == p.v4 && seg.IPID != 0:
-			misfits = append(misfits, fmt.Sprintf("IP ID %d, where it always sends 0", seg.IPID))
+			m.Flags |= MisfitIPIDNotZero
+			m.IPID = seg.IPID
 		case p.ipidUp+1 >= p.v4 && seg.IPID-p.ipid > 16:
-			misfits = append(misfits, fmt.Sprintf("IP ID %d, where its packets count up from %d", seg.IPID, p.ipid))
+			m.Flags |= MisfitIPIDCounts
+			m.IPID, m.HostIPID = seg.IPID, p.ipid
 		}
 	}
-	return true, strings.Join(misfits, "; ")
+	return true, m
 }
 
 // noteForged records a forged RST (keeping the latest eight).
-func (c *Conn) noteForged(seg *capture.Segment, from Side, why string, accepted bool) {
+func (c *Conn) noteForged(seg *capture.Segment, from Side, why Misfit, accepted bool) {
 	f := forgedRST{packet: seg.Packet, named: from, why: why, accepted: accepted}
 	d := &c.doubt
 	if len(d.forged) >= 8 {

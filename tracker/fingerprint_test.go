@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -53,11 +52,12 @@ func TestJudgeRSTByTTL(t *testing.T) {
 		t.Fatalf("RST with another TTL: %v/%v (server inferred %v) %v, want CLOSED/ESTABLISHED?, middlebox-reset", forged.Client.State, forged.Server.State, forged.Server.Inferred, forged.Diagnoses)
 	}
 	for _, d := range forged.Diagnoses {
-		if d.ID == DiagMiddleboxReset && (d.Side != ClientSide || !strings.Contains(d.Detail, "TTL 64 at the tap, where that host's packets arrive with 63") || !strings.Contains(d.Detail, "no timestamps")) {
-			t.Errorf("middlebox-reset: side %v, detail %q", d.Side, d.Detail)
+		m := d.Detail.Misfit
+		if d.ID == DiagMiddleboxReset && (d.Side != ClientSide || d.Detail.N[0] != 6 || m.TTL != 64 || m.HostTTL != 63 || m.Flags&MisfitNoTimestamps == 0 || m.Flags&MisfitHopLimit != 0) {
+			t.Errorf("middlebox-reset: side %v, detail %+v, want packet 6, TTL 64 where the server's arrive with 63, no timestamps", d.Side, d.Detail)
 		}
 		if d.ID == DiagReset {
-			t.Errorf("a forged RST is not the server's reset: %q", d.Detail)
+			t.Errorf("a forged RST is not the server's reset: %+v", d.Detail)
 		}
 	}
 	if m := run(64, true); m.HasDiagnosis(DiagMiddleboxReset) {

@@ -53,7 +53,7 @@ func TestMayInferCoversInference(t *testing.T) {
 			ep.State = states[rng.IntN(len(states))]
 			ep.Inferred = rng.IntN(4) == 0
 			if ep.Inferred {
-				ep.Evidence = "earlier"
+				ep.Evidence = Evidence{Kind: EvidenceAckLost} // what an earlier evaluation said
 			}
 			c.finInferred[s] = rng.IntN(8) == 0
 			if rng.IntN(8) == 0 {
@@ -68,8 +68,8 @@ func TestMayInferCoversInference(t *testing.T) {
 			continue
 		}
 		skipped++
-		if inf, ev := c.inference(side, s, viaTimer); inf || ev != "" {
-			t.Fatalf("mayInfer false, but inference says %v %q for %+v side %v state %v", inf, ev, c, side, s)
+		if inf, ev := c.inference(side, s, viaTimer); inf || ev != (Evidence{}) {
+			t.Fatalf("mayInfer false, but inference says %v %+v for %+v side %v state %v", inf, ev, c, side, s)
 		}
 	}
 	if skipped < 10000 || asked < 10000 {

@@ -18,8 +18,6 @@ func (c *Conn) OneSided() (missing Side, ok bool) {
 	return 0, false
 }
 
-const oneSidedEvidence = "one-sided capture: the peer's packets were not captured (a filter such as 'dst port 80', or an asymmetric tap); the state is a guess from one direction"
-
 // markOneSided, at the end of diagnose, keeps only the diagnoses that the captured side's own
 // packets prove (a RST or a zero window it sent, and the notes about the 4-tuple), says once
 // on the connection that the capture is one-sided (a capture-gap note), and marks both states
@@ -42,12 +40,10 @@ func (c *Conn) markOneSided() {
 		}
 	}
 	c.Diagnoses = keep
-	c.addDiag(Diagnosis{ID: DiagCaptureGap, Side: m,
-		Detail: "one-sided capture: no packet from the " + m.String() + " was captured, though the " + seen.String() +
-			" acknowledged what it sent (a filter such as 'dst port 80', or an asymmetric tap); both states are inferred"})
+	c.addDiag(diag(m, Detail{Kind: DetailOneSided}))
 	for _, ep := range []*Endpoint{&c.Client, &c.Server} {
 		if !ep.Inferred {
-			ep.Inferred, ep.Evidence = true, oneSidedEvidence
+			ep.Inferred, ep.Evidence = true, Evidence{Kind: EvidenceOneSided}
 		}
 	}
 }

@@ -53,7 +53,7 @@ func TestOneSidedCapture(t *testing.T) {
 				case (d.ID == DiagReset || d.ID == DiagZeroWindow) && d.Side == 1-tc.missing:
 				case d.ID == DiagPortReused || d.ID == DiagIdle || d.ID == DiagMidstream:
 				default:
-					t.Errorf("%s: #%d: %s (%s) needs the direction the capture does not show: %s", tc.filter, c.ID, d.ID, d.Side, d.Detail)
+					t.Errorf("%s: #%d: %s (%s) needs the direction the capture does not show: %+v", tc.filter, c.ID, d.ID, d.Side, d.Detail)
 				}
 			}
 			if !gap {

@@ -18,18 +18,6 @@ type EndpointOS struct {
 // Inferred reports whether the family was inferred from the endpoint's packets.
 func (o *EndpointOS) Inferred() bool { return !o.Forced && o.Family != osfp.Unknown }
 
-// Evidence says why the endpoint has its family.
-func (o *EndpointOS) Evidence() string {
-	if o.Forced {
-		return "set by --os"
-	}
-	_, why := osfp.Classify(o.Facts)
-	if ev := o.Facts.Evidence(); ev != "" {
-		return why + ": " + ev
-	}
-	return "no packet from it"
-}
-
 // familyProfiles: the profile of each family; Unknown is the tracker's own (Config.Profile).
 var familyProfiles = [...]string{osfp.Linux: "linux", osfp.Windows: "windows", osfp.BSD: "bsd", osfp.MacOS: "macos"}
 

@@ -44,7 +44,7 @@ func (c *Conn) Pack(k *pack.Codec, in *pack.Interner) {
 	c.Dir[0].Pack(k, &seqs[0], &seqs[1])
 	c.Dir[1].Pack(k, &seqs[1], &seqs[0])
 	c.Zeek.Pack(k, in, &seqs)
-	k.Dict(&c.EndedBy, in)
+	pack.Uint(k, &c.EndedBy)
 	for i := range 2 {
 		k.Dur(&c.rtt[i])
 		pack.Stamp(k, &c.synTime[i])
@@ -53,7 +53,7 @@ func (c *Conn) Pack(k *pack.Codec, in *pack.Interner) {
 	k.Bool(&c.done)
 	k.Time(&c.AsOf)
 	c.packRare(k, in)
-	c.doubt.pack(k, in)
+	c.doubt.pack(k)
 }
 
 // packRare visits the fields of a connection that are usually zero, behind one bit.
@@ -82,9 +82,11 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 	}
 	for i := range n {
 		d := &c.Diagnoses[i]
-		k.Dict(&d.ID, in)
 		pack.Uint(k, &d.Side)
-		k.Dict(&d.Detail, in)
+		d.Detail.pack(k)
+		if !k.Enc {
+			d.ID = d.Detail.Kind.ID() // a diagnosis is its detail's kind's (diag)
+		}
 	}
 	pack.Uint(k, &c.Tunnel)
 	k.Dict(&c.TunnelSrc, in)
@@ -101,7 +103,7 @@ func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 		r := &c.rstNotes[i]
 		pack.Uint(k, &r.from)
 		k.Bools(&r.accepted, &r.wantChallenge)
-		k.Dict(&r.verdict, in)
+		pack.Uint(k, &r.verdict)
 		pack.Stamp(k, &r.t)
 		pack.Uint(k, &r.packet)
 		k.Seq(&r.rcvNxt)
@@ -113,7 +115,11 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 	pack.Uint(k, &ep.State)
 	k.Time(&ep.Since)
 	k.Bool(&ep.Inferred)
-	k.Dict(&ep.Evidence, in)
+	if k.Block(k.Enc && ep.Evidence != Evidence{}) {
+		ep.Evidence.pack(k)
+	} else if !k.Enc {
+		ep.Evidence = Evidence{}
+	}
 	k.Time(&ep.Deadline)
 	ep.OS.pack(k)
 	e := &ep.ev
@@ -162,4 +168,42 @@ func (ep *Endpoint) pack(k *pack.Codec, in *pack.Interner) {
 		e.synAckPending, e.finAckPending, e.midstream, e.replaced = 0, 0, false, false
 		e.prevFINGap, e.tReset, e.prevSYNGap = 0, 0, 0
 	}
+}
+
+// pack visits every fact of a diagnosis's detail (varints; a zero fact costs a bit). The kind
+// and its first number come first; the rest, which most kinds leave zero (a SYN flood's
+// detail is a count of SYNs), sit behind one bit.
+func (d *Detail) pack(k *pack.Codec) {
+	pack.Uint(k, &d.Kind)
+	pack.Uint(k, &d.N[0])
+	if k.Block(k.Enc && (d.State != 0 || d.Verdict != 0 || d.Misfit != Misfit{} || d.N[1] != 0 ||
+		d.N[2] != 0 || d.D != 0 || d.At != 0)) {
+		pack.Uint(k, &d.State)
+		pack.Uint(k, &d.Verdict)
+		d.Misfit.pack(k)
+		pack.Uint(k, &d.N[1])
+		pack.Uint(k, &d.N[2])
+		pack.Int(k, &d.D)
+		pack.Stamp(k, &d.At) // near the connection's other times
+	} else if !k.Enc {
+		d.State, d.Verdict, d.Misfit, d.N[1], d.N[2], d.D, d.At = 0, 0, Misfit{}, 0, 0, 0, 0
+	}
+}
+
+// pack visits every fact of an endpoint's evidence.
+func (e *Evidence) pack(k *pack.Codec) {
+	pack.Uint(k, &e.Kind)
+	pack.Uint(k, &e.State)
+	e.Misfit.pack(k)
+	pack.Uint(k, &e.Count)
+	pack.Uint(k, &e.Packet)
+	pack.Int(k, &e.D)
+}
+
+func (m *Misfit) pack(k *pack.Codec) {
+	pack.Uint(k, &m.TTL)
+	pack.Uint(k, &m.HostTTL)
+	pack.Uint(k, &m.Flags)
+	pack.Uint(k, &m.IPID)
+	pack.Uint(k, &m.HostIPID)
 }

@@ -1,9 +1,12 @@
 // Package tracker is the TCP engine: the two endpoint state machines of a connection (the
 // evidence each endpoint's packets give, and derive, one table from evidence to state), the
 // RST rules, the timer profiles of each OS and the diagnoses. It keeps no flow table (package
-// flowtable finds the connection a segment belongs to and hands it here) and writes no
-// sentences for the table (package report does). It reads time only from segments or from its
-// caller, never from the wall clock, so a capture replays the same way every time.
+// flowtable finds the connection a segment belongs to and hands it here) and no wording: a
+// diagnosis, the evidence for an inferred state, an event's reason, how a connection ended and
+// a RST's verdict leave it as data, a kind and the facts (packets, counts, times, sides, states;
+// facts.go), and package report writes the sentences. Its only words are the errors for a bad
+// --os, --names or state name. It reads time only from segments or from its caller, never from
+// the wall clock, so a capture replays the same way every time.
 package tracker
 
 import (

@@ -1,8 +1,9 @@
 package tracker
 
 import (
-	"fmt"
 	"time"
+
+	"github.com/tcpstate/tcpstate/capture"
 )
 
 // Sockets that die without a packet, and packets that have not arrived yet.
@@ -95,9 +96,9 @@ func (c *Conn) inFlight(side Side, t, now stamp) bool {
 // is no event: the packet's effect is still to come), a RST forged in its name or lost on a dead path. why,
 // when set, is the evidence for the revised (inferred) state.
 func (c *Conn) reconsider(side Side, at, flightAt stamp, p *Profile, lastPacket stamp,
-	s State, since stamp, viaTimer bool, deadline stamp) (State, stamp, bool, stamp, string, bool) {
+	s State, since stamp, viaTimer bool, deadline stamp) (State, stamp, bool, stamp, Evidence, bool) {
 	ep := c.endpoint(side)
-	why, unseen := "", false
+	why, unseen := Evidence{}, false
 	if flightAt != 0 {
 		e := &ep.ev
 		masked := false
@@ -125,31 +126,29 @@ func (c *Conn) reconsider(side Side, at, flightAt stamp, p *Profile, lastPacket 
 			*e = saved
 			if s2 != s {
 				s, since, viaTimer, deadline, unseen = s2, since2, via2, dl2, true
-				why = fmt.Sprintf("a packet towards it passed the tap less than its one-way time (%s, half the round trip from the tap) before this instant: not arrived yet",
-					c.oneWay(side).Round(time.Millisecond))
+				why = Evidence{Kind: EvidenceInFlight, D: c.oneWay(side)}
 				if arrived {
-					why = fmt.Sprintf("the peer's FIN passed the tap more than its one-way time (%s, half the round trip from the tap) before this instant: arrived, though its ACK cannot be back yet",
-						c.oneWay(side).Round(time.Millisecond))
+					why.Kind = EvidenceFINArrived
 				}
 			}
 		}
 	}
 	if s.Open() {
 		if t, how := c.diedAt(side, at); t != 0 {
-			what := "retransmissions"
+			what := EvidenceRtxGaveUp
 			if how == DiagKeepaliveTimeout {
-				what = "keepalive probes"
+				what = EvidenceKeepaliveGaveUp
 			}
-			return Closed, t, true, 0, fmt.Sprintf("its %s went unanswered and it was silent well past the next one due: its stack gave up (no packet shows it)", what), false
+			return Closed, t, true, 0, Evidence{Kind: what}, false
 		}
 	}
-	if why == "" && s.Open() {
+	if why.Kind == EvidenceNone && s.Open() {
 		if n, last := c.unanswered(side, at); n > 0 {
-			why = fmt.Sprintf("its last %d retransmissions or probes (the last is packet %d) went unanswered and it has been silent since: if its stack gave up when the next one was due, it is CLOSED already", n, last)
+			why = Evidence{Kind: EvidenceUnanswered, Count: uint32(n), Packet: last}
 		} else if f := c.doubt.forgedAs(side); f != nil && !ep.ev.sentRST {
-			why = fmt.Sprintf("a middlebox forged a RST in its name (packet %d: %s); it never sent it, and whether the middlebox also reset it is not on the wire", f.packet, f.why)
+			why = Evidence{Kind: EvidenceForgedAs, Packet: f.packet, Misfit: f.why}
 		} else if n := c.doubt.lostRST[1-side]; n != 0 && !ep.ev.gotRST {
-			why = fmt.Sprintf("the peer's RST (packet %d) followed %d unanswered probe(s) or retransmission(s): the path towards it was not delivering, so the RST is taken as lost", n, c.doubt.lostRSTProbes[1-side])
+			why = Evidence{Kind: EvidenceLostRST, Packet: n, Count: uint32(c.doubt.lostRSTProbes[1-side])}
 		}
 	}
 	return s, since, viaTimer, deadline, why, unseen
@@ -160,39 +159,32 @@ func (c *Conn) reconsider(side Side, at, flightAt stamp, p *Profile, lastPacket 
 func (c *Conn) diagnoseDoubts(now stamp) {
 	d := &c.doubt
 	for _, f := range d.forged {
-		fooled := 1 - f.named
-		named := c.endpoint(f.named)
-		what := "reset the " + fooled.String() + " " + c.endpoint(fooled).Addr.String()
+		kind := DetailForgedReset
 		if !f.accepted {
-			what = "was not accepted by the " + fooled.String()
+			kind = DetailForgedIgnored
 		}
-		c.addDiag(Diagnosis{ID: DiagMiddleboxReset, Side: fooled,
-			Detail: fmt.Sprintf("RST as from %s (packet %d) was forged on the path: %s. It %s; the %s never sent it (%s as far as the wire shows)",
-				named.Addr.Addr(), f.packet, f.why, what, f.named, named.State)})
+		c.addDiag(diag(1-f.named, Detail{Kind: kind, State: c.endpoint(f.named).State, Misfit: f.why,
+			N: [3]uint64{f.packet}}))
 	}
 	for side := ClientSide; side <= ServerSide; side++ {
 		ep, peer := c.endpoint(side), c.endpoint(1-side)
 		if t, how := c.diedAt(side, now); t != 0 && ep.State == Closed {
 			if how == DiagRetransmissionTimeout {
 				r := &d.rtx[side]
-				c.addDiag(Diagnosis{ID: how, Side: side, Detail: fmt.Sprintf(
-					"%s %s retransmitted %d time(s) (packets %d to %d, last backoff %s) with no answer, then fell silent: its stack gave up about %s; the %s, %s, never heard (half-open)",
-					side, ep.Addr, r.n, r.firstPkt, r.lastPkt, r.gap.Round(time.Millisecond), t.time().Format(time.RFC3339Nano), 1-side, peer.State)})
+				c.addDiag(diag(side, Detail{Kind: DetailRtxTimeout, State: peer.State,
+					N: [3]uint64{uint64(r.n), r.firstPkt, r.lastPkt}, D: r.gap, At: capture.Time(t)}))
 			} else {
 				k := &d.ka[side]
-				c.addDiag(Diagnosis{ID: how, Side: side, Detail: fmt.Sprintf(
-					"%s %s sent %d keepalive probe(s) (the last is packet %d, every %s) with no answer, then fell silent: its stack gave up about %s; the %s, %s, never heard (half-open)",
-					side, ep.Addr, k.n, k.lastPkt, k.gap.Round(time.Millisecond), t.time().Format(time.RFC3339Nano), 1-side, peer.State)})
+				c.addDiag(diag(side, Detail{Kind: DetailKeepaliveTimeout, State: peer.State,
+					N: [3]uint64{uint64(k.n), k.lastPkt}, D: k.gap, At: capture.Time(t)}))
 			}
 		}
 		if n := d.lostRST[side]; n != 0 {
-			how, what := DiagRetransmissionTimeout, "retransmission(s)"
+			kind := DetailRtxLostRST
 			if d.ka[side].n > 0 {
-				how, what = DiagKeepaliveTimeout, "keepalive probe(s)"
+				kind = DetailKeepaliveLostRST
 			}
-			c.addDiag(Diagnosis{ID: how, Side: side, Detail: fmt.Sprintf(
-				"%s %s gave up after %d unanswered %s and reset the connection (packet %d); the path was not delivering, so the %s most likely never got the RST (%s, half-open)",
-				side, ep.Addr, d.lostRSTProbes[side], what, n, 1-side, peer.State)})
+			c.addDiag(diag(side, Detail{Kind: kind, State: peer.State, N: [3]uint64{uint64(d.lostRSTProbes[side]), n}}))
 		}
 	}
 }

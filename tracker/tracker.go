@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -24,7 +23,10 @@ type Event struct {
 	Flags  capture.Flags
 	Seq    capture.Seq
 	Ack    capture.Seq
-	Reason string
+	// Reason is why it changed, as data (report.AppendReason writes it); FinSeq is the FIN
+	// the packet's ACK covers (ReasonFinAcked).
+	Reason Reason
+	FinSeq capture.Seq
 }
 
 // Config sets up a Tracker.
@@ -47,8 +49,7 @@ type Tracker struct {
 	cfg Config
 	// clock is the capture's clock as the caller advanced it (Advance): the latest segment
 	// time, which tells the end of the input from an earlier instant asked for (--at).
-	clock   time.Time
-	details detailCache // the flood details last written (diagnose)
+	clock time.Time
 	// osProfiles: the profile of each OS family, when Config.OS is active (os.go).
 	osProfiles []Profile
 }
@@ -101,11 +102,11 @@ func (t *Tracker) Evaluate(c *Conn, now time.Time) {
 	if !c.done {
 		t.settle(c, now, nil, [2]State{c.Client.State, c.Server.State})
 	}
-	c.diagnose(now, &t.cfg.Profile, &t.details)
+	c.diagnose(now, &t.cfg.Profile)
 }
 
 // Rediagnose recomputes c's diagnoses as of now, leaving its states as they are.
-func (t *Tracker) Rediagnose(c *Conn, now time.Time) { c.diagnose(now, &t.cfg.Profile, &t.details) }
+func (t *Tracker) Rediagnose(c *Conn, now time.Time) { c.diagnose(now, &t.cfg.Profile) }
 
 // EvaluateCopy brings c, a copy of a connection (a snapshot), up to instant at without telling
 // OnEvent (a copy's timers are not the run's events), and reports whether it is still open
@@ -116,7 +117,7 @@ func (t *Tracker) EvaluateCopy(c *Conn, at time.Time) bool {
 	if !c.done && at.After(c.LastSeen) {
 		t.settle(c, at, nil, [2]State{c.Client.State, c.Server.State})
 	}
-	c.diagnose(at, &t.cfg.Profile, &t.details)
+	c.diagnose(at, &t.cfg.Profile)
 	c.AsOf = at
 	t.cfg.OnEvent = onEvent
 	return c.Open()
@@ -171,7 +172,7 @@ func (t *Tracker) Link(old, c *Conn, seg *capture.Segment) {
 	c.Reuses = old.ID
 	old.ReusedBy = c.ID
 	t.supersede(old, seg)
-	c.addDiag(Diagnosis{ID: DiagPortReused, Side: ClientSide, Detail: portReusedDetail(old.ID)})
+	c.addDiag(diag(ClientSide, Detail{Kind: DetailPortReused, N: [3]uint64{old.ID}}))
 }
 
 // Recycle empties c for a new connection, keeping the buffers it grew (Zeek rows, diagnoses),
@@ -195,7 +196,7 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 		ep := c.endpoint(side)
 		p := t.profileOf(ep)
 		s, when, viaTimer, deadline := ep.evaluateTimer(at, p, lastPacket)
-		why, unseen := "", false
+		why, unseen := Evidence{}, false
 		if c.doubt.active() || seg == nil {
 			flightAt := stamp(0)
 			if seg == nil {
@@ -213,14 +214,13 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 		if c.mayInfer(side, viaTimer) {
 			ep.Inferred, ep.Evidence = c.inference(side, s, viaTimer)
 		} else {
-			ep.Inferred, ep.Evidence = false, ""
+			ep.Inferred, ep.Evidence = false, Evidence{}
 		}
-		if why != "" {
+		if why.Kind != EvidenceNone {
 			ep.Inferred, ep.Evidence = true, why
 		}
 		if !ep.Inferred && s == FinWait2 && at.sub(when) >= p.FinWait2Orphan {
-			ep.Inferred, ep.Evidence = true, fmt.Sprintf("FIN_WAIT_2 for over %s: gone by now if its application called close(), still there after shutdown() alone; the wire cannot tell which",
-				p.FinWait2Orphan)
+			ep.Inferred, ep.Evidence = true, Evidence{Kind: EvidenceOrphan, D: p.FinWait2Orphan}
 		}
 		if s == before[side] {
 			continue
@@ -233,25 +233,13 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 		ev := Event{Time: now, ConnID: c.ID, Side: side, Addr: ep.Addr, Old: before[side], New: s}
 		if viaTimer {
 			ev.Time = since
-			ev.Reason = timerReason(before[side])
+			ev.Reason = ReasonTimer // the timer of ev.Old
 		} else if seg != nil {
 			ev.File, ev.Packet, ev.Flags, ev.Seq, ev.Ack = seg.File, seg.Packet, seg.Flags, seg.Seq, seg.Ack
-			ev.Reason = c.reason(seg, side, before[side], s)
+			ev.Reason, ev.FinSeq = c.reason(seg, side, before[side], s)
 		}
 		t.cfg.OnEvent(ev)
 	}
-}
-
-func timerReason(old State) string {
-	switch old {
-	case TimeWait:
-		return "TIME_WAIT timer expired (2·MSL)"
-	case SynSent:
-		return "connect() gave up: SYN retries exhausted"
-	case SynReceived:
-		return "SYN-ACK retries exhausted: half-open connection dropped"
-	}
-	return "timer expired"
 }
 
 // StartsNewInstance: a SYN with a new initial sequence number on a known 4-tuple is a new
@@ -289,12 +277,12 @@ func (t *Tracker) supersede(c *Conn, seg *capture.Segment) {
 			if t.cfg.OnEvent != nil {
 				t.cfg.OnEvent(Event{Time: seg.Time, ConnID: c.ID, Side: side, Addr: ep.Addr, Old: old, New: Closed,
 					File: seg.File, Packet: seg.Packet, Flags: seg.Flags, Seq: seg.Seq, Ack: seg.Ack,
-					Reason: "a new SYN reuses the 4-tuple: the old socket is gone"})
+					Reason: ReasonReplaced})
 			}
 		}
 	}
 	c.done = true
-	c.diagnose(seg.Time, &t.cfg.Profile, &t.details)
+	c.diagnose(seg.Time, &t.cfg.Profile)
 }
 
 // Start sets up c (a zero or recycled Conn), numbered id, for its first segment seg: which
@@ -326,8 +314,7 @@ func (t *Tracker) Start(c *Conn, seg *capture.Segment, id uint64) {
 	if c.Midstream {
 		c.Client.ev.midstream, c.Server.ev.midstream = true, true
 		c.Client.State, c.Server.State = Established, Established
-		c.addDiag(Diagnosis{ID: DiagMidstream, Side: BothSides,
-			Detail: "handshake not captured: states inferred from the first packets"})
+		c.addDiag(diag(BothSides, Detail{Kind: DetailMidstream}))
 	} else if c.RoleInferred {
 		// A SYN-ACK first: the client must have sent the SYN the capture missed.
 		c.Client.ev.sentSYN = true
@@ -364,17 +351,13 @@ func likelyServer(src, dst netip.AddrPort) bool {
 	return false // neither: the first speaker is the client
 }
 
-func portReusedDetail(old uint64) string {
-	return fmt.Sprintf("4-tuple reused: connection #%d had it before", old)
-}
-
 // Renumber gives c its final ID, and those of the instances before and after it on its
 // 4-tuple: a parallel run numbers connections once it knows their order (package run).
 func (c *Conn) Renumber(id, reuses, reusedBy uint64) {
 	c.ID, c.Reuses, c.ReusedBy = id, reuses, reusedBy
 	for i := range c.Diagnoses {
 		if c.Diagnoses[i].ID == DiagPortReused {
-			c.Diagnoses[i].Detail = portReusedDetail(reuses)
+			c.Diagnoses[i].Detail.N[0] = reuses
 		}
 	}
 }

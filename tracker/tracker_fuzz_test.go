@@ -100,7 +100,7 @@ func fuzzSeq(mode uint8, arg uint32, d *reassembly.Direction) uint32 {
 type connSnapshot struct {
 	Client, Server Endpoint
 	Diagnoses      []Diagnosis
-	EndedBy        string
+	EndedBy        Ending
 	Zeek           []zeek.Row
 	ZeekState      string
 }
@@ -232,8 +232,8 @@ func checkTracker(t *testing.T, tr *testTable, n uint64, events []Event) {
 			if ep.State != last[key{c.ID, side}] {
 				t.Fatalf("connection %d %v: state %v, events left it %v", c.ID, side, ep.State, last[key{c.ID, side}])
 			}
-			if ep.Inferred != (ep.Evidence != "") {
-				t.Fatalf("connection %d %v: inferred %v with evidence %q", c.ID, side, ep.Inferred, ep.Evidence)
+			if ep.Inferred != (ep.Evidence.Kind != EvidenceNone) {
+				t.Fatalf("connection %d %v: inferred %v with evidence %+v", c.ID, side, ep.Inferred, ep.Evidence)
 			}
 		}
 		if c.Client.Addr == c.Server.Addr && c.Client.Addr != fuzzTuples[4][0] {
@@ -241,8 +241,8 @@ func checkTracker(t *testing.T, tr *testTable, n uint64, events []Event) {
 		}
 		seen := map[string]bool{}
 		for _, d := range c.Diagnoses {
-			if seen[d.ID] || !knownDiagID(d.ID) || d.Side > BothSides || d.Detail == "" {
-				t.Fatalf("connection %d: diagnosis %+v (duplicate, unknown or empty)", c.ID, d)
+			if seen[d.ID] || !knownDiagID(d.ID) || d.Side > BothSides || d.Detail.Kind == DetailNone || d.Detail.Kind.ID() != d.ID {
+				t.Fatalf("connection %d: diagnosis %+v (duplicate, unknown, empty or of another)", c.ID, d)
 			}
 			seen[d.ID] = true
 		}

@@ -253,14 +253,14 @@ func TestChallengeACKRecognised(t *testing.T) {
 		pkt{false, 41 * ms, A, 501, 111, 0},   // the server's challenge ACK at its RCV.NXT
 	))
 	want(t, tr, 1, Established, Established, DiagRstIgnored)
-	var detail string
+	var detail Detail
 	for _, d := range tr.Conns()[0].Diagnoses {
 		if d.ID == DiagRstIgnored {
 			detail = d.Detail
 		}
 	}
-	if !strings.Contains(detail, "challenge ACK (packet 6") {
-		t.Errorf("challenge ACK not recognised: %q", detail)
+	if detail.Kind != DetailRstIgnored || detail.Verdict != VerdictChallenged || detail.N[0] != 5 || detail.N[1] != 6 {
+		t.Errorf("challenge ACK (packet 6) to the RST (packet 5) not recognised: %+v", detail)
 	}
 }
 
@@ -274,8 +274,8 @@ func TestFinWait2PastOrphanTimeoutIsInferred(t *testing.T) {
 		t.Fatalf("right after the close: %v inferred=%v", c.Client.State, c.Client.Inferred)
 	}
 	tr.Finish(t0.Add(2 * time.Minute))
-	if c.Client.State != FinWait2 || !c.Client.Inferred || !strings.Contains(c.Client.Evidence, "shutdown()") {
-		t.Errorf("two minutes later: %v inferred=%v %q", c.Client.State, c.Client.Inferred, c.Client.Evidence)
+	if c.Client.State != FinWait2 || !c.Client.Inferred || c.Client.Evidence != (Evidence{Kind: EvidenceOrphan, D: time.Minute}) {
+		t.Errorf("two minutes later: %v inferred=%v %+v, want FIN_WAIT_2 past the linux profile's orphan timeout (1m)", c.Client.State, c.Client.Inferred, c.Client.Evidence)
 	}
 }
 

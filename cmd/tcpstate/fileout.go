@@ -11,6 +11,7 @@ import (
 	"github.com/tcpstate/tcpstate/capture"
 	"github.com/tcpstate/tcpstate/flowtable"
 	"github.com/tcpstate/tcpstate/reassembly"
+	"github.com/tcpstate/tcpstate/report"
 	"github.com/tcpstate/tcpstate/tracker"
 )
 
@@ -87,7 +88,7 @@ func (a *annotations) attach(cfg *flowtable.Config) {
 			return // a timer: no packet to write it on
 		}
 		k := packetKey(e.File, e.Packet)
-		a.byPkt[k] = append(a.byPkt[k], fmt.Sprintf("%s %s → %s", e.Side, e.Old.Name(a.names), e.New.Name(a.names)))
+		a.byPkt[k] = append(a.byPkt[k], report.ChangeComment(&e, a.names))
 	}
 	cfg.OnSegment = func(c *tracker.Conn, seg *capture.Segment, kind reassembly.Kind) {
 		if prevSeg != nil {
@@ -106,11 +107,11 @@ func (a *annotations) attach(cfg *flowtable.Config) {
 		case seg.Window == 0 && !was:
 			a.zeroed[c.ID] |= bit
 			k := packetKey(seg.File, seg.Packet)
-			a.byPkt[k] = append(a.byPkt[k], "zero-window: "+side.String())
+			a.byPkt[k] = append(a.byPkt[k], report.WindowComment(side, true))
 		case seg.Window != 0 && was:
 			a.zeroed[c.ID] &^= bit
 			k := packetKey(seg.File, seg.Packet)
-			a.byPkt[k] = append(a.byPkt[k], "window reopened: "+side.String())
+			a.byPkt[k] = append(a.byPkt[k], report.WindowComment(side, false))
 		}
 	}
 }

@@ -104,7 +104,7 @@ func (f *failOnSink) Finished(c *tracker.Conn) {
 			f.n++
 			if f.limit == 0 || len(f.found) < f.limit {
 				f.found = append(f.found, fmt.Sprintf("  #%d %s -> %s: %s (%s): %s", c.ID,
-					report.AddrPort(c.Client.Addr), report.AddrPort(c.Server.Addr), d.ID, d.Side, d.Detail))
+					report.AddrPort(c.Client.Addr), report.AddrPort(c.Server.Addr), d.ID, d.Side, report.DetailText(c, &d)))
 			}
 		}
 	}
