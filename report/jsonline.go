@@ -32,7 +32,8 @@ type JSONLine struct {
 	// osJSON: the "os"... fields of the endpoints written so far, by what they were made from
 	// (a capture has few distinct stacks; see osFields).
 	osJSON    map[tracker.EndpointOS][]byte
-	osScratch []byte // a set of os fields not kept in osJSON (it is full)
+	osScratch []byte    // a set of os fields not kept in osJSON (it is full)
+	osLast    [2]osMemo // the latest of osJSON used for a client [0] and a server [1]
 }
 
 // NewJSONLine returns a writer of JSON lines for options o.
@@ -45,9 +46,9 @@ func (j *JSONLine) Append(b []byte, c *tracker.Conn) []byte {
 	b = append(b, `{"id":`...)
 	b = strconv.AppendUint(b, c.ID, 10)
 	b = append(b, `,"client":`...)
-	b = j.endpoint(b, &c.Client, now)
+	b = j.endpoint(b, &c.Client, tracker.ClientSide, now)
 	b = append(b, `,"server":`...)
-	b = j.endpoint(b, &c.Server, now)
+	b = j.endpoint(b, &c.Server, tracker.ServerSide, now)
 	b = append(b, `,"first_seen":`...)
 	b = j.time(b, c.FirstSeen)
 	b = append(b, `,"last_seen":`...)
@@ -128,7 +129,7 @@ func (j *JSONLine) Append(b []byte, c *tracker.Conn) []byte {
 	return append(b, "}\n"...)
 }
 
-func (j *JSONLine) endpoint(b []byte, ep *tracker.Endpoint, now time.Time) []byte {
+func (j *JSONLine) endpoint(b []byte, ep *tracker.Endpoint, side tracker.Side, now time.Time) []byte {
 	b = append(b, `{"ip":`...)
 	at := len(b)
 	b = append(b, '"')
@@ -159,7 +160,7 @@ func (j *JSONLine) endpoint(b []byte, ep *tracker.Endpoint, now time.Time) []byt
 		b = append(b, `,"timer_left":`...)
 		b = appendSeconds(b, ep.Deadline.Sub(now))
 	}
-	b = append(b, j.osFields(&ep.OS, ep)...)
+	b = append(b, j.osFields(&ep.OS, ep, side)...)
 	return append(b, '}')
 }
 
