@@ -59,11 +59,11 @@ type Conn struct {
 
 	rtt         [2]time.Duration // tap↔endpoint round trip, measured on the handshake
 	finInferred [2]bool          // a side's FIN was inferred from the peer's ACK, never captured
-	synTime     [2]stamp
+	synTime     [2]capture.Time
 	rstNotes    []rstNote
-	zwSince     [2]stamp // when each side's zero window began (unset: none now)
+	zwSince     [2]capture.Time // when each side's zero window began (unset: none now)
 	zwLong      [2]time.Duration
-	lastData    stamp
+	lastData    capture.Time
 	done        bool
 	doubt       connDoubt // where the wire may lie: fingerprints, silent deaths (issue 14)
 
@@ -81,7 +81,7 @@ type rstNote struct {
 	from     Side
 	accepted bool
 	verdict  Verdict
-	t        stamp
+	t        capture.Time
 	packet   uint64
 	// An in-window but inexact RST draws a challenge ACK from its receiver (RFC 5961 §3.2):
 	// a pure ACK carrying the receiver's RCV.NXT. wantChallenge is that number; challenge the
@@ -128,7 +128,7 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 		return kind
 	}
 	t := seg.Time
-	ts := stampOf(t)
+	ts := capture.TimeOf(t)
 	c.LastSeen = t
 	c.Packets++
 	c.DirPackets[from]++
@@ -144,15 +144,15 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 	ack := seg.Ack
 
 	// Round trips between the tap and each endpoint, from the handshake.
-	if f.Has(capture.SYN) && !f.Has(capture.ACK) && c.synTime[from].isZero() {
+	if f.Has(capture.SYN) && !f.Has(capture.ACK) && c.synTime[from].IsZero() {
 		c.synTime[from] = ts
 	}
-	if f.Has(capture.SYN|capture.ACK) && c.rtt[from] == 0 && !c.synTime[to].isZero() {
-		c.rtt[from] = ts.sub(c.synTime[to])
+	if f.Has(capture.SYN|capture.ACK) && c.rtt[from] == 0 && !c.synTime[to].IsZero() {
+		c.rtt[from] = ts.Sub(c.synTime[to])
 		c.synTime[from] = ts
 	}
-	if !f.Has(capture.SYN) && f.Has(capture.ACK) && c.rtt[from] == 0 && !c.synTime[to].isZero() && rd.SynAckedBy(ack) {
-		c.rtt[from] = ts.sub(c.synTime[to])
+	if !f.Has(capture.SYN) && f.Has(capture.ACK) && c.rtt[from] == 0 && !c.synTime[to].IsZero() && rd.SynAckedBy(ack) {
+		c.rtt[from] = ts.Sub(c.synTime[to])
 	}
 
 	if f.Has(capture.RST) {
@@ -163,7 +163,7 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 	c.noteChallengeACK(seg, ts, from)
 
 	// A live packet from an endpoint that supposedly accepted a RST: the RST never took.
-	if s.ev.gotRST && ts.sub(s.ev.tReset) > c.slack(from) {
+	if s.ev.gotRST && ts.Sub(s.ev.tReset) > c.slack(from) {
 		s.ev.gotRST = false
 		c.noteRSTIgnored(from)
 	}
@@ -207,14 +207,14 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 			if r.ev.synAckLost < 2 {
 				r.ev.synAcked, r.ev.tSynAcked = true, ts
 				c.doubt.synAckBy[to] = ts // the peer's ACK, assumed delivered (inflight)
-			} else if r.ev.synAckPending.isZero() {
+			} else if r.ev.synAckPending.IsZero() {
 				r.ev.synAckPending = ts
 			}
 		}
 		if coversFIN && !r.ev.finAcked {
 			if r.ev.finAckLost < 2 {
 				r.ev.finAcked, r.ev.tFinAcked = true, ts
-			} else if r.ev.finAckPending.isZero() {
+			} else if r.ev.finAckPending.IsZero() {
 				r.ev.finAckPending, r.ev.tFinAcked = ts, ts
 			}
 		}
@@ -244,8 +244,8 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 			}
 			s.ev.lastFIN = ts
 		} else if kind == reassembly.Retransmission {
-			s.ev.prevFINGap, s.ev.lastFIN = ts.sub(s.ev.lastFIN), ts
-			if (s.ev.finAcked || !s.ev.finAckPending.isZero()) && ts.sub(s.ev.tFinAckLast) > c.slack(from) {
+			s.ev.prevFINGap, s.ev.lastFIN = ts.Sub(s.ev.lastFIN), ts
+			if (s.ev.finAcked || !s.ev.finAckPending.IsZero()) && ts.Sub(s.ev.tFinAckLast) > c.slack(from) {
 				// FIN retransmitted well after the peer's latest ACK of it: that ACK never arrived.
 				s.ev.finAcked, s.ev.finAckPending = false, 0
 				s.ev.finAckLost++
@@ -255,7 +255,7 @@ func (c *Conn) apply(seg *capture.Segment) reassembly.Kind {
 	return kind
 }
 
-func (c *Conn) applySYN(seg *capture.Segment, t stamp, from Side, kind reassembly.Kind) {
+func (c *Conn) applySYN(seg *capture.Segment, t capture.Time, from Side, kind reassembly.Kind) {
 	s := c.endpoint(from)
 	if seg.Flags.Has(capture.ACK) {
 		s.ev.sentSYNACK = true
@@ -265,10 +265,10 @@ func (c *Conn) applySYN(seg *capture.Segment, t stamp, from Side, kind reassembl
 	}
 	if kind == reassembly.Retransmission {
 		s.ev.nSYN++
-		s.ev.prevSYNGap = t.sub(s.ev.lastSYN)
+		s.ev.prevSYNGap = t.Sub(s.ev.lastSYN)
 		s.ev.lastSYN = t
-		lost := (s.ev.synAcked && !s.ev.tSynAcked.isZero() || !s.ev.synAckPending.isZero()) &&
-			t.sub(s.ev.tSynAckLast) > c.slack(from)
+		lost := (s.ev.synAcked && !s.ev.tSynAcked.IsZero() || !s.ev.synAckPending.IsZero()) &&
+			t.Sub(s.ev.tSynAckLast) > c.slack(from)
 		if lost && !s.ev.midstream {
 			// SYN or SYN-ACK sent again well after the peer's latest ACK of it: that ACK was lost.
 			s.ev.synAcked, s.ev.synAckPending = false, 0
@@ -279,7 +279,7 @@ func (c *Conn) applySYN(seg *capture.Segment, t stamp, from Side, kind reassembl
 		}
 		return
 	}
-	if s.ev.firstSYN.isZero() {
+	if s.ev.firstSYN.IsZero() {
 		s.ev.firstSYN = t
 	}
 	s.ev.lastSYN = t
@@ -288,7 +288,7 @@ func (c *Conn) applySYN(seg *capture.Segment, t stamp, from Side, kind reassembl
 
 // applyRST decides what a RST did: the sender is gone; the receiver accepted it only if its
 // sequence number would pass the receiving stack's checks (RFC 5961 as Linux applies it).
-func (c *Conn) applyRST(seg *capture.Segment, ts stamp, from Side) {
+func (c *Conn) applyRST(seg *capture.Segment, ts capture.Time, from Side) {
 	to := 1 - from
 	s, r := c.endpoint(from), c.endpoint(to)
 	sd, rd := &c.Dir[from], &c.Dir[to]
@@ -389,7 +389,7 @@ func (c *Conn) rstInWindow(seq capture.Seq, from Side, state State) (bool, Verdi
 
 // noteChallengeACK recognises the challenge ACK a receiver sends after an in-window RST it
 // did not accept: a pure ACK from it, at its RCV.NXT, soon after the RST.
-func (c *Conn) noteChallengeACK(seg *capture.Segment, t stamp, from Side) {
+func (c *Conn) noteChallengeACK(seg *capture.Segment, t capture.Time, from Side) {
 	if seg.PayloadLen != 0 || seg.Flags&(capture.SYN|capture.FIN|capture.RST) != 0 || !seg.Flags.Has(capture.ACK) {
 		return
 	}
@@ -399,7 +399,7 @@ func (c *Conn) noteChallengeACK(seg *capture.Segment, t stamp, from Side) {
 			continue
 		}
 		ack := seg.Ack
-		if ack.GEQ(n.rcvNxt) && ack.LEQ(c.Dir[1-from].Next) && t.sub(n.t) < time.Second {
+		if ack.GEQ(n.rcvNxt) && ack.LEQ(c.Dir[1-from].Next) && t.Sub(n.t) < time.Second {
 			n.challenge = seg.Packet
 			n.verdict = VerdictChallenged // the challenge is packet n.challenge
 		}

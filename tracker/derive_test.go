@@ -4,11 +4,13 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/tcpstate/tcpstate/capture"
 )
 
 // tableDerive is derive as the table reads, both acknowledgments computed up front: derive
 // must give the same state for any evidence at any time.
-func (e *evidence) tableDerive(now stamp) State {
+func (e *evidence) tableDerive(now capture.Time) State {
 	synAcked := e.synAcked || e.nSYN <= e.retries && confirmed(e.synAckPending, e.lastSYN, e.prevSYNGap, now)
 	finAcked := e.finAcked || confirmed(e.finAckPending, e.lastFIN, e.prevFINGap, now)
 	opened := e.sentSYN || e.sentSYNACK || e.midstream
@@ -45,12 +47,12 @@ func (e *evidence) tableDerive(now stamp) State {
 // the flags, pending acknowledgments confirmed or not by now.
 func TestDeriveAsTable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	base := stampOf(time.Unix(1700000000, 0))
-	at := func() stamp {
+	base := capture.TimeOf(time.Unix(1700000000, 0))
+	at := func() capture.Time {
 		if rng.IntN(3) == 0 {
 			return 0
 		}
-		return base.add(time.Duration(rng.IntN(10000)) * time.Millisecond)
+		return base.Add(time.Duration(rng.IntN(10000)) * time.Millisecond)
 	}
 	seen := map[State]int{}
 	for i := 0; i < 200000; i++ {
@@ -65,7 +67,7 @@ func TestDeriveAsTable(t *testing.T) {
 			prevSYNGap: time.Duration(rng.IntN(3000)-500) * time.Millisecond,
 			prevFINGap: time.Duration(rng.IntN(3000)-500) * time.Millisecond,
 		}
-		now := base.add(time.Duration(rng.IntN(20000)) * time.Millisecond)
+		now := base.Add(time.Duration(rng.IntN(20000)) * time.Millisecond)
 		got, want := e.derive(now), e.tableDerive(now)
 		if got != want {
 			t.Fatalf("%+v at %v: derive %v, table %v", e, now, got, want)

@@ -165,7 +165,7 @@ func (c *Conn) diagnose(now time.Time, p *Profile) {
 		}
 	}
 	if cl.State.Open() && sv.State.Open() && cl.State != SynSent {
-		last := c.lastData.time()
+		last := c.lastData.Std()
 		if last.IsZero() {
 			last = c.FirstSeen
 		}
@@ -173,7 +173,7 @@ func (c *Conn) diagnose(now time.Time, p *Profile) {
 			c.addDiag(diag(BothSides, Detail{Kind: DetailIdle, D: ageOf(now, last)}))
 		}
 	}
-	c.diagnoseDoubts(stampOf(now))
+	c.diagnoseDoubts(capture.TimeOf(now))
 	c.markOneSided()
 	c.EndedBy = c.ending()
 	c.Zeek.SyncHistory()
@@ -195,15 +195,15 @@ const (
 // was due and did not come: until then, silence from the peer is a handshake or close still in
 // progress, not a finding. When its retry budget is spent, the next "retransmission" is the
 // stack giving up, at the same backed-off instant (handshakeDeadline).
-func (e *evidence) retransmitOverdue(last stamp, gap time.Duration, now time.Time) bool {
-	if last.isZero() {
+func (e *evidence) retransmitOverdue(last capture.Time, gap time.Duration, now time.Time) bool {
+	if last.IsZero() {
 		return true // no time known: do not hold a finding back on a guess
 	}
 	next := initialRTO
 	if gap > 0 {
 		next = 2 * gap
 	}
-	return !stampOf(now).before(last.add(next + next/rtoSlack))
+	return !capture.TimeOf(now).Before(last.Add(next + next/rtoSlack))
 }
 
 func (c *Conn) ending() Ending {

@@ -37,7 +37,7 @@ type connDoubt struct {
 	finAck [2]segMark
 	// synAckBy: when the peer's ACK that acknowledged each side's SYN passed the tap (the
 	// side's synAcked rests on it arriving).
-	synAckBy [2]stamp
+	synAckBy [2]capture.Time
 	// synTS: the TSval of each side's first SYN (or SYN-ACK); echoFirst: the peer's answer
 	// echoed it (TSecr), so the handshake round trip measured from that first transmission
 	// holds even when it was retransmitted (RFC 7323 round-trip measurement).
@@ -92,16 +92,16 @@ func (d *connDoubt) finLeftFirst(fin *capture.Segment, from Side) bool {
 
 type rttProbe struct {
 	end capture.Seq
-	t   stamp
+	t   capture.Time
 }
 
 // sampleRTT refines the tap-to-endpoint round trips with data/ACK pairs: the time from the
 // tap seeing a side's new data to seeing the peer's first ACK covering it is the peer's round
 // trip from the tap plus its ACK delay; the smallest such sample is the nearest to the truth.
 // A retransmitted segment gives no sample (Karn).
-func (d *connDoubt) sampleRTT(seg *capture.Segment, from Side, kind reassembly.Kind, ts stamp) {
-	if p := &d.probe[1-from]; !p.t.isZero() && seg.Flags.Has(capture.ACK) && capture.Seq(seg.Ack).GEQ(capture.Seq(p.end)) {
-		if s := ts.sub(p.t); s >= 0 && (d.rttMin[from] == 0 || s < d.rttMin[from]) {
+func (d *connDoubt) sampleRTT(seg *capture.Segment, from Side, kind reassembly.Kind, ts capture.Time) {
+	if p := &d.probe[1-from]; !p.t.IsZero() && seg.Flags.Has(capture.ACK) && capture.Seq(seg.Ack).GEQ(capture.Seq(p.end)) {
+		if s := ts.Sub(p.t); s >= 0 && (d.rttMin[from] == 0 || s < d.rttMin[from]) {
 			d.rttMin[from] = max(s, 1) // 0 means unmeasured
 		}
 		*p = rttProbe{}
@@ -122,7 +122,7 @@ func (d *connDoubt) active() bool {
 
 // observe learns from one (non-duplicate) segment from side from: the sender's fingerprint,
 // and whether its retransmissions and probes go unanswered.
-func (d *connDoubt) observe(seg *capture.Segment, from Side, kind reassembly.Kind, ts stamp) {
+func (d *connDoubt) observe(seg *capture.Segment, from Side, kind reassembly.Kind, ts capture.Time) {
 	if seg.Flags.Has(capture.RST) {
 		return // judged against the fingerprint in applyRST, learned from never
 	}
@@ -138,7 +138,7 @@ func (d *connDoubt) observe(seg *capture.Segment, from Side, kind reassembly.Kin
 	switch {
 	case kind == reassembly.Keepalive:
 		if k.n > 0 {
-			k.gap = ts.sub(k.last)
+			k.gap = ts.Sub(k.last)
 		}
 		k.n, k.last, k.lastPkt = k.n+1, ts, seg.Packet
 		*r = rtxTrack{}
@@ -146,11 +146,11 @@ func (d *connDoubt) observe(seg *capture.Segment, from Side, kind reassembly.Kin
 		kind == reassembly.WindowProbe:
 		// Zero-window probes back off and give up as retransmissions do (Linux: tcp_retries2).
 		prev := r.last
-		if prev.isZero() {
+		if prev.IsZero() {
 			prev = r.sent
 		}
-		if !prev.isZero() {
-			r.gap = ts.sub(prev)
+		if !prev.IsZero() {
+			r.gap = ts.Sub(prev)
 		}
 		if r.n == 0 {
 			r.firstPkt = seg.Packet
@@ -231,15 +231,15 @@ func (d *connDoubt) zero() bool {
 		d.ka == [2]kaTrack{} && d.lostRST == [2]uint64{} && d.lostRSTProbes == [2]int{} &&
 		!d.reconnect && d.reconnectISN == 0 && d.reconnectPkt == 0 &&
 		d.probe == [2]rttProbe{} && d.rttMin == [2]time.Duration{} && d.finAck == [2]segMark{} &&
-		d.synAckBy == [2]stamp{} && d.synTS == [2]uint32{} && d.synTSSet == [2]bool{} &&
+		d.synAckBy == [2]capture.Time{} && d.synTS == [2]uint32{} && d.synTSSet == [2]bool{} &&
 		d.echoFirst == [2]bool{}
 }
 
 // rtxTrack follows one side's retransmissions of data (or FIN) that nothing answers.
 type rtxTrack struct {
 	n                 int           // retransmissions since the peer last spoke
-	sent              stamp         // its latest new data or FIN
-	last              stamp         // its latest retransmission
+	sent              capture.Time  // its latest new data or FIN
+	last              capture.Time  // its latest retransmission
 	gap               time.Duration // the backoff between its last two transmissions
 	firstPkt, lastPkt uint64
 }
@@ -247,7 +247,7 @@ type rtxTrack struct {
 // kaTrack follows one side's keepalive probes that nothing answers.
 type kaTrack struct {
 	n       int
-	last    stamp
+	last    capture.Time
 	gap     time.Duration
 	lastPkt uint64
 }

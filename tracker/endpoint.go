@@ -3,6 +3,8 @@ package tracker
 import (
 	"net/netip"
 	"time"
+
+	"github.com/tcpstate/tcpstate/capture"
 )
 
 // An endpoint's state is not followed flag by flag: a capture point is not the endpoint, and a
@@ -37,10 +39,10 @@ type evidence struct {
 	// One loss is taken as chance (the next ACK is assumed delivered); after two, the path
 	// towards the endpoint is taken as dropping them and later ACKs wait for confirmation.
 	synAckLost, finAckLost       int
-	synAckPending, finAckPending stamp
+	synAckPending, finAckPending capture.Time
 	// The latest packet from the peer that acknowledged its SYN / FIN: a retransmission
 	// within a round trip of it crossed it and proves no loss.
-	tSynAckLast, tFinAckLast stamp
+	tSynAckLast, tFinAckLast capture.Time
 	// retries is the profile's retransmission budget for its SYN or SYN-ACK: once spent, its
 	// silence means it gave up, not that an ACK arrived.
 	retries int
@@ -52,16 +54,16 @@ type evidence struct {
 	replaced bool
 
 	// Times, from packet timestamps.
-	firstSYN   stamp // first SYN (or SYN-ACK) it sent
-	lastSYN    stamp // latest (re)transmission of it
-	nSYN       int   // SYNs (or SYN-ACKs) sent with the same ISN
-	tSynAcked  stamp
-	tFinAcked  stamp
-	tGotFIN    stamp
-	tSentFIN   stamp
-	lastFIN    stamp         // latest (re)transmission of its FIN
+	firstSYN   capture.Time // first SYN (or SYN-ACK) it sent
+	lastSYN    capture.Time // latest (re)transmission of it
+	nSYN       int          // SYNs (or SYN-ACKs) sent with the same ISN
+	tSynAcked  capture.Time
+	tFinAcked  capture.Time
+	tGotFIN    capture.Time
+	tSentFIN   capture.Time
+	lastFIN    capture.Time  // latest (re)transmission of its FIN
 	prevFINGap time.Duration // gap between its last two FIN transmissions
-	tReset     stamp
+	tReset     capture.Time
 	prevSYNGap time.Duration // gap between its last two SYN transmissions (retry backoff)
 }
 
@@ -86,7 +88,7 @@ type Endpoint struct {
 // derive is the endpoint state machine, written as one table: the first row whose condition
 // holds gives the state. Conditions read the evidence only, so withdrawing evidence moves the
 // state back by itself. Timers are applied afterwards by age.
-func (e *evidence) derive(now stamp) State {
+func (e *evidence) derive(now capture.Time) State {
 	// The table, with each acknowledgment worked out only when a row reads it (confirmed is
 	// pure: the same rows hold as if both were computed up front; TestDeriveAsTable checks it
 	// against the table written as one switch). settle runs it for both endpoints on every
@@ -131,26 +133,26 @@ func (e *evidence) derive(now stamp) State {
 // confirmed reports whether an ACK pending since pending has been confirmed by now: the
 // endpoint's next retransmission (twice its last backoff after its last transmission) was
 // due and did not come.
-func confirmed(pending, last stamp, gap time.Duration, now stamp) bool {
-	if pending.isZero() {
+func confirmed(pending, last capture.Time, gap time.Duration, now capture.Time) bool {
+	if pending.IsZero() {
 		return false
 	}
 	if gap <= 0 {
 		gap = time.Second // unknown backoff: Linux's initial RTO for a handshake
 	}
-	return !now.before(later(pending, last).add(2 * gap))
+	return !now.Before(max(pending, last).Add(2 * gap))
 }
 
 // pending reports whether the endpoint's state waits on an ACK not yet confirmed.
 func (e *evidence) pending() bool {
-	return !e.synAcked && !e.synAckPending.isZero() || !e.finAcked && !e.finAckPending.isZero()
+	return !e.synAcked && !e.synAckPending.IsZero() || !e.finAcked && !e.finAckPending.IsZero()
 }
 
 // enteredAt is when the evidence behind state s was complete: the time the state began.
-func (e *evidence) enteredAt(s State, fallback stamp) stamp {
+func (e *evidence) enteredAt(s State, fallback capture.Time) capture.Time {
 	switch s {
 	case TimeWait:
-		return later(e.tFinAcked, e.tGotFIN)
+		return max(e.tFinAcked, e.tGotFIN)
 	case Closed:
 		if e.sentRST || e.gotRST || e.replaced {
 			return e.tReset
@@ -167,18 +169,18 @@ func (e *evidence) enteredAt(s State, fallback stamp) stamp {
 	case CloseWait:
 		return e.tGotFIN
 	case Closing:
-		return later(e.tSentFIN, e.tGotFIN)
+		return max(e.tSentFIN, e.tGotFIN)
 	case Established:
-		return later(e.tSynAcked, fallback)
+		return max(e.tSynAcked, fallback)
 	}
 	return fallback
 }
 
 // deadline is when the state's timer expires under profile p (zero: no timer applies).
-func (e *evidence) deadline(s State, since stamp, p *Profile) stamp {
+func (e *evidence) deadline(s State, since capture.Time, p *Profile) capture.Time {
 	switch s {
 	case TimeWait:
-		return since.add(p.TimeWait)
+		return since.Add(p.TimeWait)
 	case SynSent:
 		return e.handshakeDeadline(p.SynRetries, p.SynTimeout)
 	case SynReceived:
@@ -191,26 +193,26 @@ func (e *evidence) deadline(s State, since stamp, p *Profile) stamp {
 
 // handshakeDeadline: once every retry has been seen, the stack waits one more doubled timeout
 // and gives up; before that, it gives up at the profile's total from the first SYN.
-func (e *evidence) handshakeDeadline(retries int, total time.Duration) stamp {
+func (e *evidence) handshakeDeadline(retries int, total time.Duration) capture.Time {
 	if e.nSYN >= retries+1 && e.prevSYNGap > 0 {
-		return e.lastSYN.add(2 * e.prevSYNGap)
+		return e.lastSYN.Add(2 * e.prevSYNGap)
 	}
-	return e.firstSYN.add(total)
+	return e.firstSYN.Add(total)
 }
 
 // evaluate derives the endpoint's state as of now, applying timers.
-func (ep *Endpoint) evaluate(now stamp, p *Profile, lastPacket stamp) (s State, since stamp, viaTimer bool) {
+func (ep *Endpoint) evaluate(now capture.Time, p *Profile, lastPacket capture.Time) (s State, since capture.Time, viaTimer bool) {
 	s, since, viaTimer, _ = ep.evaluateTimer(now, p, lastPacket)
 	return s, since, viaTimer
 }
 
 // evaluateTimer is evaluate that also says when the state's timer will fire (unset: no timer
 // runs, or it has fired already).
-func (ep *Endpoint) evaluateTimer(now stamp, p *Profile, lastPacket stamp) (s State, since stamp, viaTimer bool, deadline stamp) {
+func (ep *Endpoint) evaluateTimer(now capture.Time, p *Profile, lastPacket capture.Time) (s State, since capture.Time, viaTimer bool, deadline capture.Time) {
 	s = ep.ev.derive(now)
 	since = ep.ev.enteredAt(s, lastPacket)
-	if d := ep.ev.deadline(s, since, p); !d.isZero() {
-		if !now.before(d) {
+	if d := ep.ev.deadline(s, since, p); !d.IsZero() {
+		if !now.Before(d) {
 			return Closed, d, true, 0
 		}
 		return s, since, false, d

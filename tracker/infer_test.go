@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/tcpstate/tcpstate/capture"
 )
 
 // randomizeEvidence sets every field of e, whatever fields evidence has: booleans true now
@@ -18,9 +20,9 @@ func randomizeEvidence(rng *rand.Rand, e *evidence) {
 		switch {
 		case f.Kind() == reflect.Bool:
 			f.SetBool(rng.IntN(8) == 0)
-		case f.Type() == reflect.TypeFor[stamp]():
+		case f.Type() == reflect.TypeFor[capture.Time]():
 			if rng.IntN(6) == 0 {
-				f.SetUint(uint64(stampOf(time.Unix(1700000000, rng.Int64N(1e12)))))
+				f.SetUint(uint64(capture.TimeOf(time.Unix(1700000000, rng.Int64N(1e12)))))
 			} else {
 				f.SetUint(0)
 			}

@@ -60,13 +60,13 @@ func (c *Conn) Pack(k *pack.Codec, in *pack.Interner) {
 func (c *Conn) packRare(k *pack.Codec, in *pack.Interner) {
 	if !k.Block(k.Enc && (c.Duplicates != 0 || c.Midstream || c.RoleInferred || c.Reuses != 0 ||
 		c.ReusedBy != 0 || len(c.Diagnoses) != 0 || c.Tunnel != 0 || c.TunnelSrc != "" ||
-		c.TunnelDst != "" || c.finInferred != [2]bool{} || c.zwSince != [2]stamp{} ||
+		c.TunnelDst != "" || c.finInferred != [2]bool{} || c.zwSince != [2]capture.Time{} ||
 		c.zwLong != [2]time.Duration{} || len(c.rstNotes) != 0 || c.Evicted || c.TimedOut)) {
 		if !k.Enc {
 			c.Duplicates, c.Midstream, c.RoleInferred, c.Reuses, c.ReusedBy = 0, false, false, 0, 0
 			c.Diagnoses = pack.GrowTo(c.Diagnoses, 0)
 			c.Tunnel, c.TunnelSrc, c.TunnelDst = 0, "", ""
-			c.finInferred, c.zwSince, c.zwLong = [2]bool{}, [2]stamp{}, [2]time.Duration{}
+			c.finInferred, c.zwSince, c.zwLong = [2]bool{}, [2]capture.Time{}, [2]time.Duration{}
 			c.rstNotes = pack.GrowTo(c.rstNotes, 0)
 			c.Evicted, c.TimedOut = false, false
 		}

@@ -105,9 +105,9 @@ func TestPackTimes(t *testing.T) {
 			c.FirstSeen, c.LastSeen, c.Client.Since = b, x, x
 			c.rtt[0] = x.Sub(base)
 			setZeekRow(&c.Zeek, capture.TimeOf(x), capture.TimeOf(x).Add(-time.Duration(x.UnixNano())))
-			c.Client.ev.firstSYN, c.Client.ev.lastSYN, c.Server.ev.tReset = stampOf(x), stampOf(x), stampOf(x).add(-1)
-			c.synTime[1], c.lastData = stampOf(x), stampMax
-			c.Server.ev.tGotFIN = stampMin
+			c.Client.ev.firstSYN, c.Client.ev.lastSYN, c.Server.ev.tReset = capture.TimeOf(x), capture.TimeOf(x), capture.TimeOf(x).Add(-1)
+			c.synTime[1], c.lastData = capture.TimeOf(x), capture.TimeMax
+			c.Server.ev.tGotFIN = capture.TimeMin
 			roundTrip(t, &c, fmt.Sprintf("time %v with base %v", x, b))
 		}
 	}

@@ -22,7 +22,7 @@ func (c *Conn) reconnectSYN(seg *capture.Segment) bool {
 	if c.Midstream || peer.ev.midstream {
 		return false
 	}
-	switch peer.ev.derive(stampOf(seg.Time)) {
+	switch peer.ev.derive(capture.TimeOf(seg.Time)) {
 	case Established, CloseWait, FinWait1, FinWait2, Closing, LastAck:
 		return true
 	}
@@ -39,7 +39,7 @@ func (c *Conn) applyReconnect(seg *capture.Segment) reassembly.Kind {
 	c.DirPackets[from]++
 	c.DirIPBytes[from] += uint64(seg.IPLen)
 	if !s.ev.replaced {
-		s.ev.replaced, s.ev.tReset = true, stampOf(seg.Time)
+		s.ev.replaced, s.ev.tReset = true, capture.TimeOf(seg.Time)
 	}
 	d := &c.doubt
 	d.reconnect, d.reconnectISN, d.reconnectPkt = true, seg.Seq, seg.Packet

@@ -25,19 +25,19 @@ const (
 
 // diedAt reports when side's stack gave up in silence by now (zero: it did not, as far as the
 // wire shows), and how (DiagRetransmissionTimeout or DiagKeepaliveTimeout).
-func (c *Conn) diedAt(side Side, now stamp) (stamp, string) {
+func (c *Conn) diedAt(side Side, now capture.Time) (capture.Time, string) {
 	d := &c.doubt
 	if r := &d.rtx[side]; r.n >= 2 && r.gap > 0 {
 		due := min(2*r.gap, rtoMax)
-		if !now.before(r.last.add(time.Duration(float64(due) * pastDueRtx))) {
-			return r.last.add(due), DiagRetransmissionTimeout
+		if !now.Before(r.last.Add(time.Duration(float64(due) * pastDueRtx))) {
+			return r.last.Add(due), DiagRetransmissionTimeout
 		}
 	}
 	if k := &d.ka[side]; k.n >= 2 && k.gap > 0 {
 		// Keepalive probes come at a fixed interval; probes that back off (zero-window probes
 		// taken for keepalives) double it: past twice the interval either has given up.
-		if !now.before(k.last.add(time.Duration(float64(2*k.gap) * pastDueRtx))) {
-			return k.last.add(k.gap), DiagKeepaliveTimeout
+		if !now.Before(k.last.Add(time.Duration(float64(2*k.gap) * pastDueRtx))) {
+			return k.last.Add(k.gap), DiagKeepaliveTimeout
 		}
 	}
 	return 0, ""
@@ -85,9 +85,9 @@ func (c *Conn) oneWay(side Side) time.Duration {
 const endGrace = 100 * time.Millisecond
 
 // inFlight reports whether a packet seen at t towards side had not reached it by now.
-func (c *Conn) inFlight(side Side, t, now stamp) bool {
+func (c *Conn) inFlight(side Side, t, now capture.Time) bool {
 	ow := c.oneWay(side)
-	return ow >= minOneWay && !t.isZero() && !now.before(t) && now.sub(t) < ow
+	return ow >= minOneWay && !t.IsZero() && !now.Before(t) && now.Sub(t) < ow
 }
 
 // reconsider revises side's state, as derived from the evidence at now, for what the wire
@@ -95,8 +95,8 @@ func (c *Conn) inFlight(side Side, t, now stamp) bool {
 // (set only when evaluating at the end or --at; unseen: only that changed the state, which
 // is no event: the packet's effect is still to come), a RST forged in its name or lost on a dead path. why,
 // when set, is the evidence for the revised (inferred) state.
-func (c *Conn) reconsider(side Side, at, flightAt stamp, p *Profile, lastPacket stamp,
-	s State, since stamp, viaTimer bool, deadline stamp) (State, stamp, bool, stamp, Evidence, bool) {
+func (c *Conn) reconsider(side Side, at, flightAt capture.Time, p *Profile, lastPacket capture.Time,
+	s State, since capture.Time, viaTimer bool, deadline capture.Time) (State, capture.Time, bool, capture.Time, Evidence, bool) {
 	ep := c.endpoint(side)
 	why, unseen := Evidence{}, false
 	if flightAt != 0 {
@@ -117,8 +117,8 @@ func (c *Conn) reconsider(side Side, at, flightAt stamp, p *Profile, lastPacket 
 		arrived := false
 		if pe := &c.endpoint(1 - side).ev; pe.sentFIN && !e.gotFIN && !c.finInferred[1-side] {
 			ow := c.oneWay(side)
-			if ow >= minOneWay && !flightAt.before(pe.tSentFIN.add(ow)) && flightAt.before(pe.lastFIN.add(2*ow+c.slack(side))) {
-				e.gotFIN, e.tGotFIN, masked, arrived = true, pe.tSentFIN.add(ow), true, true
+			if ow >= minOneWay && !flightAt.Before(pe.tSentFIN.Add(ow)) && flightAt.Before(pe.lastFIN.Add(2*ow+c.slack(side))) {
+				e.gotFIN, e.tGotFIN, masked, arrived = true, pe.tSentFIN.Add(ow), true, true
 			}
 		}
 		if masked {
@@ -156,7 +156,7 @@ func (c *Conn) reconsider(side Side, at, flightAt stamp, p *Profile, lastPacket 
 
 // diagnoseDoubts adds the diagnoses of issue 14: middlebox-reset, retransmission-timeout,
 // keepalive-timeout.
-func (c *Conn) diagnoseDoubts(now stamp) {
+func (c *Conn) diagnoseDoubts(now capture.Time) {
 	d := &c.doubt
 	for _, f := range d.forged {
 		kind := DetailForgedReset
@@ -193,12 +193,12 @@ func (c *Conn) diagnoseDoubts(now stamp) {
 // probes went unanswered when its silence since the last has outlasted the last backoff: it
 // may have given up already (a persist timer gives up at its next due time, which backs
 // off), so its state is inferred. n is 0 otherwise.
-func (c *Conn) unanswered(side Side, now stamp) (n int, last uint64) {
+func (c *Conn) unanswered(side Side, now capture.Time) (n int, last uint64) {
 	d := &c.doubt
-	if r := &d.rtx[side]; r.n >= 2 && r.gap > 0 && !now.before(r.last.add(r.gap)) {
+	if r := &d.rtx[side]; r.n >= 2 && r.gap > 0 && !now.Before(r.last.Add(r.gap)) {
 		return r.n, r.lastPkt
 	}
-	if k := &d.ka[side]; k.n >= 2 && k.gap > 0 && !now.before(k.last.add(k.gap)) {
+	if k := &d.ka[side]; k.n >= 2 && k.gap > 0 && !now.Before(k.last.Add(k.gap)) {
 		return k.n, k.lastPkt
 	}
 	return 0, 0

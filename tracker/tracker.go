@@ -132,13 +132,13 @@ func (c *Conn) Done() bool { return c.done }
 
 // ClosedFor reports whether both endpoints of c are CLOSED at instant at and stay so.
 func (t *Tracker) ClosedFor(c *Conn, at time.Time) bool {
-	now, last := stampOf(at), stampOf(c.LastSeen)
+	now, last := capture.TimeOf(at), capture.TimeOf(c.LastSeen)
 	for _, ep := range [2]*Endpoint{&c.Client, &c.Server} {
 		p := t.profileOf(ep)
 		if s, _, _ := ep.evaluate(now, p, last); s != Closed {
 			return false
 		}
-		if s, _, _ := ep.evaluate(last.add(far), p, last); s != Closed {
+		if s, _, _ := ep.evaluate(last.Add(far), p, last); s != Closed {
 			return false
 		}
 	}
@@ -149,15 +149,15 @@ func (t *Tracker) ClosedFor(c *Conn, at time.Time) bool {
 // if so, the latest instant at which a timer still running as of now closes one of them
 // (zero if none runs). The flow table uses it to know when to look at c again.
 func (t *Tracker) ClosesBy(c *Conn, now time.Time) (closing time.Time, ok bool) {
-	last := stampOf(c.LastSeen)
+	last := capture.TimeOf(c.LastSeen)
 	for _, ep := range [2]*Endpoint{&c.Client, &c.Server} {
 		p := t.profileOf(ep)
-		s, since, viaTimer := ep.evaluate(last.add(far), p, last)
+		s, since, viaTimer := ep.evaluate(last.Add(far), p, last)
 		if s != Closed {
 			return time.Time{}, false
 		}
-		if cur, _, _ := ep.evaluate(stampOf(now), p, last); cur != Closed && viaTimer && since.time().After(closing) {
-			closing = since.time()
+		if cur, _, _ := ep.evaluate(capture.TimeOf(now), p, last); cur != Closed && viaTimer && since.Std().After(closing) {
+			closing = since.Std()
 		}
 	}
 	return closing, true
@@ -187,10 +187,10 @@ func (c *Conn) SideOf(seg *capture.Segment) Side { return c.sideOf(seg) }
 
 // settle re-derives both endpoints' states at time now and reports the changes.
 func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2]State) {
-	at := stampOf(now)
+	at := capture.TimeOf(now)
 	lastPacket := at // after a packet, now is its time
 	if now != c.LastSeen {
-		lastPacket = stampOf(c.LastSeen)
+		lastPacket = capture.TimeOf(c.LastSeen)
 	}
 	for side := ClientSide; side <= ServerSide; side++ {
 		ep := c.endpoint(side)
@@ -198,18 +198,18 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 		s, when, viaTimer, deadline := ep.evaluateTimer(at, p, lastPacket)
 		why, unseen := Evidence{}, false
 		if c.doubt.active() || seg == nil {
-			flightAt := stamp(0)
+			flightAt := capture.Time(0)
 			if seg == nil {
 				flightAt = at
 				if now.Equal(t.clock) { // the end of the input, not --at
-					flightAt = at.add(endGrace)
+					flightAt = at.Add(endGrace)
 				}
 			}
 			s, when, viaTimer, deadline, why, unseen = c.reconsider(side, at, flightAt, p, lastPacket, s, when, viaTimer, deadline)
 		}
 		if deadline != 0 || ep.Deadline != (time.Time{}) {
 			// Most states run no timer: a zero Deadline stays as it is, without a conversion.
-			ep.Deadline = deadline.time()
+			ep.Deadline = deadline.Std()
 		}
 		if c.mayInfer(side, viaTimer) {
 			ep.Inferred, ep.Evidence = c.inference(side, s, viaTimer)
@@ -219,13 +219,13 @@ func (t *Tracker) settle(c *Conn, now time.Time, seg *capture.Segment, before [2
 		if why.Kind != EvidenceNone {
 			ep.Inferred, ep.Evidence = true, why
 		}
-		if !ep.Inferred && s == FinWait2 && at.sub(when) >= p.FinWait2Orphan {
+		if !ep.Inferred && s == FinWait2 && at.Sub(when) >= p.FinWait2Orphan {
 			ep.Inferred, ep.Evidence = true, Evidence{Kind: EvidenceOrphan, D: p.FinWait2Orphan}
 		}
 		if s == before[side] {
 			continue
 		}
-		since := when.time()
+		since := when.Std()
 		ep.State, ep.Since = s, since
 		if t.cfg.OnEvent == nil || unseen {
 			continue
@@ -273,7 +273,7 @@ func (t *Tracker) supersede(c *Conn, seg *capture.Segment) {
 		if ep.State == TimeWait || ep.State == SynSent || ep.State == SynReceived {
 			old := ep.State
 			ep.State, ep.Since, ep.Deadline = Closed, seg.Time, time.Time{}
-			ep.ev.replaced, ep.ev.tReset = true, stampOf(seg.Time)
+			ep.ev.replaced, ep.ev.tReset = true, capture.TimeOf(seg.Time)
 			if t.cfg.OnEvent != nil {
 				t.cfg.OnEvent(Event{Time: seg.Time, ConnID: c.ID, Side: side, Addr: ep.Addr, Old: old, New: Closed,
 					File: seg.File, Packet: seg.Packet, Flags: seg.Flags, Seq: seg.Seq, Ack: seg.Ack,
@@ -318,7 +318,7 @@ func (t *Tracker) Start(c *Conn, seg *capture.Segment, id uint64) {
 	} else if c.RoleInferred {
 		// A SYN-ACK first: the client must have sent the SYN the capture missed.
 		c.Client.ev.sentSYN = true
-		t0 := stampOf(seg.Time)
+		t0 := capture.TimeOf(seg.Time)
 		c.Client.ev.firstSYN, c.Client.ev.lastSYN, c.Client.ev.nSYN = t0, t0, 1
 		c.Dir[0].Started, c.Dir[0].SynSeen = true, true
 		c.Dir[0].ISN = seg.Ack - 1
