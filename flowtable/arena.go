@@ -9,14 +9,13 @@ import (
 
 // The blob arena: where a streaming table keeps the blobs of its dormant connections. A blob
 // made as a string of its own costs an allocation, and a table that packs a connection per
-// handshake (workload A: every connection is packed as it closes) spends a tenth of its time
+// handshake (workload A: every connection is packed as it closes) spent a tenth of its time
 // in the allocator, most of it preparing fresh spans for small objects. The arena instead
-// copies blobs one after the other into chunks of chunkSize bytes, and a blob is a string
-// over its bytes (a chunk is never written again where a blob lives, so the string stays
-// what it was). An entry knows its blob by chunk, offset and length (no pointer). A blob is
-// decoded where it is (readable), not from a copy: the decoder reads
-// a word where a varint starts, which may run up to pack.WordRoom bytes past the blob's end
-// (into the next blob, or the room a chunk keeps at its end), and uses none of them.
+// copies blobs one after the other into chunks of chunkSize bytes; an entry knows its blob by
+// chunk, offset and length (no pointer), and a chunk is never written again where a blob
+// lives. A blob is decoded where it is (readable), not from a copy: the decoder reads a word
+// where a varint starts, which may run up to pack.WordRoom bytes past the blob's end (into
+// the next blob, or the room a chunk keeps at its end), and uses none of them.
 //
 // Chunks are memory of their own, outside the Go heap (mapMemory: anonymous mappings, in
 // transparent huge pages where the kernel allows them), for two reasons measured on workload B
@@ -24,7 +23,7 @@ import (
 // so blobs on the heap cost twice their size in peak memory (210 MB against 179 MB); and
 // faulting fresh memory in 4 KiB pages was a tenth of the run on this machine (a VM), a
 // 2 MiB page costs about as much as one of them. Nothing in a chunk is a Go pointer, and
-// nothing keeps a string of one after its blob is released: decoding copies what it keeps.
+// nothing refers into a chunk once its blob is released: decoding copies what it keeps.
 //
 // A chunk is freed when its last blob is: each counts the bytes of its blobs still in use.
 // A chunk that a few long-dormant blobs keep alive would hold the memory of all the others,
@@ -34,8 +33,8 @@ import (
 
 const (
 	chunkSize = 2 << 20
-	// blobs larger than this are strings of their own (rare: a connection with long
-	// diagnoses or many Zeek rows).
+	// blobs larger than this are strings of their own, in stream.big (rare: a connection
+	// with many Zeek rows or RST notes).
 	chunkMaxBlob = 16 << 10
 )
 

@@ -10,10 +10,11 @@ import (
 	"github.com/tcpstate/tcpstate/zeek"
 )
 
-// A dormant connection is one packed into a string with internal/pack: every field of the Conn,
-// its endpoints' evidence, both reassembly directions and its Zeek rows, so that a packet that
-// wakes it up finds it exactly as it was. A live Conn takes about two kilobytes with its Zeek row; packed, a SYN that
-// was never answered takes about a hundred bytes and a finished HTTPS exchange 250. A
+// A dormant connection is one packed into a blob with internal/pack (kept in the blob arena,
+// arena.go): every field of the Conn, its endpoints' evidence, both reassembly directions and
+// its Zeek rows, so that a packet that wakes it up finds it exactly as it was. A live Conn
+// takes about two and a half kilobytes with its Zeek row; packed, a SYN that was never
+// answered takes about sixty bytes and a finished HTTPS exchange 300. A
 // streaming run (StreamConfig) keeps only the most recently active connections live and packs
 // the rest, which is what bounds its memory by the connections it tracks, not their size.
 //

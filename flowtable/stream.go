@@ -306,6 +306,9 @@ func (st *stream) touched(t *Table, ei int32, l *live, closing bool) {
 			st.listPush(t, ei)
 		}
 	}
+	if closing {
+		t.quieten(ei) // its lookups go to the quiet index from now on
+	}
 	if closing && st.cfg.MaxLive >= 0 {
 		// It just closed at both ends: only timers can move it now, and packets seldom come.
 		// Pack it while it is in the cache, and leave the live places to connections still
@@ -313,12 +316,12 @@ func (st *stream) touched(t *Table, ei int32, l *live, closing bool) {
 		// keep coming after the close (a flood on a dead 4-tuple) keep it live, not packed and
 		// unpacked each time.
 		//
-		// Packing and unpacking are about a third of the instructions of workload A (100k
-		// short connections, all still in TIME_WAIT or within Quiet at the end of the file),
-		// but keeping closed connections unpacked instead was measured slower, not faster:
-		// 0.94-1.02 s against 0.68 s on one core, and 285 MB against 53 MB (page faults and
-		// cache misses on 100k live Conns of ~2.4 KB cost more than the codec).
-		t.quieten(ei)
+		// Packing and unpacking are about a quarter of one core's time on workload A (100k
+		// short connections, all still in TIME_WAIT or within Quiet at the end of the file;
+		// scripts/profile-parts.sh), but keeping closed connections unpacked instead was
+		// measured slower, not faster: 0.94-1.02 s against 0.68 s on one core, and 285 MB
+		// against 53 MB (page faults and cache misses on 100k live Conns of ~2.4 KB cost more
+		// than the codec). A Conn of a few hundred bytes would change that.
 		st.pack(t, ei)
 		return
 	}

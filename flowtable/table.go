@@ -4,7 +4,9 @@
 // engine and to the connection's Zeek view (package zeek), and decides when a connection is
 // finished, evicted or timed out. Streaming (StreamConfig), it packs the connections it is not
 // using into compact blobs, hands finished ones out and forgets them, so that memory follows
-// the connections open at once; Reorder puts them back in order of first packet. It reads no
+// the connections open at once; Reorder puts them back in order of first packet. Its bulk
+// (blobs, large indexes, entries) is memory of its own outside the Go heap (arena.go,
+// MappedBytes), with no Go pointer in it. It reads no
 // clock: every instant comes from a segment or from the caller (a live capture's Tick).
 package flowtable
 
