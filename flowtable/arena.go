@@ -62,7 +62,11 @@ type arena struct {
 }
 
 // chunks are an arena's chunks; [0] is unused: chunk number 0 means "not in the arena".
-type chunks struct{ list []chunk }
+// freed: freeAll ran (for the tests: the cleanup runs on a goroutine of its own).
+type chunks struct {
+	list  []chunk
+	freed atomic.Bool
+}
 
 // newArena returns an empty arena whose chunks are freed when owner is collected, if they
 // were not before (a table dropped before its end).
@@ -80,6 +84,7 @@ func (cs *chunks) freeAll() {
 		}
 		cs.list[i] = chunk{}
 	}
+	cs.freed.Store(true)
 }
 
 // reset frees every chunk: every blob was released (the end of a streaming run).

@@ -102,7 +102,7 @@ func TestArenaFreedWithOwner(t *testing.T) {
 	owner, a = nil, arena{}
 	for range 200 {
 		runtime.GC()
-		if cs.list[1].buf == nil {
+		if cs.freed.Load() {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
